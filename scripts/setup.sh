@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building, running and testing need.
+# Idempotent: asks dpkg first and calls apt-get only for what is missing.
+#   scripts/setup.sh           build + run packages
+#   scripts/setup.sh --test    also the test tools
+set -euo pipefail
+
+build_pkgs=(gcc make pkg-config libc6-dev
+	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+	libcjson-dev libyaml-dev)
+test_pkgs=(python3 python3-grpcio python3-protobuf protobuf-compiler
+	python3-pytest valgrind)
+
+want=("${build_pkgs[@]}")
+[ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = "installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

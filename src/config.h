@@ -1,0 +1,81 @@
+/* Configuration: command-line flags and the --config file (YAML or JSON),
+ * in generic-device-plugin's schema, validated completely at start. */
+#ifndef UDP_CONFIG_H
+#define UDP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_DOMAIN "usb-device-plugin.dev"
+#define CONFIG_DEFAULT_LISTEN ":8080"
+#define CONFIG_DEFAULT_PLUGIN_DIR "/var/lib/kubelet/device-plugins/"
+#define CONFIG_DEFAULT_GRACE_MS 30000
+
+enum cfg_path_type {
+	CFG_PATH_DEVICE = 0, /* a device node: DeviceSpec with cgroup permissions */
+	CFG_PATH_MOUNT,      /* any file or directory: bind Mount */
+};
+
+struct cfg_path {
+	char *path;       /* glob, never NULL, surrounding whitespace trimmed */
+	char *mount_path; /* NULL: same as the host path; trailing '/': a directory */
+	enum cfg_path_type type;
+	char permissions[4]; /* subset of "mrw" in that order, NUL-terminated (Device) */
+	bool read_only;      /* Mount only */
+	unsigned limit;      /* >= 1 */
+	bool optional;
+};
+
+/* USB IDs: -1 means "any" (omitted or "*"). */
+struct cfg_usb {
+	int32_t vendor;
+	int32_t product;
+	char *serial; /* NULL: any; otherwise an fnmatch(3) pattern */
+};
+
+struct cfg_group {
+	struct cfg_path *paths;
+	size_t n_paths;
+	struct cfg_usb *usb;
+	size_t n_usb;
+	unsigned count; /* >= 1 */
+};
+
+struct cfg_device {
+	char *name; /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
+	struct cfg_group *groups;
+	size_t n_groups;
+};
+
+struct config {
+	char *domain;
+	char *listen;
+	char *plugin_dir; /* always ends with '/' */
+	char *config_file; /* NULL when none was given or found */
+	enum log_level log_level;
+	unsigned grace_ms; /* how long a vanished instance stays listed Unhealthy */
+	bool show_version;
+	bool show_help;
+	struct cfg_device *devices;
+	size_t n_devices;
+};
+
+/* Fills *cfg from argv (argv[0] is the program name). Precedence: flag,
+ * then environment (DOMAIN, LISTEN, LOG_LEVEL, PLUGIN_DIRECTORY, as
+ * generic-device-plugin's viper reads them), then the config file, then
+ * the defaults. --device flags replace the file's devices list.
+ * On error returns a negative errno and writes one message naming the
+ * source ("--device #2", "config.yaml:14"), the field path
+ * ("groups[0].usb[1].vendor") and the reason into err; *cfg is then
+ * zeroed. Warnings (deprecated schema) are logged with log_warn. */
+int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* The --help text. */
+const char *config_usage(void);
+
+#endif

@@ -1,0 +1,72 @@
+#include "instance.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void dev_instance_clear(struct dev_instance *inst)
+{
+	if (!inst)
+		return;
+	free(inst->key);
+	for (unsigned i = 0; inst->ids && i < inst->count; i++)
+		free(inst->ids[i]);
+	free(inst->ids);
+	for (size_t i = 0; inst->nodes && i < inst->n_nodes; i++) {
+		free(inst->nodes[i].host_path);
+		free(inst->nodes[i].container_path);
+	}
+	free(inst->nodes);
+	memset(inst, 0, sizeof(*inst));
+}
+
+void dev_instances_free(struct dev_instance *insts, size_t n)
+{
+	if (!insts)
+		return;
+	for (size_t i = 0; i < n; i++)
+		dev_instance_clear(&insts[i]);
+	free(insts);
+}
+
+int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src)
+{
+	struct dev_instance c = {.count = src->count, .n_nodes = src->n_nodes};
+	c.key = strdup(src->key ? src->key : "");
+	c.ids = calloc(src->count ? src->count : 1, sizeof(*c.ids));
+	c.nodes = calloc(src->n_nodes ? src->n_nodes : 1, sizeof(*c.nodes));
+	if (!c.key || !c.ids || !c.nodes)
+		goto oom;
+	for (unsigned i = 0; i < src->count; i++)
+		if (!(c.ids[i] = strdup(src->ids[i])))
+			goto oom;
+	for (size_t i = 0; i < src->n_nodes; i++) {
+		c.nodes[i] = src->nodes[i];
+		c.nodes[i].host_path = strdup(src->nodes[i].host_path);
+		c.nodes[i].container_path = strdup(src->nodes[i].container_path);
+		if (!c.nodes[i].host_path || !c.nodes[i].container_path)
+			goto oom;
+	}
+	*dst = c;
+	return 0;
+oom:
+	dev_instance_clear(&c);
+	return -ENOMEM;
+}
+
+int dev_node_check(const struct dev_node *node, char *why, size_t whylen)
+{
+	struct stat st;
+	if (stat(node->host_path, &st) < 0) {
+		int e = errno;
+		snprintf(why, whylen, "stat %s: %s", node->host_path, strerror(e));
+		return -e;
+	}
+	if (!node->mount && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a character or block device", node->host_path);
+		return -ENODEV;
+	}
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* What discovery produces and the device table stores: an instance (one
+ * allocatable meta-device) made of nodes (device files or bind mounts). */
+#ifndef UDP_INSTANCE_H
+#define UDP_INSTANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct dev_node {
+	char *host_path;
+	char *container_path;
+	bool mount;          /* bind Mount instead of a DeviceSpec */
+	bool read_only;      /* Mount only */
+	char permissions[4]; /* DeviceSpec cgroup access, subset of "mrw" */
+};
+
+struct dev_instance {
+	/* Identity of the instance within its resource, stable while the same
+	 * files make it up: a re-discovered instance with the same key is the
+	 * same instance. For path groups: the group index and the joined host
+	 * paths. */
+	char *key;
+	/* Kubelet device IDs, one per count slot (count >= 1). */
+	char **ids;
+	unsigned count;
+	struct dev_node *nodes;
+	size_t n_nodes;
+};
+
+/* Frees what the instance owns (not the struct itself); NULL is a no-op. */
+void dev_instance_clear(struct dev_instance *inst);
+/* Clears n instances and frees the array; NULL is a no-op. */
+void dev_instances_free(struct dev_instance *insts, size_t n);
+/* Deep copy; 0 or -ENOMEM (dst untouched on error). */
+int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src);
+
+/* Checks that a node can be handed out now: it exists, and a Device is a
+ * character or block device. Returns 0, or a negative errno with a
+ * human-readable reason in why (e.g. "stat: No such file or directory",
+ * "not a character or block device"). */
+int dev_node_check(const struct dev_node *node, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,44 @@
+/* Path groups: expanding a group's globs into instances with
+ * generic-device-plugin's semantics, and the directories to watch so that
+ * every change of the expansion is noticed. Pure functions over the file
+ * system; no state. */
+#ifndef UDP_PATHS_H
+#define UDP_PATHS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "instance.h"
+
+/* Expands group g (index group_index in its device) now.
+ * Each path is a glob (glob(3), no GLOB_NOCHECK), matches sorted. With m_k
+ * the matches of path k and L_k its limit, paths that match nothing and are
+ * optional are left out; the group yields
+ *   n = min(max_k m_k, min_k m_k * L_k)
+ * instances (0 when a required path matches nothing). Instance i takes, for
+ * each path k, match number (i mod m_k) -- i.e. the sorted matches repeated
+ * L_k times, as generic-device-plugin pairs them.
+ * Each node: host_path = the match; container_path = mountPath, or the
+ * match when mountPath is unset, with the match's base name appended when
+ * mountPath ends in '/'; mount/read_only/permissions from the path entry.
+ * IDs: for count slot j, the lower-case hex SHA-1 of the decimal string of
+ * j followed by every node's host path concatenated in order -- exactly
+ * generic-device-plugin's IDs, so the kubelet's checkpoint survives a switch.
+ * key: "g<group_index>:" followed by the host paths joined with '\n'.
+ * On success *out (may be NULL when *n_out == 0) is owned by the caller
+ * (free with dev_instances_free). Returns 0 or a negative errno. */
+int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_instance **out,
+		 size_t *n_out);
+
+/* Appends to *dirs (a malloc'd array of malloc'd strings, *n_dirs long) the
+ * existing directories in which a created, deleted or renamed entry can
+ * change paths_expand's result for g: for each path, the directories that
+ * match the glob's directory part (every component before the last), or,
+ * when none of them exists yet, the deepest existing ancestor of the
+ * glob's literal prefix (so that creating /dev/snd is seen for
+ * /dev/snd/\*). Also the intermediate directories of globbed components
+ * (for /dev/bus/usb/\*\/\*: /dev/bus/usb and each /dev/bus/usb/NNN).
+ * Duplicates are not added twice. Returns 0 or -ENOMEM. */
+int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
+
+#endif
