@@ -1,0 +1,351 @@
+#include "alloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FREE_MSG(m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
+
+int alloc_env_prefix(const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "USBDP_%s", name);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	for (char *p = buf; *p; p++)
+		*p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	return 0;
+}
+
+/* A growable, malloc'd array of message pointers. */
+static int push(void ***arr, size_t *n, void *item)
+{
+	void **a = realloc(*arr, (*n + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a[(*n)++] = item;
+	*arr = a;
+	return 0;
+}
+
+static int add_env(V1beta1__ContainerAllocateResponse *c, const char *key, const char *value)
+{
+	V1beta1__ContainerAllocateResponse__EnvsEntry *e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	v1beta1__container_allocate_response__envs_entry__init(e);
+	e->key = strdup(key);
+	e->value = strdup(value);
+	if (!e->key || !e->value || push((void ***)&c->envs, &c->n_envs, e) < 0) {
+		FREE_MSG(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool has_container_path(const V1beta1__ContainerAllocateResponse *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_devices; i++)
+		if (strcmp(c->devices[i]->container_path, path) == 0)
+			return true;
+	for (size_t i = 0; i < c->n_mounts; i++)
+		if (strcmp(c->mounts[i]->container_path, path) == 0)
+			return true;
+	return false;
+}
+
+/* Adds the DeviceSpec or Mount of node, once per container path (two count
+ * slots of one instance share their nodes). */
+static int add_node(V1beta1__ContainerAllocateResponse *c, const struct dev_node *node)
+{
+	if (has_container_path(c, node->container_path))
+		return 0;
+	if (node->mount) {
+		V1beta1__Mount *m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		v1beta1__mount__init(m);
+		m->container_path = strdup(node->container_path);
+		m->host_path = strdup(node->host_path);
+		m->read_only = node->read_only;
+		if (!m->container_path || !m->host_path ||
+		    push((void ***)&c->mounts, &c->n_mounts, m) < 0) {
+			FREE_MSG(m);
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	V1beta1__DeviceSpec *d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	v1beta1__device_spec__init(d);
+	d->container_path = strdup(node->container_path);
+	d->host_path = strdup(node->host_path);
+	d->permissions = strdup(node->permissions);
+	if (!d->container_path || !d->host_path || !d->permissions ||
+	    push((void ***)&c->devices, &c->n_devices, d) < 0) {
+		FREE_MSG(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Appends s to the malloc'd string *buf, separated by sep. */
+static int append(char **buf, const char *sep, const char *s)
+{
+	size_t old = *buf ? strlen(*buf) : 0;
+	size_t add = (old ? strlen(sep) : 0) + strlen(s);
+	char *b = realloc(*buf, old + add + 1);
+	if (!b)
+		return -ENOMEM;
+	b[old] = '\0';
+	if (old)
+		strcat(b, sep);
+	strcat(b, s);
+	*buf = b;
+	return 0;
+}
+
+static int container_answer(const struct snapshot *s, const char *prefix,
+			    const V1beta1__ContainerAllocateRequest *creq,
+			    V1beta1__ContainerAllocateResponse *c, char *err, size_t errlen)
+{
+	char key[256];
+	char *ids = NULL;
+	int r = 0;
+	for (size_t k = 0; k < creq->n_devices_ids; k++) {
+		const char *id = creq->devices_ids[k];
+		const struct snap_device *d = snapshot_find(s, id);
+		if (!d) {
+			snprintf(err, errlen, "unknown device ID \"%s\"", id);
+			r = -ENOENT;
+			break;
+		}
+		const struct snap_instance *si = d->instance;
+		if (!si->healthy) {
+			snprintf(err, errlen, "device \"%s\" is unhealthy: %s", id,
+				 si->why ? si->why : "unknown reason");
+			r = -EBUSY;
+			break;
+		}
+		char *paths = NULL;
+		for (size_t i = 0; i < si->inst.n_nodes && r == 0; i++) {
+			r = add_node(c, &si->inst.nodes[i]);
+			if (r == 0)
+				r = append(&paths, ",", si->inst.nodes[i].container_path);
+		}
+		if (r == 0) {
+			snprintf(key, sizeof(key), "%s_%zu", prefix, k);
+			r = add_env(c, key, paths ? paths : "");
+		}
+		if (r == 0) {
+			snprintf(key, sizeof(key), "%s_%zu_ID", prefix, k);
+			r = add_env(c, key, id);
+		}
+		free(paths);
+		if (r == 0)
+			r = append(&ids, ",", id);
+		if (r < 0) {
+			if (r == -ENOMEM)
+				snprintf(err, errlen, "out of memory");
+			break;
+		}
+	}
+	if (r == 0) {
+		snprintf(key, sizeof(key), "%s_IDS", prefix);
+		r = add_env(c, key, ids ? ids : "");
+		if (r < 0)
+			snprintf(err, errlen, "out of memory");
+	}
+	free(ids);
+	return r;
+}
+
+int alloc_allocate(const struct snapshot *s, const char *name,
+		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out,
+		   char *err, size_t errlen)
+{
+	char prefix[128];
+	if (alloc_env_prefix(name, prefix, sizeof(prefix)) < 0) {
+		snprintf(err, errlen, "resource name too long");
+		return -EINVAL;
+	}
+	if (req->n_container_requests == 0) {
+		snprintf(err, errlen, "no container requests");
+		return -EINVAL;
+	}
+	V1beta1__AllocateResponse *resp = malloc(sizeof(*resp));
+	if (!resp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	v1beta1__allocate_response__init(resp);
+	int r = 0;
+	for (size_t i = 0; i < req->n_container_requests && r == 0; i++) {
+		V1beta1__ContainerAllocateResponse *c = malloc(sizeof(*c));
+		if (!c) {
+			snprintf(err, errlen, "out of memory");
+			r = -ENOMEM;
+			break;
+		}
+		v1beta1__container_allocate_response__init(c);
+		if (push((void ***)&resp->container_responses, &resp->n_container_responses, c) <
+		    0) {
+			FREE_MSG(c);
+			snprintf(err, errlen, "out of memory");
+			r = -ENOMEM;
+			break;
+		}
+		r = container_answer(s, prefix, req->container_requests[i], c, err, errlen);
+	}
+	if (r < 0) {
+		FREE_MSG(resp);
+		return r;
+	}
+	*out = resp;
+	return 0;
+}
+
+/* ---- GetPreferredAllocation ---- */
+
+struct cand {
+	const struct snap_device *dev;
+	const char *id; /* as the kubelet sent it */
+	bool chosen;
+};
+
+static size_t instance_index(const struct snapshot *s, const struct snap_instance *si)
+{
+	return (size_t)(si - s->instances);
+}
+
+/* Picks IDs for one container request into resp->device_ids. */
+static int prefer_one(const struct snapshot *s, const V1beta1__ContainerPreferredAllocationRequest *cr,
+		      V1beta1__ContainerPreferredAllocationResponse *resp)
+{
+	size_t n = cr->n_available_deviceids;
+	struct cand *c = calloc(n ? n : 1, sizeof(*c));
+	/* per instance: how many we chose, how many of its slots are available */
+	unsigned *chosen = calloc(s->n_instances ? s->n_instances : 1, sizeof(*chosen));
+	unsigned *avail = calloc(s->n_instances ? s->n_instances : 1, sizeof(*avail));
+	int r = 0;
+	if (!c || !chosen || !avail) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t nc = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct snap_device *d = snapshot_find(s, cr->available_deviceids[i]);
+		if (!d)
+			continue;
+		c[nc++] = (struct cand){.dev = d, .id = cr->available_deviceids[i]};
+		avail[instance_index(s, d->instance)]++;
+	}
+	size_t want = cr->allocation_size > 0 ? (size_t)cr->allocation_size : 0;
+	/* must_include first, in the order given */
+	for (size_t i = 0; i < cr->n_must_include_deviceids && resp->n_deviceids < want; i++) {
+		const char *id = cr->must_include_deviceids[i];
+		for (size_t j = 0; j < nc; j++)
+			if (!c[j].chosen && strcmp(c[j].id, id) == 0) {
+				c[j].chosen = true;
+				chosen[instance_index(s, c[j].dev->instance)]++;
+				break;
+			}
+		char *dup = strdup(id);
+		if (!dup || push((void ***)&resp->deviceids, &resp->n_deviceids, dup) < 0) {
+			free(dup);
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	while (resp->n_deviceids < want) {
+		ssize_t best = -1;
+		for (size_t j = 0; j < nc; j++) {
+			if (c[j].chosen)
+				continue;
+			if (best < 0) {
+				best = (ssize_t)j;
+				continue;
+			}
+			size_t a = instance_index(s, c[j].dev->instance);
+			size_t b = instance_index(s, c[best].dev->instance);
+			if (chosen[a] != chosen[b] ? chosen[a] < chosen[b]
+			    : avail[a] != avail[b] ? avail[a] > avail[b]
+			    : a != b		   ? a < b
+						   : c[j].dev->slot < c[best].dev->slot)
+				best = (ssize_t)j;
+		}
+		if (best < 0)
+			break;
+		c[best].chosen = true;
+		chosen[instance_index(s, c[best].dev->instance)]++;
+		char *dup = strdup(c[best].id);
+		if (!dup || push((void ***)&resp->deviceids, &resp->n_deviceids, dup) < 0) {
+			free(dup);
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+out:
+	free(c);
+	free(chosen);
+	free(avail);
+	return r;
+}
+
+int alloc_preferred(const struct snapshot *s, const V1beta1__PreferredAllocationRequest *req,
+		    V1beta1__PreferredAllocationResponse **out, char *err, size_t errlen)
+{
+	V1beta1__PreferredAllocationResponse *resp = malloc(sizeof(*resp));
+	if (!resp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	v1beta1__preferred_allocation_response__init(resp);
+	int r = 0;
+	for (size_t i = 0; i < req->n_container_requests && r == 0; i++) {
+		V1beta1__ContainerPreferredAllocationResponse *c = malloc(sizeof(*c));
+		if (!c) {
+			r = -ENOMEM;
+			break;
+		}
+		v1beta1__container_preferred_allocation_response__init(c);
+		if (push((void ***)&resp->container_responses, &resp->n_container_responses, c) <
+		    0) {
+			FREE_MSG(c);
+			r = -ENOMEM;
+			break;
+		}
+		r = prefer_one(s, req->container_requests[i], c);
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		FREE_MSG(resp);
+		return r;
+	}
+	*out = resp;
+	return 0;
+}
+
+int alloc_prestart(const struct snapshot *s, const V1beta1__PreStartContainerRequest *req,
+		   char *err, size_t errlen)
+{
+	for (size_t k = 0; k < req->n_devices_ids; k++) {
+		const struct snap_device *d = snapshot_find(s, req->devices_ids[k]);
+		if (!d) {
+			snprintf(err, errlen, "unknown device ID \"%s\"", req->devices_ids[k]);
+			return -ENOENT;
+		}
+		const struct dev_instance *inst = &d->instance->inst;
+		for (size_t i = 0; i < inst->n_nodes; i++) {
+			char why[400];
+			int r = dev_node_check(&inst->nodes[i], why, sizeof(why));
+			if (r < 0) {
+				snprintf(err, errlen, "device \"%s\": %s", req->devices_ids[k], why);
+				return r;
+			}
+		}
+	}
+	return 0;
+}

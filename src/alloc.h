@@ -1,0 +1,44 @@
+/* What the plugin answers, independent of the transport: Allocate,
+ * GetPreferredAllocation and PreStartContainer computed from an immutable
+ * snapshot of one resource.
+ *
+ * Environment variables set by Allocate, for a resource named NAME
+ * (upper-cased, '-' -> '_') and the k-th requested device (0-based, in
+ * request order):
+ *   USBDP_<NAME>_IDS      the requested device IDs, comma-separated
+ *   USBDP_<NAME>_<k>      the container paths of every node of device k,
+ *                         comma-separated (usually one: /dev/ttyUSB0)
+ *   USBDP_<NAME>_<k>_ID   device k's ID
+ */
+#ifndef UDP_ALLOC_H
+#define UDP_ALLOC_H
+
+#include <stddef.h>
+
+#include "deviceplugin.pb-c.h"
+#include "table.h"
+
+/* Every container request answered in order. Errors: -ENOENT for an
+ * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request;
+ * err then names the ID and why. The response is freed with
+ * protobuf_c_message_free_unpacked(&(*out)->base, NULL). */
+int alloc_allocate(const struct snapshot *s, const char *name,
+		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out,
+		   char *err, size_t errlen);
+
+/* Chooses allocation_size IDs per container request: must_include first,
+ * then spreading over distinct instances (fewest already chosen), then
+ * over count slots (instances with most available slots first), ties in
+ * table order. Unknown IDs in the request are ignored. */
+int alloc_preferred(const struct snapshot *s, const V1beta1__PreferredAllocationRequest *req,
+		    V1beta1__PreferredAllocationResponse **out, char *err, size_t errlen);
+
+/* 0 when every node of every device still checks out (dev_node_check);
+ * otherwise -ENOENT (unknown ID) or the node's error, described in err. */
+int alloc_prestart(const struct snapshot *s, const V1beta1__PreStartContainerRequest *req,
+		   char *err, size_t errlen);
+
+/* USBDP_<NAME> for name into buf; 0 or -ENAMETOOLONG. */
+int alloc_env_prefix(const char *name, char *buf, size_t len);
+
+#endif

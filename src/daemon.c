@@ -1,0 +1,611 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "kubelet.h"
+#include "log.h"
+#include "loop.h"
+#include "paths.h"
+#include "rpc.h"
+#include "server.h"
+#include "table.h"
+
+#define SETTLE_MS 100		/* after a plugin-directory event, before acting */
+#define REGISTER_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define DIR_RETRY_MS 1000
+
+enum reg_state { REG_IDLE, REG_IN_FLIGHT, REG_DONE, REG_BACKOFF };
+
+static const char *const reg_state_name[] = {"idle", "in-flight", "registered", "backoff"};
+
+struct daemon;
+
+struct res_state {
+	struct daemon *d;
+	size_t r;
+	enum reg_state state;
+	bool again; /* register once more when the call in flight ends */
+	unsigned failures;
+	unsigned seq; /* socket incarnation */
+	char endpoint[128];
+	uint64_t published;
+	bool published_any;
+};
+
+struct dir_watch {
+	int wd;
+	char *dir;
+};
+
+struct daemon {
+	const struct config *cfg;
+	struct loop *loop;
+	struct table *table;
+	struct rpc *rpc;
+	struct servers *servers;
+	struct res_state *res;
+	size_t n_res;
+	char **names, **full_names;
+	char kubelet_sock[PATH_MAX];
+	int sig_fd;
+	int plugin_fd; /* inotify on the plugin directory */
+	int plugin_wd;
+	int dev_fd; /* inotify on the directories path globs look in */
+	struct dir_watch *watches;
+	size_t n_watches;
+	bool rescan;
+	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
+	int exit_code;
+};
+
+/* ---- path discovery ---- */
+
+static void update_watches(struct daemon *d)
+{
+	char **dirs = NULL;
+	size_t n_dirs = 0;
+	for (size_t r = 0; r < d->cfg->n_devices; r++)
+		for (size_t g = 0; g < d->cfg->devices[r].n_groups; g++)
+			if (d->cfg->devices[r].groups[g].n_paths)
+				paths_watch_dirs(&d->cfg->devices[r].groups[g], &dirs, &n_dirs);
+	/* Drop watches no longer wanted. */
+	for (size_t i = 0; i < d->n_watches;) {
+		bool keep = false;
+		for (size_t j = 0; j < n_dirs && !keep; j++)
+			keep = strcmp(d->watches[i].dir, dirs[j]) == 0;
+		if (keep) {
+			i++;
+			continue;
+		}
+		inotify_rm_watch(d->dev_fd, d->watches[i].wd);
+		log_debug("unwatch dir=%s", d->watches[i].dir);
+		free(d->watches[i].dir);
+		d->watches[i] = d->watches[--d->n_watches];
+	}
+	for (size_t j = 0; j < n_dirs; j++) {
+		bool have = false;
+		for (size_t i = 0; i < d->n_watches && !have; i++)
+			have = strcmp(d->watches[i].dir, dirs[j]) == 0;
+		if (have) {
+			free(dirs[j]);
+			continue;
+		}
+		int wd = inotify_add_watch(d->dev_fd, dirs[j],
+					   IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+						   IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
+						   IN_ONLYDIR);
+		struct dir_watch *w = realloc(d->watches, (d->n_watches + 1) * sizeof(*w));
+		if (wd < 0 || !w) {
+			if (wd < 0)
+				log_warn("cannot watch dir=%s err=\"%s\"", dirs[j], strerror(errno));
+			if (w)
+				d->watches = w;
+			free(dirs[j]);
+			continue;
+		}
+		d->watches = w;
+		d->watches[d->n_watches++] = (struct dir_watch){.wd = wd, .dir = dirs[j]};
+		log_debug("watch dir=%s", dirs[j]);
+	}
+	free(dirs);
+}
+
+static void scan_paths(struct daemon *d)
+{
+	int64_t now = loop_now_us();
+	for (size_t r = 0; r < d->cfg->n_devices; r++) {
+		const struct cfg_device *dev = &d->cfg->devices[r];
+		for (size_t g = 0; g < dev->n_groups; g++) {
+			if (!dev->groups[g].n_paths)
+				continue;
+			struct dev_instance *insts = NULL;
+			size_t n = 0;
+			int e = paths_expand(&dev->groups[g], g, &insts, &n);
+			if (e < 0) {
+				log_warn("path scan failed resource=%s group=%zu err=\"%s\"",
+					 d->full_names[r], g, strerror(-e));
+				continue;
+			}
+			table_update_group(d->table, r, g, insts, n, now);
+		}
+	}
+	update_watches(d);
+}
+
+static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)loop;
+	(void)events;
+	struct daemon *d = data;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				log_warn("inotify queue overflow: rescanning");
+			log_debug("dev event mask=0x%x name=%s", ev->mask, ev->len ? ev->name : "");
+			p += sizeof(*ev) + ev->len;
+		}
+		d->rescan = true;
+	}
+}
+
+/* ---- publishing ---- */
+
+static void on_expire(struct loop *loop, void *data);
+
+static void publish(struct daemon *d)
+{
+	for (size_t r = 0; r < d->n_res; r++) {
+		struct res_state *rs = &d->res[r];
+		uint64_t gen = table_generation(d->table, r);
+		if (rs->published_any && gen == rs->published)
+			continue;
+		struct snapshot *snap = table_snapshot(d->table, r);
+		if (!snap) {
+			log_error("snapshot failed resource=%s: out of memory", d->full_names[r]);
+			continue;
+		}
+		log_debug("publish resource=%s generation=%llu devices=%zu healthy=%zu",
+			  d->full_names[r], (unsigned long long)gen, snap->n_devices,
+			  snap->n_healthy);
+		servers_publish(d->servers, r, snap);
+		rs->published = gen;
+		rs->published_any = true;
+	}
+	int64_t next = table_next_expiry(d->table);
+	if (next)
+		loop_timer_set(d->loop, next, on_expire, d);
+	else
+		loop_timer_cancel(d->loop, on_expire, d);
+}
+
+static void on_expire(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	table_expire(d->table, loop_now_us());
+	/* publish runs from the idle callback right after */
+}
+
+/* After every loop iteration: rescan once for a burst of events, publish
+ * the result once. */
+static void on_idle(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	if (d->rescan) {
+		d->rescan = false;
+		scan_paths(d);
+	}
+	publish(d);
+}
+
+/* ---- kubelet registration ---- */
+
+static void register_resource(struct daemon *d, size_t r);
+
+static bool kubelet_socket_present(const struct daemon *d)
+{
+	struct stat st;
+	return stat(d->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static void on_retry(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct res_state *rs = data;
+	rs->state = REG_IDLE;
+	if (kubelet_socket_present(rs->d))
+		register_resource(rs->d, rs->r);
+	else
+		log_info("waiting for kubelet socket=%s resource=%s", rs->d->kubelet_sock,
+			 rs->d->full_names[rs->r]);
+}
+
+static void on_registered(void *data, int status, const char *message)
+{
+	struct res_state *rs = data;
+	struct daemon *d = rs->d;
+	if (status == 0) {
+		rs->state = REG_DONE;
+		rs->failures = 0;
+		log_info("registered with kubelet resource=%s endpoint=%s", d->full_names[rs->r],
+			 rs->endpoint);
+	} else {
+		unsigned shift = rs->failures < 6 ? rs->failures : 6;
+		int64_t delay = (int64_t)BACKOFF_MIN_MS << shift;
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+		rs->failures++;
+		rs->state = REG_BACKOFF;
+		log_warn("registration failed resource=%s status=%d reason=\"%s\" attempt=%u "
+			 "retry_ms=%lld",
+			 d->full_names[rs->r], status, message, rs->failures, (long long)delay);
+		loop_timer_set(d->loop, loop_now_us() + delay * 1000, on_retry, rs);
+	}
+	if (rs->again && d->exit_code < 0) {
+		rs->again = false;
+		loop_timer_cancel(d->loop, on_retry, rs);
+		rs->state = REG_IDLE;
+		register_resource(d, rs->r);
+	}
+}
+
+static void register_resource(struct daemon *d, size_t r)
+{
+	struct res_state *rs = &d->res[r];
+	if (rs->state == REG_IN_FLIGHT) {
+		rs->again = true;
+		return;
+	}
+	loop_timer_cancel(d->loop, on_retry, rs);
+	log_info("registering with kubelet resource=%s endpoint=%s previous=%s", d->full_names[r],
+		 rs->endpoint, reg_state_name[rs->state]);
+	int e = kubelet_register(d->rpc, d->kubelet_sock, rs->endpoint, d->full_names[r],
+				 REGISTER_TIMEOUT_MS, on_registered, rs);
+	if (e < 0) {
+		on_registered(rs, 2 /* UNKNOWN */, strerror(-e));
+		return;
+	}
+	rs->state = REG_IN_FLIGHT;
+}
+
+/* Creates resource r's socket under a fresh name and serves it. */
+static int serve_resource(struct daemon *d, size_t r)
+{
+	struct res_state *rs = &d->res[r];
+	char path[PATH_MAX];
+	int n = snprintf(rs->endpoint, sizeof(rs->endpoint), "usbdp-%s.%u.sock", d->names[r],
+			 rs->seq++);
+	if (n < 0 || (size_t)n >= sizeof(rs->endpoint))
+		return -ENAMETOOLONG;
+	n = snprintf(path, sizeof(path), "%s%s", d->cfg->plugin_dir, rs->endpoint);
+	if (n < 0 || (size_t)n >= sizeof(path) ||
+	    (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("socket path too long for a unix socket path=%s%s", d->cfg->plugin_dir,
+			  rs->endpoint);
+		return -ENAMETOOLONG;
+	}
+	int e = servers_listen(d->servers, r, path);
+	if (e < 0)
+		log_error("cannot serve resource=%s socket=%s err=\"%s\"", d->full_names[r], path,
+			  strerror(-e));
+	return e;
+}
+
+/* Settles the state after plugin-directory events: serve every resource
+ * whose socket is gone, and (re)register whatever needs it. */
+static void on_settle(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	bool kubelet_new = d->kubelet_seen;
+	d->kubelet_seen = false;
+	bool present = kubelet_socket_present(d);
+	for (size_t r = 0; r < d->n_res; r++) {
+		bool reserve = !servers_socket_ok(d->servers, r);
+		if (reserve) {
+			log_info("socket gone, serving again resource=%s", d->full_names[r]);
+			if (serve_resource(d, r) < 0) {
+				loop_timer_set(d->loop, loop_now_us() + DIR_RETRY_MS * 1000,
+					       on_settle, d);
+				continue;
+			}
+		}
+		if (present && (reserve || kubelet_new || d->res[r].state == REG_IDLE))
+			register_resource(d, r);
+	}
+	if (!present)
+		log_info("waiting for kubelet socket=%s", d->kubelet_sock);
+}
+
+static int watch_plugin_dir(struct daemon *d);
+
+static void on_plugin_event(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)loop;
+	(void)events;
+	struct daemon *d = data;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool act = false, lost = false;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof(*ev) + ev->len;
+			const char *name = ev->len ? ev->name : "";
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				lost = true;
+				continue;
+			}
+			if (strcmp(name, KUBELET_SOCKET_NAME) == 0 &&
+			    (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+				log_info("kubelet socket created: kubelet (re)started");
+				d->kubelet_seen = true;
+				act = true;
+			} else if (strncmp(name, "usbdp-", 6) == 0 &&
+				   (ev->mask & (IN_DELETE | IN_MOVED_FROM))) {
+				for (size_t r = 0; r < d->n_res; r++)
+					if (strcmp(name, d->res[r].endpoint) == 0) {
+						log_info("plugin socket deleted resource=%s",
+							 d->full_names[r]);
+						act = true;
+					}
+			} else if (ev->mask & IN_Q_OVERFLOW) {
+				act = true;
+			}
+		}
+	}
+	if (lost) {
+		log_warn("plugin directory gone dir=%s: waiting for it", d->cfg->plugin_dir);
+		loop_del_fd(d->loop, d->plugin_fd);
+		close(d->plugin_fd);
+		d->plugin_fd = -1;
+		if (watch_plugin_dir(d) < 0)
+			return;
+		act = true;
+	}
+	if (act && !loop_timer_armed(d->loop, on_settle, d))
+		loop_timer_set(d->loop, loop_now_us() + SETTLE_MS * 1000, on_settle, d);
+}
+
+static void on_dir_retry(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	if (watch_plugin_dir(d) == 0)
+		on_settle(d->loop, d);
+}
+
+/* mkdir -p of the plugin directory, then an inotify watch on it. */
+static int watch_plugin_dir(struct daemon *d)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", d->cfg->plugin_dir);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			break;
+		*p = '/';
+	}
+	d->plugin_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->plugin_fd < 0)
+		return -errno;
+	d->plugin_wd = inotify_add_watch(d->plugin_fd, d->cfg->plugin_dir,
+					 IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM |
+						 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+	if (d->plugin_wd < 0) {
+		int e = errno;
+		log_warn("cannot watch plugin directory dir=%s err=\"%s\": retrying",
+			 d->cfg->plugin_dir, strerror(e));
+		close(d->plugin_fd);
+		d->plugin_fd = -1;
+		loop_timer_set(d->loop, loop_now_us() + DIR_RETRY_MS * 1000, on_dir_retry, d);
+		return -e;
+	}
+	return loop_add_fd(d->loop, d->plugin_fd, EPOLLIN, on_plugin_event, d);
+}
+
+/* Removes sockets named like ours that nobody serves (a killed earlier
+ * run); a live one (another instance) is left alone. */
+static void remove_stale_sockets(struct daemon *d)
+{
+	char pattern[PATH_MAX];
+	for (size_t r = 0; r < d->n_res; r++) {
+		int n = snprintf(pattern, sizeof(pattern), "%susbdp-%s.*.sock", d->cfg->plugin_dir,
+				 d->names[r]);
+		if (n < 0 || (size_t)n >= sizeof(pattern))
+			continue;
+		glob_t gl;
+		if (glob(pattern, 0, NULL, &gl) != 0)
+			continue;
+		for (size_t i = 0; i < gl.gl_pathc; i++) {
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+			if (strlen(gl.gl_pathv[i]) >= sizeof(sa.sun_path))
+				continue;
+			strcpy(sa.sun_path, gl.gl_pathv[i]);
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd < 0)
+				continue;
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+			    errno == ECONNREFUSED) {
+				log_info("removing stale socket path=%s", gl.gl_pathv[i]);
+				unlink(gl.gl_pathv[i]);
+			}
+			close(fd);
+		}
+		globfree(&gl);
+	}
+}
+
+/* ---- signals ---- */
+
+static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)events;
+	struct daemon *d = data;
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP received: rescanning devices");
+			d->rescan = true;
+			continue;
+		}
+		log_info("signal received signal=%s: stopping", strsignal((int)si.ssi_signo));
+		d->exit_code = 0;
+		loop_stop(loop);
+	}
+}
+
+static void on_rpc_jobs(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	struct daemon *d = data;
+	rpc_run_jobs(d->rpc);
+}
+
+/* ---- start and stop ---- */
+
+static int setup(struct daemon *d)
+{
+	d->n_res = d->cfg->n_devices;
+	d->names = calloc(d->n_res, sizeof(*d->names));
+	d->full_names = calloc(d->n_res, sizeof(*d->full_names));
+	d->res = calloc(d->n_res, sizeof(*d->res));
+	if (!d->names || !d->full_names || !d->res)
+		return -ENOMEM;
+	for (size_t r = 0; r < d->n_res; r++) {
+		d->names[r] = d->cfg->devices[r].name;
+		if (asprintf(&d->full_names[r], "%s/%s", d->cfg->domain, d->names[r]) < 0) {
+			d->full_names[r] = NULL;
+			return -ENOMEM;
+		}
+		d->res[r] = (struct res_state){.d = d, .r = r};
+	}
+	int n = snprintf(d->kubelet_sock, sizeof(d->kubelet_sock), "%s%s", d->cfg->plugin_dir,
+			 KUBELET_SOCKET_NAME);
+	if (n < 0 || (size_t)n >= sizeof(d->kubelet_sock))
+		return -ENAMETOOLONG;
+
+	if (!(d->loop = loop_new()))
+		return -errno;
+	loop_set_idle(d->loop, on_idle, d);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before any thread starts */
+	signal(SIGPIPE, SIG_IGN);
+	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sig_fd < 0)
+		return -errno;
+	loop_add_fd(d->loop, d->sig_fd, EPOLLIN, on_signal, d);
+
+	d->table = table_new(d->n_res, (const char *const *)d->full_names, d->cfg->grace_ms);
+	if (!d->table)
+		return -ENOMEM;
+	d->dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->dev_fd < 0)
+		return -errno;
+	loop_add_fd(d->loop, d->dev_fd, EPOLLIN, on_dev_event, d);
+	scan_paths(d);
+	for (size_t r = 0; r < d->n_res; r++) {
+		struct snapshot *s = table_snapshot(d->table, r);
+		log_info("resource=%s devices=%zu healthy=%zu", d->full_names[r],
+			 s ? s->n_devices : 0, s ? s->n_healthy : 0);
+		snapshot_unref(s);
+	}
+
+	if (!(d->rpc = rpc_new()))
+		return -ENOMEM;
+	int e = loop_add_fd(d->loop, rpc_job_fd(d->rpc), EPOLLIN, on_rpc_jobs, d);
+	if (e < 0)
+		return e;
+	if ((e = rpc_start(d->rpc)) < 0)
+		return e;
+	d->servers = servers_new(d->rpc, d->n_res, (const char *const *)d->names,
+				 (const char *const *)d->full_names);
+	if (!d->servers)
+		return -ENOMEM;
+	publish(d);
+
+	if (watch_plugin_dir(d) == 0)
+		remove_stale_sockets(d);
+	for (size_t r = 0; r < d->n_res; r++)
+		if (serve_resource(d, r) < 0)
+			loop_timer_set(d->loop, loop_now_us() + DIR_RETRY_MS * 1000, on_settle, d);
+	on_settle(d->loop, d);
+	return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	servers_free(d->servers); /* stops serving, removes our sockets */
+	rpc_free(d->rpc);	  /* runs the last registration callbacks */
+	if (d->loop)
+		loop_free(d->loop);
+	table_free(d->table);
+	for (size_t i = 0; i < d->n_watches; i++)
+		free(d->watches[i].dir);
+	free(d->watches);
+	if (d->dev_fd >= 0)
+		close(d->dev_fd);
+	if (d->plugin_fd >= 0)
+		close(d->plugin_fd);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	for (size_t r = 0; d->full_names && r < d->n_res; r++)
+		free(d->full_names[r]);
+	free(d->full_names);
+	free(d->names);
+	free(d->res);
+}
+
+int daemon_run(const struct config *cfg)
+{
+	struct daemon d = {.cfg = cfg, .sig_fd = -1, .plugin_fd = -1, .dev_fd = -1,
+			   .exit_code = -1};
+	int e = setup(&d);
+	if (e < 0) {
+		log_error("start-up failed err=\"%s\"", strerror(-e));
+		d.exit_code = 1;
+	} else {
+		e = loop_run(d.loop);
+		if (e < 0) {
+			log_error("event loop failed err=\"%s\"", strerror(-e));
+			d.exit_code = 1;
+		}
+	}
+	teardown(&d);
+	if (d.exit_code == 0)
+		log_info("stopped");
+	return d.exit_code < 0 ? 1 : d.exit_code;
+}

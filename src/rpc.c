@@ -1,0 +1,163 @@
+#include "rpc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct rpc {
+	grpc_completion_queue *cq;
+	pthread_t thread;
+	bool started;
+	int pipe_rd, pipe_wr;
+};
+
+/* gRPC core's own log lines go through ours, one level lower: its errors
+ * are usually a peer going away, which we report ourselves. */
+static void grpc_log_sink(gpr_log_func_args *args)
+{
+	enum log_level lvl = args->severity == GPR_LOG_SEVERITY_ERROR ? LOG_LEVEL_INFO
+									: LOG_LEVEL_DEBUG;
+	log_write(lvl, "grpc file=%s:%d msg=\"%s\"", args->file, args->line, args->message);
+}
+
+struct rpc *rpc_new(void)
+{
+	struct rpc *rpc = calloc(1, sizeof(*rpc));
+	if (!rpc)
+		return NULL;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(rpc);
+		return NULL;
+	}
+	rpc->pipe_rd = p[0];
+	rpc->pipe_wr = p[1];
+	fcntl(rpc->pipe_rd, F_SETFL, O_NONBLOCK);
+	gpr_set_log_function(grpc_log_sink);
+	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+	grpc_init();
+	rpc->cq = grpc_completion_queue_create_for_next(NULL);
+	return rpc;
+}
+
+static void *rpc_thread(void *arg)
+{
+	struct rpc *rpc = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+			rpc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag) {
+			struct rpc_tag *tag = ev.tag;
+			tag->fn(tag, ev.success != 0);
+		}
+	}
+	return NULL;
+}
+
+int rpc_start(struct rpc *rpc)
+{
+	int r = pthread_create(&rpc->thread, NULL, rpc_thread, rpc);
+	if (r)
+		return -r;
+	pthread_setname_np(rpc->thread, "grpc-cq");
+	rpc->started = true;
+	return 0;
+}
+
+void rpc_free(struct rpc *rpc)
+{
+	if (!rpc)
+		return;
+	grpc_completion_queue_shutdown(rpc->cq);
+	if (rpc->started)
+		pthread_join(rpc->thread, NULL);
+	else
+		while (grpc_completion_queue_next(rpc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+			       .type != GRPC_QUEUE_SHUTDOWN)
+			;
+	grpc_completion_queue_destroy(rpc->cq);
+	rpc_run_jobs(rpc); /* jobs posted by the last completions */
+	close(rpc->pipe_rd);
+	close(rpc->pipe_wr);
+	grpc_shutdown_blocking();
+	free(rpc);
+}
+
+grpc_completion_queue *rpc_cq(struct rpc *rpc)
+{
+	return rpc->cq;
+}
+
+int rpc_job_fd(struct rpc *rpc)
+{
+	return rpc->pipe_rd;
+}
+
+void rpc_post(struct rpc *rpc, struct rpc_job *job)
+{
+	/* A pointer is written whole: pipe writes below PIPE_BUF are atomic. */
+	for (;;) {
+		ssize_t w = write(rpc->pipe_wr, &job, sizeof(job));
+		if (w == (ssize_t)sizeof(job))
+			return;
+		if (w < 0 && errno == EINTR)
+			continue;
+		log_error("rpc hand-off failed err=\"%s\"", strerror(errno));
+		return;
+	}
+}
+
+void rpc_run_jobs(struct rpc *rpc)
+{
+	struct rpc_job *jobs[64];
+	for (;;) {
+		ssize_t n = read(rpc->pipe_rd, jobs, sizeof(jobs));
+		if (n <= 0)
+			return;
+		for (size_t i = 0; i < (size_t)n / sizeof(jobs[0]); i++)
+			jobs[i]->fn(jobs[i]);
+	}
+}
+
+grpc_byte_buffer *rpc_buffer_from(const void *data, size_t len)
+{
+	grpc_slice s = grpc_slice_from_copied_buffer(data, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+void *rpc_buffer_read(grpc_byte_buffer *bb, size_t *len)
+{
+	*len = 0;
+	if (!bb)
+		return NULL;
+	grpc_byte_buffer_reader reader;
+	if (!grpc_byte_buffer_reader_init(&reader, bb))
+		return NULL;
+	grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	size_t n = GRPC_SLICE_LENGTH(s);
+	void *out = malloc(n ? n : 1);
+	if (out) {
+		memcpy(out, GRPC_SLICE_START_PTR(s), n);
+		*len = n;
+	}
+	grpc_slice_unref(s);
+	return out;
+}
+
+gpr_timespec rpc_deadline_ms(int64_t ms)
+{
+	return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}

@@ -1,0 +1,725 @@
+#include "server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+
+#include "alloc.h"
+#include "deviceplugin.pb-c.h"
+#include "log.h"
+
+enum method {
+	M_UNKNOWN = 0,
+	M_OPTIONS,
+	M_LIST_AND_WATCH,
+	M_PREFERRED,
+	M_ALLOCATE,
+	M_PRESTART,
+};
+
+static const struct {
+	const char *path;
+	enum method m;
+} methods[] = {
+	{"/v1beta1.DevicePlugin/GetDevicePluginOptions", M_OPTIONS},
+	{"/v1beta1.DevicePlugin/ListAndWatch", M_LIST_AND_WATCH},
+	{"/v1beta1.DevicePlugin/GetPreferredAllocation", M_PREFERRED},
+	{"/v1beta1.DevicePlugin/Allocate", M_ALLOCATE},
+	{"/v1beta1.DevicePlugin/PreStartContainer", M_PRESTART},
+};
+
+enum call_state {
+	S_REQUESTED, /* waiting for grpc_server_request_call */
+	S_RECEIVING, /* unary: reading the request */
+	S_FINISHING, /* unary: response and status sent */
+	S_STREAMING, /* ListAndWatch */
+};
+
+struct gsrv;
+
+struct call {
+	struct rpc_tag tag;
+	struct rpc_tag close_tag; /* streams: RECV_CLOSE_ON_SERVER */
+	struct gsrv *gs;
+	grpc_call *call;
+	grpc_call_details details;
+	grpc_metadata_array md;
+	enum call_state state;
+	enum method method;
+	grpc_byte_buffer *recv_bb;
+	grpc_byte_buffer *send_bb;
+	grpc_slice status_details;
+	bool has_status_details;
+	int cancelled;
+	/* streams, under servers.mu */
+	bool in_flight, closed;
+	bool sent_any;     /* initial metadata and a first list went out */
+	uint64_t sent_gen; /* generation of the last list sent */
+	struct call *prev, *next;
+};
+
+/* One grpc_server incarnation of a resource; replaced when the kubelet
+ * deletes our socket. Freed once shut down and its last call is gone. */
+struct gsrv {
+	struct res *res;
+	grpc_server *server;
+	struct rpc_tag shutdown_tag;
+	unsigned calls;
+	bool shutting_down, shut_down;
+};
+
+struct res {
+	struct servers *s;
+	size_t r;
+	struct snapshot *snap;
+	grpc_byte_buffer *lw_msg; /* ListAndWatchResponse of snap */
+	struct call *streams;
+	size_t n_streams;
+	struct gsrv *gs;
+	char *path;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct servers {
+	struct rpc *rpc;
+	pthread_mutex_t mu; /* everything in here, all res and gsrv and calls */
+	pthread_cond_t cond;
+	unsigned live; /* gsrv not yet freed */
+	struct res *res;
+	size_t n;
+	const char *const *names;
+	const char *const *full_names;
+};
+
+static void call_fn(struct rpc_tag *tag, bool ok);
+static void close_fn(struct rpc_tag *tag, bool ok);
+
+/* ---- lifetime ---- */
+
+static void gsrv_maybe_free(struct gsrv *gs)
+{
+	/* under mu */
+	if (!gs->shut_down || gs->calls)
+		return;
+	grpc_server_destroy(gs->server);
+	struct servers *s = gs->res->s;
+	s->live--;
+	free(gs);
+	pthread_cond_broadcast(&s->cond);
+}
+
+static void call_free(struct call *c)
+{
+	/* under mu */
+	struct gsrv *gs = c->gs;
+	if (c->call)
+		grpc_call_unref(c->call);
+	grpc_call_details_destroy(&c->details);
+	grpc_metadata_array_destroy(&c->md);
+	if (c->recv_bb)
+		grpc_byte_buffer_destroy(c->recv_bb);
+	if (c->send_bb)
+		grpc_byte_buffer_destroy(c->send_bb);
+	if (c->has_status_details)
+		grpc_slice_unref(c->status_details);
+	free(c);
+	gs->calls--;
+	gsrv_maybe_free(gs);
+}
+
+/* Asks for the next incoming call on gs; under mu. */
+static void request_call(struct gsrv *gs)
+{
+	if (gs->shutting_down)
+		return;
+	struct call *c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_error("server out of memory resource=%s", gs->res->s->full_names[gs->res->r]);
+		return;
+	}
+	c->tag.fn = call_fn;
+	c->close_tag.fn = close_fn;
+	c->gs = gs;
+	grpc_call_details_init(&c->details);
+	grpc_metadata_array_init(&c->md);
+	gs->calls++;
+	grpc_completion_queue *cq = rpc_cq(gs->res->s->rpc);
+	grpc_call_error e =
+		grpc_server_request_call(gs->server, &c->call, &c->details, &c->md, cq, cq, &c->tag);
+	if (e != GRPC_CALL_OK) {
+		log_error("grpc_server_request_call failed err=%d", (int)e);
+		call_free(c);
+	}
+}
+
+/* ---- messages ---- */
+
+static grpc_byte_buffer *pack(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	grpc_byte_buffer *bb = rpc_buffer_from(buf, len);
+	free(buf);
+	return bb;
+}
+
+static grpc_byte_buffer *list_message(const struct snapshot *snap)
+{
+	V1beta1__ListAndWatchResponse msg = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
+	size_t n = snap ? snap->n_devices : 0;
+	V1beta1__Device *devs = calloc(n ? n : 1, sizeof(*devs));
+	V1beta1__Device **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	grpc_byte_buffer *bb = NULL;
+	if (devs && ptrs) {
+		for (size_t i = 0; i < n; i++) {
+			v1beta1__device__init(&devs[i]);
+			devs[i].id = (char *)snap->devices[i].id;
+			devs[i].health =
+				snap->devices[i].instance->healthy ? "Healthy" : "Unhealthy";
+			ptrs[i] = &devs[i];
+		}
+		msg.n_devices = n;
+		msg.devices = ptrs;
+		bb = pack(&msg.base);
+	}
+	free(devs);
+	free(ptrs);
+	return bb;
+}
+
+/* ---- streams ---- */
+
+/* Sends the newest list on stream c if it has not seen it; under mu. */
+static void stream_send(struct call *c)
+{
+	struct res *res = c->gs->res;
+	if (c->in_flight || c->closed || !res->lw_msg)
+		return;
+	uint64_t gen = res->snap ? res->snap->generation : 0;
+	if (c->sent_any && gen <= c->sent_gen)
+		return;
+	grpc_op ops[2];
+	memset(ops, 0, sizeof(ops));
+	size_t n = 0;
+	if (!c->sent_any) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+	}
+	c->send_bb = grpc_byte_buffer_copy(res->lw_msg);
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = c->send_bb;
+	n++;
+	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
+	if (e != GRPC_CALL_OK) {
+		log_warn("ListAndWatch send failed resource=%s err=%d", res->s->full_names[res->r],
+			 (int)e);
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+		return;
+	}
+	c->in_flight = true;
+	c->sent_any = true;
+	c->sent_gen = gen;
+	log_debug("ListAndWatch send resource=%s devices=%zu generation=%llu",
+		  res->s->full_names[res->r], res->snap ? res->snap->n_devices : 0,
+		  (unsigned long long)c->sent_gen);
+}
+
+static void stream_unlink(struct call *c)
+{
+	struct res *res = c->gs->res;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (res->streams == c)
+		res->streams = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	res->n_streams--;
+}
+
+static void stream_start(struct call *c)
+{
+	struct res *res = c->gs->res;
+	c->state = S_STREAMING;
+	c->next = res->streams;
+	if (res->streams)
+		res->streams->prev = c;
+	res->streams = c;
+	res->n_streams++;
+	log_info("ListAndWatch opened resource=%s streams=%zu", res->s->full_names[res->r],
+		 res->n_streams);
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		stream_unlink(c);
+		call_free(c);
+		return;
+	}
+	stream_send(c);
+}
+
+/* The stream ended (client went away or server shutdown). */
+static void close_fn(struct rpc_tag *tag, bool ok)
+{
+	(void)ok;
+	struct call *c = (struct call *)((char *)tag - offsetof(struct call, close_tag));
+	struct servers *s = c->gs->res->s;
+	pthread_mutex_lock(&s->mu);
+	struct res *res = c->gs->res;
+	c->closed = true;
+	stream_unlink(c);
+	log_info("ListAndWatch closed resource=%s streams=%zu", s->full_names[res->r],
+		 res->n_streams);
+	if (!c->in_flight)
+		call_free(c);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void stream_sent(struct call *c, bool ok)
+{
+	c->in_flight = false;
+	if (c->send_bb) {
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+	}
+	if (c->closed) {
+		call_free(c);
+		return;
+	}
+	if (ok)
+		stream_send(c); /* a newer snapshot may have arrived meanwhile */
+}
+
+/* ---- unary calls ---- */
+
+static void finish(struct call *c, grpc_byte_buffer *reply, grpc_status_code code,
+		   const char *details)
+{
+	grpc_op ops[4];
+	memset(ops, 0, sizeof(ops));
+	size_t n = 0;
+	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (reply) {
+		c->send_bb = reply;
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = reply;
+	}
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = code;
+	if (details) {
+		c->status_details = grpc_slice_from_copied_string(details);
+		c->has_status_details = true;
+		ops[n].data.send_status_from_server.status_details = &c->status_details;
+	}
+	n++;
+	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+	c->state = S_FINISHING;
+	if (grpc_call_start_batch(c->call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
+		call_free(c);
+}
+
+static grpc_status_code status_of(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return GRPC_STATUS_NOT_FOUND;
+	case -EBUSY:
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	case -ENOMEM:
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	case -EINVAL:
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	default:
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	}
+}
+
+/* Computes the answer of a unary call from its request bytes. Runs without
+ * the lock, on its own snapshot reference. */
+static void handle_unary(struct call *c, struct snapshot *snap, const char *name,
+			 const char *full_name, const uint8_t *data, size_t len)
+{
+	char err[512] = "";
+	grpc_byte_buffer *reply = NULL;
+	int r = 0;
+	switch (c->method) {
+	case M_OPTIONS: {
+		V1beta1__DevicePluginOptions o = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
+		o.pre_start_required = true;
+		o.get_preferred_allocation_available = true;
+		reply = pack(&o.base);
+		break;
+	}
+	case M_ALLOCATE: {
+		V1beta1__AllocateRequest *req = v1beta1__allocate_request__unpack(NULL, len, data);
+		V1beta1__AllocateResponse *resp = NULL;
+		if (!req) {
+			r = -EINVAL;
+			snprintf(err, sizeof(err), "malformed AllocateRequest");
+		} else if ((r = alloc_allocate(snap, name, req, &resp, err, sizeof(err))) == 0) {
+			reply = pack(&resp->base);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
+		}
+		if (req) {
+			for (size_t i = 0; i < req->n_container_requests; i++) {
+				const V1beta1__ContainerAllocateRequest *cr =
+					req->container_requests[i];
+				for (size_t k = 0; k < cr->n_devices_ids; k++)
+					log_info("allocate resource=%s container=%zu id=%s result=%s",
+						 full_name, i, cr->devices_ids[k],
+						 r ? "refused" : "ok");
+			}
+			v1beta1__allocate_request__free_unpacked(req, NULL);
+		}
+		break;
+	}
+	case M_PREFERRED: {
+		V1beta1__PreferredAllocationRequest *req =
+			v1beta1__preferred_allocation_request__unpack(NULL, len, data);
+		V1beta1__PreferredAllocationResponse *resp = NULL;
+		if (!req) {
+			r = -EINVAL;
+			snprintf(err, sizeof(err), "malformed PreferredAllocationRequest");
+		} else if ((r = alloc_preferred(snap, req, &resp, err, sizeof(err))) == 0) {
+			reply = pack(&resp->base);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
+		}
+		if (req)
+			v1beta1__preferred_allocation_request__free_unpacked(req, NULL);
+		break;
+	}
+	case M_PRESTART: {
+		V1beta1__PreStartContainerRequest *req =
+			v1beta1__pre_start_container_request__unpack(NULL, len, data);
+		if (!req) {
+			r = -EINVAL;
+			snprintf(err, sizeof(err), "malformed PreStartContainerRequest");
+		} else if ((r = alloc_prestart(snap, req, err, sizeof(err))) == 0) {
+			V1beta1__PreStartContainerResponse o =
+				V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
+			reply = pack(&o.base);
+		}
+		if (req)
+			v1beta1__pre_start_container_request__free_unpacked(req, NULL);
+		break;
+	}
+	default:
+		r = -EINVAL;
+		break;
+	}
+	if (r == 0 && !reply) {
+		r = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory");
+	}
+	if (r < 0)
+		log_warn("request refused resource=%s method=%s reason=\"%s\"", full_name,
+			 methods[c->method - 1].path, err);
+	pthread_mutex_lock(&c->gs->res->s->mu);
+	if (r < 0)
+		finish(c, NULL, status_of(r), err);
+	else
+		finish(c, reply, GRPC_STATUS_OK, NULL);
+	pthread_mutex_unlock(&c->gs->res->s->mu);
+}
+
+static enum method method_of(const grpc_slice *path)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (grpc_slice_str_cmp(*path, methods[i].path) == 0)
+			return methods[i].m;
+	return M_UNKNOWN;
+}
+
+static void on_request(struct call *c)
+{
+	/* under mu */
+	request_call(c->gs); /* keep one request outstanding */
+	c->method = method_of(&c->details.method);
+	if (c->method == M_LIST_AND_WATCH) {
+		stream_start(c);
+		return;
+	}
+	if (c->method == M_UNKNOWN) {
+		char *m = grpc_slice_to_c_string(c->details.method);
+		log_info("unknown method called method=%s", m);
+		char msg[300];
+		snprintf(msg, sizeof(msg), "method %s is not implemented", m);
+		gpr_free(m);
+		finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED, msg);
+		return;
+	}
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_bb;
+	c->state = S_RECEIVING;
+	if (grpc_call_start_batch(c->call, &op, 1, &c->tag, NULL) != GRPC_CALL_OK)
+		call_free(c);
+}
+
+static void call_fn(struct rpc_tag *tag, bool ok)
+{
+	struct call *c = (struct call *)tag;
+	struct servers *s = c->gs->res->s;
+	pthread_mutex_lock(&s->mu);
+	switch (c->state) {
+	case S_REQUESTED:
+		if (!ok) /* server shutting down */
+			call_free(c);
+		else
+			on_request(c);
+		break;
+	case S_RECEIVING: {
+		struct res *res = c->gs->res;
+		if (!ok || !c->recv_bb) {
+			finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+			break;
+		}
+		struct snapshot *snap = snapshot_ref(res->snap);
+		size_t r = res->r;
+		pthread_mutex_unlock(&s->mu);
+		size_t len;
+		uint8_t *data = rpc_buffer_read(c->recv_bb, &len);
+		if (!data) {
+			pthread_mutex_lock(&s->mu);
+			finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			snapshot_unref(snap);
+			break;
+		}
+		if (snap)
+			handle_unary(c, snap, s->names[r], s->full_names[r], data, len);
+		else {
+			pthread_mutex_lock(&s->mu);
+			finish(c, NULL, GRPC_STATUS_UNAVAILABLE, "device list not ready");
+			pthread_mutex_unlock(&s->mu);
+		}
+		free(data);
+		snapshot_unref(snap);
+		return;
+	}
+	case S_FINISHING:
+		call_free(c);
+		break;
+	case S_STREAMING:
+		stream_sent(c, ok);
+		break;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- servers ---- */
+
+struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
+			    const char *const *full_names)
+{
+	struct servers *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->res = calloc(n ? n : 1, sizeof(*s->res));
+	if (!s->res) {
+		free(s);
+		return NULL;
+	}
+	s->rpc = rpc;
+	s->n = n;
+	s->names = names;
+	s->full_names = full_names;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	for (size_t r = 0; r < n; r++) {
+		s->res[r].s = s;
+		s->res[r].r = r;
+	}
+	return s;
+}
+
+static void shutdown_fn(struct rpc_tag *tag, bool ok)
+{
+	(void)ok;
+	struct gsrv *gs = (struct gsrv *)((char *)tag - offsetof(struct gsrv, shutdown_tag));
+	struct servers *s = gs->res->s;
+	pthread_mutex_lock(&s->mu);
+	gs->shut_down = true;
+	gsrv_maybe_free(gs);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Starts shutting down r's current server; under mu. */
+static void res_shutdown(struct res *res)
+{
+	struct gsrv *gs = res->gs;
+	if (!gs)
+		return;
+	res->gs = NULL;
+	gs->shutting_down = true;
+	grpc_server_shutdown_and_notify(gs->server, rpc_cq(res->s->rpc), &gs->shutdown_tag);
+	grpc_server_cancel_all_calls(gs->server);
+}
+
+static void remove_socket(struct res *res)
+{
+	if (!res->path)
+		return;
+	struct stat st;
+	/* Remove it only if it is still the file we created. */
+	if (stat(res->path, &st) == 0 && st.st_dev == res->dev && st.st_ino == res->ino)
+		unlink(res->path);
+	free(res->path);
+	res->path = NULL;
+}
+
+int servers_listen(struct servers *s, size_t r, const char *path)
+{
+	if (r >= s->n)
+		return -EINVAL;
+	struct res *res = &s->res[r];
+	char addr[4200];
+	int n = snprintf(addr, sizeof(addr), "unix:%s", path);
+	if (n < 0 || (size_t)n >= sizeof(addr))
+		return -ENAMETOOLONG;
+	struct gsrv *gs = calloc(1, sizeof(*gs));
+	char *pathdup = strdup(path);
+	if (!gs || !pathdup) {
+		free(gs);
+		free(pathdup);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&s->mu);
+	res_shutdown(res);
+	remove_socket(res);
+	pthread_mutex_unlock(&s->mu);
+
+	unlink(path); /* a stale socket of an earlier run */
+	gs->res = res;
+	gs->shutdown_tag.fn = shutdown_fn;
+	gs->server = grpc_server_create(NULL, NULL);
+	grpc_server_register_completion_queue(gs->server, rpc_cq(s->rpc), NULL);
+	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	int port = grpc_server_add_http2_port(gs->server, addr, creds);
+	grpc_server_credentials_release(creds);
+	if (port == 0) {
+		grpc_server_destroy(gs->server);
+		free(gs);
+		free(pathdup);
+		return -EADDRNOTAVAIL;
+	}
+	grpc_server_start(gs->server);
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		int e = errno;
+		pthread_mutex_lock(&s->mu);
+		s->live++;
+		res->gs = gs;
+		res_shutdown(res);
+		pthread_mutex_unlock(&s->mu);
+		free(pathdup);
+		return -e;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->live++;
+	res->gs = gs;
+	res->path = pathdup;
+	res->dev = st.st_dev;
+	res->ino = st.st_ino;
+	request_call(gs);
+	pthread_mutex_unlock(&s->mu);
+	log_info("serving resource=%s socket=%s", s->full_names[r], path);
+	return 0;
+}
+
+void servers_stop(struct servers *s, size_t r)
+{
+	if (r >= s->n)
+		return;
+	pthread_mutex_lock(&s->mu);
+	res_shutdown(&s->res[r]);
+	remove_socket(&s->res[r]);
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool servers_socket_ok(struct servers *s, size_t r)
+{
+	if (r >= s->n)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	struct res *res = &s->res[r];
+	struct stat st;
+	bool ok = res->gs && res->path && stat(res->path, &st) == 0 && st.st_dev == res->dev &&
+		  st.st_ino == res->ino;
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
+void servers_publish(struct servers *s, size_t r, struct snapshot *snap)
+{
+	if (r >= s->n) {
+		snapshot_unref(snap);
+		return;
+	}
+	/* Serialise once, outside the lock; every stream shares the bytes. */
+	grpc_byte_buffer *msg = list_message(snap);
+	pthread_mutex_lock(&s->mu);
+	struct res *res = &s->res[r];
+	struct snapshot *old = res->snap;
+	grpc_byte_buffer *old_msg = res->lw_msg;
+	res->snap = snap;
+	res->lw_msg = msg;
+	for (struct call *c = res->streams; c; c = c->next)
+		stream_send(c);
+	pthread_mutex_unlock(&s->mu);
+	snapshot_unref(old);
+	if (old_msg)
+		grpc_byte_buffer_destroy(old_msg);
+}
+
+size_t servers_n_streams(struct servers *s, size_t r)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = r < s->n ? s->res[r].n_streams : 0;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+void servers_free(struct servers *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	for (size_t r = 0; r < s->n; r++) {
+		res_shutdown(&s->res[r]);
+		remove_socket(&s->res[r]);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	while (s->live > 0)
+		if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT) {
+			log_warn("servers still shutting down after 5 s live=%u", s->live);
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+	for (size_t r = 0; r < s->n; r++) {
+		snapshot_unref(s->res[r].snap);
+		if (s->res[r].lw_msg)
+			grpc_byte_buffer_destroy(s->res[r].lw_msg);
+	}
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->mu);
+	free(s->res);
+	free(s);
+}

@@ -1,0 +1,382 @@
+#include "table.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct entry {
+	struct dev_instance inst;
+	size_t group;
+	bool healthy;
+	char *why;
+	int64_t gone_since_us; /* 0 while the instance is discovered */
+};
+
+struct resource {
+	struct entry *entries; /* sorted by (group, key) */
+	size_t n, cap;
+	uint64_t generation;
+};
+
+struct table {
+	struct resource *res;
+	size_t n_res;
+	const char *const *names;
+	int64_t grace_us;
+};
+
+struct table *table_new(size_t n_resources, const char *const *names, unsigned grace_ms)
+{
+	struct table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->res = calloc(n_resources ? n_resources : 1, sizeof(*t->res));
+	if (!t->res) {
+		free(t);
+		return NULL;
+	}
+	t->n_res = n_resources;
+	t->names = names;
+	t->grace_us = (int64_t)grace_ms * 1000;
+	return t;
+}
+
+static void entry_clear(struct entry *e)
+{
+	dev_instance_clear(&e->inst);
+	free(e->why);
+	e->why = NULL;
+}
+
+void table_free(struct table *t)
+{
+	if (!t)
+		return;
+	for (size_t r = 0; r < t->n_res; r++) {
+		for (size_t i = 0; i < t->res[r].n; i++)
+			entry_clear(&t->res[r].entries[i]);
+		free(t->res[r].entries);
+	}
+	free(t->res);
+	free(t);
+}
+
+static int cmp_inst_key(const void *a, const void *b)
+{
+	const struct dev_instance *x = a, *y = b;
+	return strcmp(x->key, y->key);
+}
+
+static int cmp_entry(size_t g1, const char *k1, size_t g2, const char *k2)
+{
+	if (g1 != g2)
+		return g1 < g2 ? -1 : 1;
+	return strcmp(k1, k2);
+}
+
+/* Health of a discovered instance: every node must pass dev_node_check.
+ * Returns a malloc'd reason when unhealthy, NULL when healthy. */
+static char *check_health(const struct dev_instance *inst)
+{
+	char why[512];
+	for (size_t i = 0; i < inst->n_nodes; i++)
+		if (dev_node_check(&inst->nodes[i], why, sizeof(why)) < 0)
+			return strdup(why);
+	return NULL;
+}
+
+static const char *first_id(const struct dev_instance *inst)
+{
+	return inst->count ? inst->ids[0] : "";
+}
+
+static const char *first_path(const struct dev_instance *inst)
+{
+	return inst->n_nodes ? inst->nodes[0].host_path : "";
+}
+
+/* Sets health from a fresh check; returns true when it changed. */
+static bool refresh_health(struct table *t, size_t r, struct entry *e)
+{
+	char *why = check_health(&e->inst);
+	bool healthy = why == NULL;
+	bool changed = healthy != e->healthy;
+	if (changed && healthy)
+		log_info("device healthy resource=%s id=%s path=%s", t->names[r], first_id(&e->inst),
+			 first_path(&e->inst));
+	else if (changed)
+		log_warn("device unhealthy resource=%s id=%s reason=\"%s\"", t->names[r],
+			 first_id(&e->inst), why);
+	free(e->why);
+	e->why = why;
+	e->healthy = healthy;
+	return changed;
+}
+
+static bool same_nodes(const struct dev_instance *a, const struct dev_instance *b)
+{
+	if (a->n_nodes != b->n_nodes || a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->n_nodes; i++) {
+		const struct dev_node *x = &a->nodes[i], *y = &b->nodes[i];
+		if (strcmp(x->host_path, y->host_path) || strcmp(x->container_path, y->container_path) ||
+		    x->mount != y->mount || x->read_only != y->read_only ||
+		    strcmp(x->permissions, y->permissions))
+			return false;
+	}
+	for (unsigned i = 0; i < a->count; i++)
+		if (strcmp(a->ids[i], b->ids[i]))
+			return false;
+	return true;
+}
+
+int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance *insts, size_t n,
+		       int64_t now_us)
+{
+	if (!t || r >= t->n_res) {
+		dev_instances_free(insts, n);
+		return -EINVAL;
+	}
+	struct resource *res = &t->res[r];
+	if (n > 1)
+		qsort(insts, n, sizeof(*insts), cmp_inst_key);
+
+	/* Merge the sorted old entries of group g with the sorted new ones
+	 * into a fresh array; other groups' entries are carried over. */
+	size_t cap = res->n + n;
+	struct entry *out = calloc(cap ? cap : 1, sizeof(*out));
+	if (!out) {
+		dev_instances_free(insts, n);
+		return -ENOMEM;
+	}
+	bool changed = false;
+	size_t o = 0, i = 0, j = 0;
+	while (i < res->n || j < n) {
+		struct entry *old = i < res->n ? &res->entries[i] : NULL;
+		struct dev_instance *nw = j < n ? &insts[j] : NULL;
+		int c;
+		if (!old)
+			c = 1;
+		else if (!nw)
+			c = -1;
+		else
+			c = cmp_entry(old->group, old->inst.key, g, nw->key);
+		if (c < 0) {
+			/* Old entry with no counterpart: gone if it is ours. */
+			if (old->group == g && old->gone_since_us == 0) {
+				old->gone_since_us = now_us ? now_us : 1;
+				if (old->healthy) {
+					free(old->why);
+					old->why = strdup("vanished");
+					old->healthy = false;
+				}
+				log_info("device gone resource=%s id=%s path=%s grace_ms=%lld",
+					 t->names[r], first_id(&old->inst), first_path(&old->inst),
+					 (long long)(t->grace_us / 1000));
+				changed = true;
+			}
+			out[o++] = *old;
+			i++;
+		} else if (c > 0) {
+			struct entry e = {.inst = *nw, .group = g};
+			memset(nw, 0, sizeof(*nw));
+			log_info("device added resource=%s id=%s path=%s nodes=%zu", t->names[r],
+				 first_id(&e.inst), first_path(&e.inst), e.inst.n_nodes);
+			refresh_health(t, r, &e);
+			if (!e.healthy && !e.why)
+				e.why = strdup("unhealthy");
+			out[o++] = e;
+			changed = true;
+			j++;
+		} else {
+			struct entry e = *old;
+			if (e.gone_since_us) {
+				log_info("device back resource=%s id=%s", t->names[r],
+					 first_id(&e.inst));
+				e.gone_since_us = 0;
+				changed = true;
+			}
+			if (!same_nodes(&e.inst, nw)) {
+				dev_instance_clear(&e.inst);
+				e.inst = *nw;
+				memset(nw, 0, sizeof(*nw));
+				changed = true;
+			}
+			if (refresh_health(t, r, &e))
+				changed = true;
+			out[o++] = e;
+			i++;
+			j++;
+		}
+	}
+	dev_instances_free(insts, n);
+	free(res->entries);
+	res->entries = out;
+	res->n = o;
+	res->cap = cap;
+	if (changed)
+		res->generation++;
+	return changed ? 1 : 0;
+}
+
+int table_expire(struct table *t, int64_t now_us)
+{
+	int dropped = 0;
+	for (size_t r = 0; r < t->n_res; r++) {
+		struct resource *res = &t->res[r];
+		size_t o = 0;
+		for (size_t i = 0; i < res->n; i++) {
+			struct entry *e = &res->entries[i];
+			if (e->gone_since_us && now_us - e->gone_since_us >= t->grace_us) {
+				log_info("device dropped resource=%s id=%s", t->names[r],
+					 first_id(&e->inst));
+				entry_clear(e);
+				dropped++;
+				continue;
+			}
+			res->entries[o++] = *e;
+		}
+		if (o != res->n) {
+			res->n = o;
+			res->generation++;
+		}
+	}
+	return dropped;
+}
+
+int64_t table_next_expiry(const struct table *t)
+{
+	int64_t next = 0;
+	for (size_t r = 0; r < t->n_res; r++)
+		for (size_t i = 0; i < t->res[r].n; i++) {
+			const struct entry *e = &t->res[r].entries[i];
+			if (!e->gone_since_us)
+				continue;
+			int64_t at = e->gone_since_us + t->grace_us;
+			if (next == 0 || at < next)
+				next = at;
+		}
+	return next;
+}
+
+uint64_t table_generation(const struct table *t, size_t r)
+{
+	return r < t->n_res ? t->res[r].generation : 0;
+}
+
+size_t table_n_resources(const struct table *t)
+{
+	return t->n_res;
+}
+
+size_t table_n_instances(const struct table *t, size_t r)
+{
+	return r < t->n_res ? t->res[r].n : 0;
+}
+
+/* ---- snapshots ---- */
+
+struct snapshot *snapshot_ref(struct snapshot *s)
+{
+	if (s)
+		atomic_fetch_add_explicit((_Atomic int *)&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void snapshot_unref(struct snapshot *s)
+{
+	if (!s)
+		return;
+	if (atomic_fetch_sub_explicit((_Atomic int *)&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (size_t i = 0; i < s->n_instances; i++) {
+		dev_instance_clear(&s->instances[i].inst);
+		free(s->instances[i].why);
+	}
+	free(s->instances);
+	free(s->devices);
+	free(s);
+}
+
+static int cmp_dev(const void *a, const void *b)
+{
+	const struct snap_device *x = a, *y = b;
+	return strcmp(x->id, y->id);
+}
+
+/* By ID, then by instance order, so that of two equal IDs the first
+ * group's comes first. */
+static int cmp_dev_stable(const void *a, const void *b)
+{
+	const struct snap_device *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+	if (c)
+		return c;
+	return x->instance < y->instance ? -1 : x->instance > y->instance;
+}
+
+const struct snap_device *snapshot_find(const struct snapshot *s, const char *id)
+{
+	if (!s || !id)
+		return NULL;
+	struct snap_device key = {.id = id};
+	return bsearch(&key, s->devices, s->n_devices, sizeof(key), cmp_dev);
+}
+
+struct snapshot *table_snapshot(const struct table *t, size_t r)
+{
+	if (r >= t->n_res)
+		return NULL;
+	const struct resource *res = &t->res[r];
+	struct snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->generation = res->generation;
+	s->resource = r;
+	size_t n_dev = 0;
+	for (size_t i = 0; i < res->n; i++)
+		n_dev += res->entries[i].inst.count;
+	s->instances = calloc(res->n ? res->n : 1, sizeof(*s->instances));
+	s->devices = calloc(n_dev ? n_dev : 1, sizeof(*s->devices));
+	if (!s->instances || !s->devices)
+		goto oom;
+	for (size_t i = 0; i < res->n; i++) {
+		const struct entry *e = &res->entries[i];
+		struct snap_instance *si = &s->instances[i];
+		if (dev_instance_copy(&si->inst, &e->inst) < 0)
+			goto oom;
+		s->n_instances = i + 1;
+		si->healthy = e->healthy;
+		if (e->why && !(si->why = strdup(e->why)))
+			goto oom;
+	}
+	size_t d = 0;
+	for (size_t i = 0; i < s->n_instances; i++)
+		for (unsigned k = 0; k < s->instances[i].inst.count; k++)
+			s->devices[d++] = (struct snap_device){
+				.id = s->instances[i].inst.ids[k],
+				.instance = &s->instances[i],
+				.slot = k,
+			};
+	qsort(s->devices, d, sizeof(*s->devices), cmp_dev_stable);
+	/* Two groups may produce the same ID (same files matched twice): list
+	 * it once, from the first group. */
+	size_t u = 0;
+	for (size_t i = 0; i < d; i++) {
+		if (u && strcmp(s->devices[u - 1].id, s->devices[i].id) == 0)
+			continue;
+		s->devices[u++] = s->devices[i];
+	}
+	s->n_devices = u;
+	for (size_t i = 0; i < u; i++)
+		if (s->devices[i].instance->healthy)
+			s->n_healthy++;
+	return s;
+oom:
+	snapshot_unref(s);
+	return NULL;
+}

@@ -1,0 +1,172 @@
+"""Fixtures: a fake device directory, a kubelet stand-in, and the real
+plugin binary run as a child process with its log captured."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from kubelet import Kubelet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("UDP_BIN", os.path.join(ROOT, "bin", "usb-device-plugin"))
+# Under valgrind (make test-valgrind) everything is ~20x slower.
+WRAP = os.environ.get("UDP_WRAP", "").split()
+SLOW = 10.0 if WRAP else 1.0
+
+
+class DevDir:
+    """A directory of fake device nodes: real character devices (mknod), so
+    the plugin's type checks run as on a node."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def p(self, name):
+        return os.path.join(self.path, name)
+
+    def add(self, name, major=1, minor=3):
+        path = self.p(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mknod(path + ".tmp", 0o666 | 0o020000, os.makedev(major, minor))
+        os.rename(path + ".tmp", path)  # appears whole, as devtmpfs nodes do
+        return path
+
+    def remove(self, name):
+        os.unlink(self.p(name))
+
+
+@pytest.fixture
+def devdir(tmp_path):
+    d = tmp_path / "dev"
+    d.mkdir()
+    probe = d / "probe"
+    try:
+        os.mknod(str(probe), 0o600 | 0o020000, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs root (CAP_MKNOD): cannot fake device nodes here")
+    probe.unlink()
+    return DevDir(str(d))
+
+
+@pytest.fixture
+def plugin_dir(tmp_path):
+    d = tmp_path / "device-plugins"
+    d.mkdir()
+    return str(d) + "/"
+
+
+@pytest.fixture
+def kubelet(plugin_dir):
+    k = Kubelet(plugin_dir).start()
+    yield k
+    k.stop()
+
+
+class PluginProcess:
+    def __init__(self, args, env=None):
+        self.args = [BIN] + args
+        self.lines = []
+        self.cond = threading.Condition()
+        e = dict(os.environ)
+        for k in ("DOMAIN", "LISTEN", "LOG_LEVEL", "PLUGIN_DIRECTORY"):
+            e.pop(k, None)
+        e.update(env or {})
+        self.proc = subprocess.Popen(WRAP + self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=e, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def log(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def wait_log(self, pattern, timeout=5.0, start=0):
+        """Waits for a log line matching the regex; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout * SLOW
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        return m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and i >= len(self.lines)):
+                    raise AssertionError("no log line matching %r within %.1fs; log:\n%s" %
+                                         (pattern, timeout * SLOW, "\n".join(self.lines[-40:])))
+                self.cond.wait(min(left, 0.1))
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("plugin did not stop within %.1fs of %s; log:\n%s" %
+                                 (timeout * SLOW, sig, self.log()[-4000:]))
+        self.reader.join(5)
+        return rc
+
+    def check_clean(self):
+        """Sanitizer and valgrind reports fail the test."""
+        log = self.log()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                    "UndefinedBehaviorSanitizer", "Invalid read", "Invalid write",
+                    "definitely lost: [1-9]", "ERROR SUMMARY: [1-9]"):
+            assert not re.search(bad, log), "sanitizer/valgrind report:\n" + log[-6000:]
+
+
+@pytest.fixture
+def run_plugin(plugin_dir):
+    """run_plugin(*device_json, extra=[...]) starts the plugin; every plugin
+    started is stopped with SIGTERM at the end and must exit 0, clean."""
+    started = []
+
+    def start(*devices, extra=(), env=None, plugin_directory=None):
+        args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
+                "--domain", "example.com"]
+        for d in devices:
+            args += ["--device", d if isinstance(d, str) else json.dumps(d)]
+        p = PluginProcess(args + list(extra), env=env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.proc.poll() is None:
+            rc = p.stop()
+            assert rc == 0, "plugin exited %r; log:\n%s" % (rc, p.log()[-4000:])
+        p.check_clean()
+
+
+def sha1_id(slot, *paths):
+    """generic-device-plugin's device ID: sha1 of the slot number then the paths."""
+    import hashlib
+    h = hashlib.sha1(str(slot).encode())
+    for p in paths:
+        h.update(p.encode())
+    return h.hexdigest()
