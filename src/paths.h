@@ -11,7 +11,9 @@
 #include "instance.h"
 
 /* Expands group g (index group_index in its device) now.
- * Each path is a glob (glob(3), no GLOB_NOCHECK), matches sorted. With m_k
+ * Each path is a glob with Go's path.Match syntax, expanded as Go's fs.Glob
+ * does it (generic-device-plugin's semantics), except that a wildcard never
+ * matches a leading '.'; matches sorted with strcmp. With m_k
  * the matches of path k and L_k its limit, paths that match nothing and are
  * optional are left out; the group yields
  *   n = min(max_k m_k, min_k m_k * L_k)
