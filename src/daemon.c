@@ -29,6 +29,10 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DIR_RETRY_MS 1000
+/* A burst of /dev events (a hub of dongles, udev adding symlinks) is
+ * absorbed into one rescan at most this long after its first event: a
+ * rescan per event would make a storm of n events cost n full scans. */
+#define RESCAN_DELAY_US 2000
 
 enum reg_state { REG_IDLE, REG_IN_FLIGHT, REG_DONE, REG_BACKOFF };
 
@@ -148,6 +152,25 @@ static void scan_paths(struct daemon *d)
 	update_watches(d);
 }
 
+/* The kernel dropped watch wd (its directory is gone): forget it before
+ * the number is handed out again. */
+static void forget_watch(struct daemon *d, int wd)
+{
+	for (size_t i = 0; i < d->n_watches; i++)
+		if (d->watches[i].wd == wd) {
+			free(d->watches[i].dir);
+			d->watches[i] = d->watches[--d->n_watches];
+			return;
+		}
+}
+
+static void on_rescan(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	d->rescan = true; /* done, then published, by on_idle */
+}
+
 static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	(void)loop;
@@ -163,9 +186,12 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 			if (ev->mask & IN_Q_OVERFLOW)
 				log_warn("inotify queue overflow: rescanning");
 			log_debug("dev event mask=0x%x name=%s", ev->mask, ev->len ? ev->name : "");
+			if (ev->mask & IN_IGNORED)
+				forget_watch(d, ev->wd);
 			p += sizeof(*ev) + ev->len;
 		}
-		d->rescan = true;
+		if (!loop_timer_armed(d->loop, on_rescan, d))
+			loop_timer_set(d->loop, loop_now_us() + RESCAN_DELAY_US, on_rescan, d);
 	}
 }
 

@@ -792,3 +792,18 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
 	strv_clear(&found);
 	return r;
 }
+
+bool paths_pattern_valid(const char *pattern)
+{
+	if (!pattern)
+		return false;
+	for (const char *p = pattern; *p;) {
+		const char *end = strchr(p, '/');
+		if (!end)
+			end = p + strlen(p);
+		if (!go_pattern_valid(p, end))
+			return false;
+		p = *end ? end + 1 : end;
+	}
+	return true;
+}

@@ -5,6 +5,7 @@
 #ifndef UDP_PATHS_H
 #define UDP_PATHS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -31,6 +32,10 @@
  * (free with dev_instances_free). Returns 0 or a negative errno. */
 int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_instance **out,
 		 size_t *n_out);
+
+/* False when pattern is malformed ("x[", "[]", a trailing '\\'), which
+ * paths_expand would refuse with -EINVAL: for checking config at start. */
+bool paths_pattern_valid(const char *pattern);
 
 /* Appends to *dirs (a malloc'd array of malloc'd strings, *n_dirs long) the
  * existing directories in which a created, deleted or renamed entry can

@@ -489,6 +489,17 @@ TEST(test_hidden_entries)
 	fixture_done(&f);
 }
 
+TEST(test_pattern_valid)
+{
+	CHECK(paths_pattern_valid("/dev/ttyUSB*"));
+	CHECK(paths_pattern_valid("/dev/snd/pcmC[0-9]D?c"));
+	CHECK(paths_pattern_valid("/dev/lit\\*"));
+	CHECK(!paths_pattern_valid("/dev/x["));
+	CHECK(!paths_pattern_valid("/dev/[]/x"));
+	CHECK(!paths_pattern_valid("/dev/x\\"));
+	CHECK(!paths_pattern_valid(NULL));
+}
+
 TEST(test_escaped_meta)
 {
 	struct fixture f;
@@ -933,6 +944,7 @@ int main(void)
 	RUN(test_node_fields);
 	RUN(test_sort_order);
 	RUN(test_hidden_entries);
+	RUN(test_pattern_valid);
 	RUN(test_escaped_meta);
 	RUN(test_go_pattern_syntax);
 	RUN(test_expand_arguments);
