@@ -1,7 +1,9 @@
 # usb-device-plugin
 #   make            build bin/usb-device-plugin
 #   make run        set up, build, run on config/default.yaml in the foreground
-#   make test       set up, build with ASan+UBSan, run unit and integration tests
+#   make test       set up; unit + integration tests with ASan+UBSan, then the
+#                   integration tests again under valgrind
+#   make bench      figures: Allocate latency, event-to-update latency, RSS, idle CPU
 #   make lint       cppcheck + clang-format --dry-run
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 
@@ -24,7 +26,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
 
-.PHONY: all run test unit integration lint clean setup setup-test
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test
 all: bin/usb-device-plugin
 
 setup:
@@ -68,17 +70,34 @@ export ASAN_OPTIONS := abort_on_error=0:detect_leaks=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 
 test: setup-test
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration valgrind
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do ./$$t || exit 1; done
 
-integration: build/san/usb-device-plugin bin/usb-device-plugin
-	UDP_BIN=$(CURDIR)/build/san/usb-device-plugin python3 -m pytest -q tests/integration
+# Debian's python3 (pyenv's may shadow it) has grpcio and protobuf.
+PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
+
+integration: build/san/usb-device-plugin
+	UDP_BIN=$(CURDIR)/build/san/usb-device-plugin $(PYTEST) tests/integration
+
+# The integration suite again, the release binary under valgrind: any error
+# or definite leak makes the plugin exit 99 and the test fail.
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no
+valgrind: bin/usb-device-plugin
+	UDP_BIN=$(CURDIR)/bin/usb-device-plugin UDP_WRAP="$(VALGRIND)" $(PYTEST) tests/integration
+
+test-valgrind: setup-test
+	@$(MAKE) --no-print-directory valgrind
+
+bench: setup-test
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 tests/bench/bench.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--suppress=missingIncludeSystem -Isrc src
+		--suppress=missingIncludeSystem -Isrc -Ibuild/gen src
 	clang-format --dry-run --Werror src/*.c src/*.h tests/unit/*.c
 
 clean:

@@ -162,9 +162,8 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 	return r;
 }
 
-int alloc_allocate(const struct snapshot *s, const char *name,
-		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out,
-		   char *err, size_t errlen)
+int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__AllocateRequest *req,
+		   V1beta1__AllocateResponse **out, char *err, size_t errlen)
 {
 	char prefix[128];
 	if (alloc_env_prefix(name, prefix, sizeof(prefix)) < 0) {
@@ -221,7 +220,8 @@ static size_t instance_index(const struct snapshot *s, const struct snap_instanc
 }
 
 /* Picks IDs for one container request into resp->device_ids. */
-static int prefer_one(const struct snapshot *s, const V1beta1__ContainerPreferredAllocationRequest *cr,
+static int prefer_one(const struct snapshot *s,
+		      const V1beta1__ContainerPreferredAllocationRequest *cr,
 		      V1beta1__ContainerPreferredAllocationResponse *resp)
 {
 	size_t n = cr->n_available_deviceids;
@@ -342,7 +342,8 @@ int alloc_prestart(const struct snapshot *s, const V1beta1__PreStartContainerReq
 			char why[400];
 			int r = dev_node_check(&inst->nodes[i], why, sizeof(why));
 			if (r < 0) {
-				snprintf(err, errlen, "device \"%s\": %s", req->devices_ids[k], why);
+				snprintf(err, errlen, "device \"%s\": %s", req->devices_ids[k],
+					 why);
 				return r;
 			}
 		}

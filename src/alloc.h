@@ -22,9 +22,8 @@
  * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request;
  * err then names the ID and why. The response is freed with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). */
-int alloc_allocate(const struct snapshot *s, const char *name,
-		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out,
-		   char *err, size_t errlen);
+int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__AllocateRequest *req,
+		   V1beta1__AllocateResponse **out, char *err, size_t errlen);
 
 /* Chooses allocation_size IDs per container request: must_include first,
  * then spreading over distinct instances (fewest already chosen), then

@@ -24,15 +24,16 @@
 #include "server.h"
 #include "table.h"
 
-#define SETTLE_MS 100		/* after a plugin-directory event, before acting */
+#define SETTLE_MS	    100 /* after a plugin-directory event, before acting */
 #define REGISTER_TIMEOUT_MS 5000
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-#define DIR_RETRY_MS 1000
-/* A burst of /dev events (a hub of dongles, udev adding symlinks) is
- * absorbed into one rescan at most this long after its first event: a
- * rescan per event would make a storm of n events cost n full scans. */
-#define RESCAN_DELAY_US 2000
+#define BACKOFF_MIN_MS	    500
+#define BACKOFF_MAX_MS	    30000
+#define DIR_RETRY_MS	    1000
+/* Path rescans are rate-limited, not delayed: a lone event is rescanned at
+ * once, and the events of a burst (a hub of dongles, udev adding symlinks)
+ * that arrive within this interval of the last rescan share the next one.
+ * A rescan per event would make a storm of n events cost n full scans. */
+#define RESCAN_INTERVAL_US 2000
 
 enum reg_state { REG_IDLE, REG_IN_FLIGHT, REG_DONE, REG_BACKOFF };
 
@@ -74,6 +75,7 @@ struct daemon {
 	struct dir_watch *watches;
 	size_t n_watches;
 	bool rescan;
+	int64_t last_rescan_us;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
 	int exit_code;
 };
@@ -110,14 +112,15 @@ static void update_watches(struct daemon *d)
 			free(dirs[j]);
 			continue;
 		}
-		int wd = inotify_add_watch(d->dev_fd, dirs[j],
-					   IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-						   IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
-						   IN_ONLYDIR);
+		int wd =
+		    inotify_add_watch(d->dev_fd, dirs[j],
+				      IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+					  IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB | IN_ONLYDIR);
 		struct dir_watch *w = realloc(d->watches, (d->n_watches + 1) * sizeof(*w));
 		if (wd < 0 || !w) {
 			if (wd < 0)
-				log_warn("cannot watch dir=%s err=\"%s\"", dirs[j], strerror(errno));
+				log_warn("cannot watch dir=%s err=\"%s\"", dirs[j],
+					 strerror(errno));
 			if (w)
 				d->watches = w;
 			free(dirs[j]);
@@ -190,8 +193,11 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 				forget_watch(d, ev->wd);
 			p += sizeof(*ev) + ev->len;
 		}
-		if (!loop_timer_armed(d->loop, on_rescan, d))
-			loop_timer_set(d->loop, loop_now_us() + RESCAN_DELAY_US, on_rescan, d);
+		if (!loop_timer_armed(d->loop, on_rescan, d)) {
+			int64_t at = d->last_rescan_us + RESCAN_INTERVAL_US;
+			int64_t now = loop_now_us();
+			loop_timer_set(d->loop, at > now ? at : now, on_rescan, d);
+		}
 	}
 }
 
@@ -241,6 +247,7 @@ static void on_idle(struct loop *loop, void *data)
 	struct daemon *d = data;
 	if (d->rescan) {
 		d->rescan = false;
+		d->last_rescan_us = loop_now_us();
 		scan_paths(d);
 	}
 	publish(d);
@@ -443,7 +450,7 @@ static int watch_plugin_dir(struct daemon *d)
 		return -errno;
 	d->plugin_wd = inotify_add_watch(d->plugin_fd, d->cfg->plugin_dir,
 					 IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM |
-						 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+					     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
 	if (d->plugin_wd < 0) {
 		int e = errno;
 		log_warn("cannot watch plugin directory dir=%s err=\"%s\": retrying",
@@ -617,8 +624,8 @@ static void teardown(struct daemon *d)
 
 int daemon_run(const struct config *cfg)
 {
-	struct daemon d = {.cfg = cfg, .sig_fd = -1, .plugin_fd = -1, .dev_fd = -1,
-			   .exit_code = -1};
+	struct daemon d = {
+	    .cfg = cfg, .sig_fd = -1, .plugin_fd = -1, .dev_fd = -1, .exit_code = -1};
 	int e = setup(&d);
 	if (e < 0) {
 		log_error("start-up failed err=\"%s\"", strerror(-e));

@@ -9,8 +9,8 @@
 struct dev_node {
 	char *host_path;
 	char *container_path;
-	bool mount;          /* bind Mount instead of a DeviceSpec */
-	bool read_only;      /* Mount only */
+	bool mount;	     /* bind Mount instead of a DeviceSpec */
+	bool read_only;	     /* Mount only */
 	char permissions[4]; /* DeviceSpec cgroup access, subset of "mrw" */
 };
 

@@ -94,9 +94,9 @@ int kubelet_register(struct rpc *rpc, const char *socket_path, const char *endpo
 	rc->channel = grpc_channel_create(target, creds, NULL);
 	grpc_channel_credentials_release(creds);
 	rc->call = grpc_channel_create_call(
-		rc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, rpc_cq(rpc),
-		grpc_slice_from_static_string("/v1beta1.Registration/Register"), NULL,
-		rpc_deadline_ms(timeout_ms), NULL);
+	    rc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, rpc_cq(rpc),
+	    grpc_slice_from_static_string("/v1beta1.Registration/Register"), NULL,
+	    rpc_deadline_ms(timeout_ms), NULL);
 
 	grpc_op ops[6];
 	memset(ops, 0, sizeof(ops));

@@ -9,9 +9,8 @@
 #include <unistd.h>
 
 static const char *const level_names[] = {
-	[LOG_LEVEL_ALL] = "all",     [LOG_LEVEL_DEBUG] = "debug",
-	[LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_WARN] = "warn",
-	[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_NONE] = "none",
+    [LOG_LEVEL_ALL] = "all",   [LOG_LEVEL_DEBUG] = "debug", [LOG_LEVEL_INFO] = "info",
+    [LOG_LEVEL_WARN] = "warn", [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_NONE] = "none",
 };
 
 /* The one piece of process-wide state: read by every thread that logs. */

@@ -23,8 +23,8 @@ struct rpc {
  * are usually a peer going away, which we report ourselves. */
 static void grpc_log_sink(gpr_log_func_args *args)
 {
-	enum log_level lvl = args->severity == GPR_LOG_SEVERITY_ERROR ? LOG_LEVEL_INFO
-									: LOG_LEVEL_DEBUG;
+	enum log_level lvl =
+	    args->severity == GPR_LOG_SEVERITY_ERROR ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
 	log_write(lvl, "grpc file=%s:%d msg=\"%s\"", args->file, args->line, args->message);
 }
 
@@ -52,8 +52,8 @@ static void *rpc_thread(void *arg)
 {
 	struct rpc *rpc = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(
-			rpc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		grpc_event ev =
+		    grpc_completion_queue_next(rpc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE && ev.tag) {
@@ -83,7 +83,7 @@ void rpc_free(struct rpc *rpc)
 		pthread_join(rpc->thread, NULL);
 	else
 		while (grpc_completion_queue_next(rpc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-			       .type != GRPC_QUEUE_SHUTDOWN)
+			   .type != GRPC_QUEUE_SHUTDOWN)
 			;
 	grpc_completion_queue_destroy(rpc->cq);
 	rpc_run_jobs(rpc); /* jobs posted by the last completions */

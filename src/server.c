@@ -28,11 +28,11 @@ static const struct {
 	const char *path;
 	enum method m;
 } methods[] = {
-	{"/v1beta1.DevicePlugin/GetDevicePluginOptions", M_OPTIONS},
-	{"/v1beta1.DevicePlugin/ListAndWatch", M_LIST_AND_WATCH},
-	{"/v1beta1.DevicePlugin/GetPreferredAllocation", M_PREFERRED},
-	{"/v1beta1.DevicePlugin/Allocate", M_ALLOCATE},
-	{"/v1beta1.DevicePlugin/PreStartContainer", M_PRESTART},
+    {"/v1beta1.DevicePlugin/GetDevicePluginOptions", M_OPTIONS},
+    {"/v1beta1.DevicePlugin/ListAndWatch", M_LIST_AND_WATCH},
+    {"/v1beta1.DevicePlugin/GetPreferredAllocation", M_PREFERRED},
+    {"/v1beta1.DevicePlugin/Allocate", M_ALLOCATE},
+    {"/v1beta1.DevicePlugin/PreStartContainer", M_PRESTART},
 };
 
 enum call_state {
@@ -60,7 +60,7 @@ struct call {
 	int cancelled;
 	/* streams, under servers.mu */
 	bool in_flight, closed;
-	bool sent_any;     /* initial metadata and a first list went out */
+	bool sent_any;	   /* initial metadata and a first list went out */
 	uint64_t sent_gen; /* generation of the last list sent */
 	struct call *prev, *next;
 };
@@ -153,7 +153,7 @@ static void request_call(struct gsrv *gs)
 	gs->calls++;
 	grpc_completion_queue *cq = rpc_cq(gs->res->s->rpc);
 	grpc_call_error e =
-		grpc_server_request_call(gs->server, &c->call, &c->details, &c->md, cq, cq, &c->tag);
+	    grpc_server_request_call(gs->server, &c->call, &c->details, &c->md, cq, cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
 		log_error("grpc_server_request_call failed err=%d", (int)e);
 		call_free(c);
@@ -186,7 +186,7 @@ static grpc_byte_buffer *list_message(const struct snapshot *snap)
 			v1beta1__device__init(&devs[i]);
 			devs[i].id = (char *)snap->devices[i].id;
 			devs[i].health =
-				snap->devices[i].instance->healthy ? "Healthy" : "Unhealthy";
+			    snap->devices[i].instance->healthy ? "Healthy" : "Unhealthy";
 			ptrs[i] = &devs[i];
 		}
 		msg.n_devices = n;
@@ -378,11 +378,11 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 		if (req) {
 			for (size_t i = 0; i < req->n_container_requests; i++) {
 				const V1beta1__ContainerAllocateRequest *cr =
-					req->container_requests[i];
+				    req->container_requests[i];
 				for (size_t k = 0; k < cr->n_devices_ids; k++)
-					log_info("allocate resource=%s container=%zu id=%s result=%s",
-						 full_name, i, cr->devices_ids[k],
-						 r ? "refused" : "ok");
+					log_info(
+					    "allocate resource=%s container=%zu id=%s result=%s",
+					    full_name, i, cr->devices_ids[k], r ? "refused" : "ok");
 			}
 			v1beta1__allocate_request__free_unpacked(req, NULL);
 		}
@@ -390,7 +390,7 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 	}
 	case M_PREFERRED: {
 		V1beta1__PreferredAllocationRequest *req =
-			v1beta1__preferred_allocation_request__unpack(NULL, len, data);
+		    v1beta1__preferred_allocation_request__unpack(NULL, len, data);
 		V1beta1__PreferredAllocationResponse *resp = NULL;
 		if (!req) {
 			r = -EINVAL;
@@ -405,13 +405,13 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 	}
 	case M_PRESTART: {
 		V1beta1__PreStartContainerRequest *req =
-			v1beta1__pre_start_container_request__unpack(NULL, len, data);
+		    v1beta1__pre_start_container_request__unpack(NULL, len, data);
 		if (!req) {
 			r = -EINVAL;
 			snprintf(err, sizeof(err), "malformed PreStartContainerRequest");
 		} else if ((r = alloc_prestart(snap, req, err, sizeof(err))) == 0) {
 			V1beta1__PreStartContainerResponse o =
-				V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
+			    V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
 			reply = pack(&o.base);
 		}
 		if (req)

@@ -1,5 +1,6 @@
 #include "table.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -105,8 +106,8 @@ static bool refresh_health(struct table *t, size_t r, struct entry *e)
 	bool healthy = why == NULL;
 	bool changed = healthy != e->healthy;
 	if (changed && healthy)
-		log_info("device healthy resource=%s id=%s path=%s", t->names[r], first_id(&e->inst),
-			 first_path(&e->inst));
+		log_info("device healthy resource=%s id=%s path=%s", t->names[r],
+			 first_id(&e->inst), first_path(&e->inst));
 	else if (changed)
 		log_warn("device unhealthy resource=%s id=%s reason=\"%s\"", t->names[r],
 			 first_id(&e->inst), why);
@@ -122,9 +123,9 @@ static bool same_nodes(const struct dev_instance *a, const struct dev_instance *
 		return false;
 	for (size_t i = 0; i < a->n_nodes; i++) {
 		const struct dev_node *x = &a->nodes[i], *y = &b->nodes[i];
-		if (strcmp(x->host_path, y->host_path) || strcmp(x->container_path, y->container_path) ||
-		    x->mount != y->mount || x->read_only != y->read_only ||
-		    strcmp(x->permissions, y->permissions))
+		if (strcmp(x->host_path, y->host_path) ||
+		    strcmp(x->container_path, y->container_path) || x->mount != y->mount ||
+		    x->read_only != y->read_only || strcmp(x->permissions, y->permissions))
 			return false;
 	}
 	for (unsigned i = 0; i < a->count; i++)
@@ -192,6 +193,7 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 			changed = true;
 			j++;
 		} else {
+			assert(old && nw); /* c == 0: both sides present */
 			struct entry e = *old;
 			if (e.gone_since_us) {
 				log_info("device back resource=%s id=%s", t->names[r],
@@ -358,9 +360,9 @@ struct snapshot *table_snapshot(const struct table *t, size_t r)
 	for (size_t i = 0; i < s->n_instances; i++)
 		for (unsigned k = 0; k < s->instances[i].inst.count; k++)
 			s->devices[d++] = (struct snap_device){
-				.id = s->instances[i].inst.ids[k],
-				.instance = &s->instances[i],
-				.slot = k,
+			    .id = s->instances[i].inst.ids[k],
+			    .instance = &s->instances[i],
+			    .slot = k,
 			};
 	qsort(s->devices, d, sizeof(*s->devices), cmp_dev_stable);
 	/* Two groups may produce the same ID (same files matched twice): list

@@ -34,8 +34,11 @@ class DevDir:
     def add(self, name, major=1, minor=3):
         path = self.p(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.mknod(path + ".tmp", 0o666 | 0o020000, os.makedev(major, minor))
-        os.rename(path + ".tmp", path)  # appears whole, as devtmpfs nodes do
+        # made under a hidden name and renamed: appears whole, as devtmpfs
+        # nodes do, and no glob matches the temporary name
+        tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+        os.mknod(tmp, 0o666 | 0o020000, os.makedev(major, minor))
+        os.rename(tmp, path)
         return path
 
     def remove(self, name):

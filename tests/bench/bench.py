@@ -1,0 +1,154 @@
+"""make bench: figures for the plugin, printed as `name: value` lines.
+
+Runs the release binary (bin/usb-device-plugin) against a directory of
+fake device nodes and the kubelet stand-in (Python grpcio), so latencies
+include the stand-in's own gRPC stack: they are upper bounds of what a
+kubelet (Go) sees."""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from kubelet import Kubelet  # noqa: E402
+
+BIN = os.environ.get("UDP_BIN", os.path.join(ROOT, "bin", "usb-device-plugin"))
+IDLE_S = float(os.environ.get("BENCH_IDLE_S", "30"))
+
+
+def out(name, value, unit=""):
+    print("%s: %s%s" % (name, value, (" " + unit) if unit else ""), flush=True)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def mknod(path):
+    os.mknod(path, 0o666 | 0o020000, os.makedev(1, 3))
+
+
+def proc_stats(pid):
+    """(utime+stime ticks, voluntary+involuntary context switches of every
+    thread, RSS kB)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    switches = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    switches += int(line.split()[1])
+    rss = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return ticks, switches, rss
+
+
+class Run:
+    def __init__(self, n_files):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dev = os.path.join(self.tmp.name, "dev")
+        self.pd = os.path.join(self.tmp.name, "pd") + "/"
+        os.makedirs(self.dev)
+        os.makedirs(self.pd)
+        for i in range(n_files):
+            mknod(os.path.join(self.dev, "tty%d" % i))
+        self.kubelet = Kubelet(self.pd).start()
+        dev = '{"name": "serial", "groups": [{"paths": [{"path": "%s/tty*"}]}]}' % self.dev
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([BIN, "--plugin-directory", self.pd, "--log-level", "warn",
+                                      "--domain", "example.com", "--device", dev],
+                                     stdin=subprocess.DEVNULL)
+        self.plugin = self.kubelet.wait_plugin("example.com/serial", timeout=30)
+        self.plugin.stream.wait(lambda d: len(d) == n_files, timeout=30)
+        self.ready_s = time.monotonic() - self.t0
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.kubelet.stop()
+        self.tmp.cleanup()
+
+
+def bench_startup():
+    for n in (1, 100, 1000):
+        r = Run(n)
+        try:
+            time.sleep(0.5)  # let gRPC's threads settle before reading RSS
+            out("startup_to_first_list_ms_%d_devices" % n, "%.1f" % (r.ready_s * 1000))
+            out("rss_kib_%d_devices" % n, proc_stats(r.proc.pid)[2])
+        finally:
+            r.close()
+
+
+def bench_allocate(r):
+    ids = sorted(r.plugin.stream.latest())
+    for i in range(100):  # warm-up
+        r.plugin.allocate([ids[i % len(ids)]])
+    lat = []
+    t_all = time.monotonic()
+    for i in range(2000):
+        t = time.monotonic()
+        r.plugin.allocate([ids[i % len(ids)]])
+        lat.append((time.monotonic() - t) * 1e6)
+    total = time.monotonic() - t_all
+    out("allocate_roundtrip_p50_us", "%.0f" % pct(lat, 50))
+    out("allocate_roundtrip_p99_us", "%.0f" % pct(lat, 99))
+    out("allocate_per_s_sequential", "%.0f" % (2000 / total))
+
+
+def bench_event_to_update(r):
+    s = r.plugin.stream
+    lat = []
+    for i in range(100):
+        name = os.path.join(r.dev, "ttyNEW%d" % i)
+        n = s.count()
+        t = time.monotonic()
+        mknod(name)
+        s.wait(lambda d: len(d) == 11 + i, timeout=5)
+        with s.cond:
+            got = s.lists[-1][0]
+        lat.append((got - t) * 1e6)
+        assert s.count() > n
+    out("file_created_to_listandwatch_median_us", "%.0f" % statistics.median(lat))
+    out("file_created_to_listandwatch_p99_us", "%.0f" % pct(lat, 99))
+
+
+def bench_idle(r):
+    time.sleep(1)
+    t0, c0, _ = proc_stats(r.proc.pid)
+    time.sleep(IDLE_S)
+    t1, c1, rss = proc_stats(r.proc.pid)
+    hz = os.sysconf("SC_CLK_TCK")
+    out("idle_seconds", "%.0f" % IDLE_S)
+    out("idle_cpu_ticks", t1 - t0, "(1 tick = %d ms)" % (1000 // hz))
+    out("idle_context_switches_per_s", "%.2f" % ((c1 - c0) / IDLE_S))
+    out("idle_rss_kib", rss)
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit("no %s: run make first" % BIN)
+    out("binary", BIN)
+    bench_startup()
+    r = Run(10)
+    try:
+        bench_allocate(r)
+        bench_event_to_update(r)
+        bench_idle(r)
+    finally:
+        r.close()
+
+
+if __name__ == "__main__":
+    main()

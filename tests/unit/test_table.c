@@ -1,0 +1,202 @@
+/* The device table: merge by key, health from the nodes, gone -> grace ->
+ * dropped, generations, and snapshots. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+#include "table.h"
+
+static char dir[64];
+static const char *const names[] = {"t/a", "t/b"};
+
+/* An instance of one Device node at dir/file, with count IDs "file-j". */
+static struct dev_instance inst(const char *file, unsigned count)
+{
+	struct dev_instance i = {.count = count, .n_nodes = 1};
+	char buf[256];
+	snprintf(buf, sizeof(buf), "g0:%s/%s", dir, file);
+	i.key = strdup(buf);
+	i.ids = calloc(count, sizeof(*i.ids));
+	for (unsigned j = 0; j < count; j++) {
+		snprintf(buf, sizeof(buf), "%s-%u", file, j);
+		i.ids[j] = strdup(buf);
+	}
+	i.nodes = calloc(1, sizeof(*i.nodes));
+	snprintf(buf, sizeof(buf), "%s/%s", dir, file);
+	i.nodes[0].host_path = strdup(buf);
+	i.nodes[0].container_path = strdup(buf);
+	strcpy(i.nodes[0].permissions, "mrw");
+	return i;
+}
+
+static struct dev_instance *insts(int n, const char **files, unsigned count)
+{
+	struct dev_instance *a = calloc(n ? n : 1, sizeof(*a));
+	for (int i = 0; i < n; i++)
+		a[i] = inst(files[i], count);
+	return a;
+}
+
+static void node(const char *file, int chr)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	unlink(p);
+	if (chr)
+		CHECK_INT(mknod(p, S_IFCHR | 0600, makedev(1, 3)), 0);
+	else
+		fclose(fopen(p, "w"));
+}
+
+static void rm(const char *file)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	unlink(p);
+}
+
+static const char *health(struct table *t, size_t r, const char *id)
+{
+	struct snapshot *s = table_snapshot(t, r);
+	const struct snap_device *d = snapshot_find(s, id);
+	static char out[16];
+	snprintf(out, sizeof(out), "%s", !d ? "absent" : d->instance->healthy ? "healthy" : "sick");
+	snapshot_unref(s);
+	return out;
+}
+
+TEST(add_update_gone_back_drop)
+{
+	struct table *t = table_new(2, names, 1000);
+	node("x", 1);
+	node("y", 1);
+	const char *xy[] = {"x", "y"}, *y[] = {"y"}, *yx[] = {"y", "x"};
+	CHECK_INT(table_update_group(t, 0, 0, insts(2, xy, 2), 2, 1000000), 1);
+	CHECK_INT(table_generation(t, 0), 1);
+	CHECK_INT(table_generation(t, 1), 0);
+	CHECK_STR(health(t, 0, "x-1"), "healthy");
+	/* the same again: nothing changes, generation stays */
+	CHECK_INT(table_update_group(t, 0, 0, insts(2, yx, 2), 2, 1000000), 0);
+	CHECK_INT(table_generation(t, 0), 1);
+	/* x vanishes: unhealthy, still listed */
+	rm("x");
+	CHECK_INT(table_update_group(t, 0, 0, insts(1, y, 2), 1, 2000000), 1);
+	CHECK_STR(health(t, 0, "x-0"), "sick");
+	CHECK_STR(health(t, 0, "y-0"), "healthy");
+	CHECK_INT(table_next_expiry(t), 3000000);
+	CHECK_INT(table_expire(t, 2999999), 0);
+	/* back within grace: same instance, healthy again */
+	node("x", 1);
+	CHECK_INT(table_update_group(t, 0, 0, insts(2, xy, 2), 2, 2500000), 1);
+	CHECK_STR(health(t, 0, "x-0"), "healthy");
+	CHECK_INT(table_next_expiry(t), 0);
+	/* gone again, then dropped after the grace period */
+	rm("x");
+	table_update_group(t, 0, 0, insts(1, y, 2), 1, 4000000);
+	uint64_t g = table_generation(t, 0);
+	CHECK_INT(table_expire(t, 5000000), 1);
+	CHECK_INT(table_generation(t, 0), g + 1);
+	CHECK_STR(health(t, 0, "x-0"), "absent");
+	CHECK_INT(table_n_instances(t, 0), 1);
+	table_free(t);
+	rm("y");
+}
+
+TEST(health_from_nodes)
+{
+	struct table *t = table_new(1, names, 1000);
+	node("plain", 0); /* a regular file is no device */
+	const char *f[] = {"plain"};
+	CHECK_INT(table_update_group(t, 0, 0, insts(1, f, 1), 1, 1), 1);
+	CHECK_STR(health(t, 0, "plain-0"), "sick");
+	struct snapshot *s = table_snapshot(t, 0);
+	CHECK_CONTAINS(s->instances[0].why, "not a character or block device");
+	CHECK_INT(s->n_healthy, 0);
+	snapshot_unref(s);
+	/* it becomes a device node: the next scan makes it healthy */
+	node("plain", 1);
+	CHECK_INT(table_update_group(t, 0, 0, insts(1, f, 1), 1, 2), 1);
+	CHECK_STR(health(t, 0, "plain-0"), "healthy");
+	table_free(t);
+	rm("plain");
+}
+
+TEST(groups_are_separate_and_ids_unique)
+{
+	struct table *t = table_new(1, names, 1000);
+	node("a", 1);
+	node("b", 1);
+	const char *a[] = {"a"}, *b[] = {"b"};
+	table_update_group(t, 0, 0, insts(1, a, 1), 1, 1);
+	struct dev_instance *g1 = insts(1, b, 1);
+	free(g1[0].key);
+	g1[0].key = strdup("g1:b");
+	table_update_group(t, 0, 1, g1, 1, 1);
+	/* group 1 updating to nothing does not touch group 0 */
+	CHECK_INT(table_update_group(t, 0, 1, NULL, 0, 5), 1);
+	CHECK_STR(health(t, 0, "a-0"), "healthy");
+	CHECK_STR(health(t, 0, "b-0"), "sick");
+	/* the same ID from two groups is listed once */
+	struct dev_instance *dup = insts(1, a, 1);
+	free(dup[0].key);
+	dup[0].key = strdup("g1:a");
+	table_update_group(t, 0, 1, dup, 1, 6);
+	struct snapshot *s = table_snapshot(t, 0);
+	size_t n_a = 0;
+	for (size_t i = 0; i < s->n_devices; i++)
+		n_a += strcmp(s->devices[i].id, "a-0") == 0;
+	CHECK_INT(n_a, 1);
+	for (size_t i = 1; i < s->n_devices; i++)
+		CHECK(strcmp(s->devices[i - 1].id, s->devices[i].id) < 0);
+	snapshot_unref(s);
+	table_free(t);
+	rm("a");
+	rm("b");
+}
+
+TEST(snapshot_outlives_table_changes)
+{
+	struct table *t = table_new(1, names, 0);
+	node("s", 1);
+	const char *f[] = {"s"};
+	table_update_group(t, 0, 0, insts(1, f, 3), 1, 1);
+	struct snapshot *s = table_snapshot(t, 0);
+	CHECK_INT(s->n_devices, 3);
+	CHECK_INT(s->generation, 1);
+	rm("s");
+	table_update_group(t, 0, 0, NULL, 0, 2);
+	table_expire(t, 2);
+	table_free(t);
+	/* the old snapshot is still whole */
+	const struct snap_device *d = snapshot_find(s, "s-2");
+	CHECK(d != NULL);
+	CHECK_INT(d ? d->slot : 99, 2);
+	CHECK(snapshot_find(s, "nope") == NULL);
+	snapshot_unref(snapshot_ref(s));
+	snapshot_unref(s);
+}
+
+int main(void)
+{
+	log_set_level(LOG_LEVEL_NONE);
+	snprintf(dir, sizeof(dir), "/tmp/udp-table-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	if (mknod("/tmp/.udp-mknod-probe", S_IFCHR | 0600, makedev(1, 3)) < 0) {
+		printf("unit %s: skipped: mknod not permitted\n", __FILE__);
+		rmdir(dir);
+		return 0;
+	}
+	unlink("/tmp/.udp-mknod-probe");
+	RUN(add_update_gone_back_drop);
+	RUN(health_from_nodes);
+	RUN(groups_are_separate_and_ids_unique);
+	RUN(snapshot_outlives_table_changes);
+	rmdir(dir);
+	return CHECK_SUMMARY();
+}
