@@ -1,0 +1,1266 @@
+/* Unit tests for config.c and cfgtree.c: flags, environment, files, the
+ * device schema, and every error message's source, field path and reason.
+ * Runs in a temporary directory of its own (so ./config.* is controlled). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfgtree.h"
+#include "check.h"
+#include "config.h"
+
+#define ARGV(...) ((char *[]){"usb-device-plugin", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"usb-device-plugin", __VA_ARGS__}) / sizeof(char *)))
+#define LOAD(cfg, err, ...)                                                                        \
+	config_load((cfg), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (err), sizeof(err))
+
+/* A minimal valid --device. */
+#define DEV_FUSE "{\"name\": \"fuse\", \"groups\": [{\"paths\": [{\"path\": \"/dev/fuse\"}]}]}"
+
+static char tmpdir[64];
+static char default_yaml[PATH_MAX]; /* config/default.yaml of the repository */
+
+static bool is_zero(const struct config *c)
+{
+	static const struct config zero;
+	return memcmp(c, &zero, sizeof(zero)) == 0;
+}
+
+/* Loads argv, which must fail with a message containing want; checks that
+ * the config is left zeroed. */
+#define EXPECT_ERR(want, ...)                                                                      \
+	do {                                                                                       \
+		struct config c_;                                                                  \
+		char e_[512];                                                                      \
+		memset(&c_, 0x5a, sizeof(c_));                                                     \
+		int r_ = LOAD(&c_, e_, __VA_ARGS__);                                               \
+		CHECK(r_ < 0);                                                                     \
+		CHECK_CONTAINS(e_, want);                                                          \
+		CHECK(is_zero(&c_));                                                               \
+		if (r_ == 0)                                                                       \
+			config_free(&c_);                                                          \
+	} while (0)
+
+/* Loads argv, which must succeed. */
+#define EXPECT_OK(cfg, ...)                                                                        \
+	do {                                                                                       \
+		char e_[512] = "";                                                                 \
+		int r_ = LOAD((cfg), e_, __VA_ARGS__);                                             \
+		CHECK_INT(r_, 0);                                                                  \
+		if (r_ != 0)                                                                       \
+			fprintf(stderr, "  error: %s\n", e_);                                      \
+	} while (0)
+
+/* Writes content to name in the test directory; returns the path in buf. */
+static const char *write_file(char *buf, size_t size, const char *name, const char *content)
+{
+	int n = snprintf(buf, size, "%s/%s", tmpdir, name);
+	if (n < 0 || (size_t)n >= size)
+		abort();
+	FILE *f = fopen(buf, "w");
+	if (!f || fputs(content, f) < 0 || fclose(f) != 0)
+		abort();
+	return buf;
+}
+
+/* Captures what is written to stderr (the log) between begin and end. */
+struct capture {
+	int saved;
+	char path[96];
+};
+
+static void capture_begin(struct capture *c)
+{
+	int n = snprintf(c->path, sizeof(c->path), "%s/stderr.txt", tmpdir);
+	if (n < 0 || (size_t)n >= sizeof(c->path))
+		abort();
+	fflush(stderr);
+	c->saved = dup(STDERR_FILENO);
+	int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (c->saved < 0 || fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+		abort();
+	close(fd);
+}
+
+/* Returns what was captured (malloc'd). */
+static char *capture_end(struct capture *c)
+{
+	if (dup2(c->saved, STDERR_FILENO) < 0)
+		abort();
+	close(c->saved);
+	static char text[8192];
+	FILE *f = fopen(c->path, "r");
+	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	text[n] = '\0';
+	return strdup(text);
+}
+
+/* ---- flags, defaults, precedence ---- */
+
+TEST(defaults)
+{
+	struct config c;
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	CHECK_STR(c.listen, ":8080");
+	CHECK_STR(c.plugin_dir, "/var/lib/kubelet/device-plugins/");
+	CHECK_INT(c.log_level, LOG_LEVEL_INFO);
+	CHECK_INT(c.grace_ms, CONFIG_DEFAULT_GRACE_MS);
+	CHECK(c.config_file == NULL);
+	CHECK(!c.show_help && !c.show_version);
+	CHECK_INT(c.n_devices, 1);
+	CHECK_STR(c.devices[0].name, "fuse");
+	CHECK_INT(c.devices[0].n_groups, 1);
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK_INT(g->count, 1);
+	CHECK_INT(g->n_paths, 1);
+	CHECK_INT(g->n_usb, 0);
+	CHECK_STR(g->paths[0].path, "/dev/fuse");
+	CHECK(g->paths[0].mount_path == NULL);
+	CHECK_INT(g->paths[0].type, CFG_PATH_DEVICE);
+	CHECK_STR(g->paths[0].permissions, "mrw");
+	CHECK(!g->paths[0].read_only);
+	CHECK_INT(g->paths[0].limit, 1);
+	CHECK(!g->paths[0].optional);
+	config_free(&c);
+	CHECK(is_zero(&c));
+	config_free(&c); /* a zeroed struct: no-op */
+	config_free(NULL);
+}
+
+TEST(flags_both_forms)
+{
+	struct config c;
+	EXPECT_OK(&c, "--domain", "squat.ai", "--listen=127.0.0.1:9090", "--log-level", "debug",
+		  "--plugin-directory=/tmp/plugins", "--grace-period", "1m30s", "--device",
+		  DEV_FUSE);
+	CHECK_STR(c.domain, "squat.ai");
+	CHECK_STR(c.listen, "127.0.0.1:9090");
+	CHECK_INT(c.log_level, LOG_LEVEL_DEBUG);
+	CHECK_STR(c.plugin_dir, "/tmp/plugins/"); /* trailing '/' added */
+	CHECK_INT(c.grace_ms, 90000);
+	config_free(&c);
+
+	/* Already ending with '/': not doubled; the last of a repeated flag wins. */
+	EXPECT_OK(&c, "--plugin-directory", "/a/", "--plugin-directory", "/b/",
+		  "--device=" DEV_FUSE);
+	CHECK_STR(c.plugin_dir, "/b/");
+	config_free(&c);
+}
+
+TEST(grace_periods)
+{
+	static const struct {
+		const char *text;
+		unsigned ms;
+	} ok[] = {
+	    {"30s", 30000}, {"500ms", 500}, {"2m", 120000},    {"1m30s", 90000},
+	    {"45", 45000},  {"0", 0},	    {"1.5h", 5400000}, {"1h2m3s4ms", 3723004},
+	    {"1500us", 1},  {"0.5s", 500},  {"+10s", 10000},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config c;
+		EXPECT_OK(&c, "--grace-period", (char *)ok[i].text, "--device", DEV_FUSE);
+		CHECK_INT(c.grace_ms, ok[i].ms);
+		config_free(&c);
+	}
+	EXPECT_ERR("--grace-period: invalid duration \"5x\": unknown unit", "--grace-period", "5x",
+		   "--device", DEV_FUSE);
+	EXPECT_ERR("--grace-period: invalid duration \"-1s\": must not be negative",
+		   "--grace-period=-1s", "--device", DEV_FUSE);
+	EXPECT_ERR("--grace-period: invalid duration \"\": must not be empty",
+		   "--grace-period=", "--device", DEV_FUSE);
+	EXPECT_ERR("invalid duration \"s\": expected a number", "--grace-period", "s", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("invalid duration \"1.5\": missing unit", "--grace-period", "1.5", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("invalid duration \"2000h\": too long", "--grace-period", "2000h", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("invalid duration \"99999999999999999999s\": too long", "--grace-period",
+		   "99999999999999999999s", "--device", DEV_FUSE);
+}
+
+TEST(bad_flags)
+{
+	EXPECT_ERR("--bogus: unknown flag (see --help)", "--bogus", "--device", DEV_FUSE);
+	EXPECT_ERR("--log_level: unknown flag (did you mean --log-level?)", "--log_level=info",
+		   "--device", DEV_FUSE);
+	EXPECT_ERR("-device: unknown flag (did you mean --device?)", "-device", DEV_FUSE);
+	EXPECT_ERR("-x: unknown flag", "-x", "--device", DEV_FUSE);
+	EXPECT_ERR("--domain: missing value", "--device", DEV_FUSE, "--domain");
+	EXPECT_ERR("--domain: missing value", "--domain", "--device", DEV_FUSE);
+	EXPECT_ERR("--device: missing value", "--device");
+	EXPECT_ERR("\"extra\": unexpected argument", "--device", DEV_FUSE, "extra");
+	EXPECT_ERR("\"--x\": unexpected argument", "--device", DEV_FUSE, "--", "--x");
+	EXPECT_ERR("--version: invalid boolean \"maybe\"", "--version=maybe");
+	EXPECT_ERR("--log-level: unknown log level \"verbose\": possible values are all, debug, "
+		   "info, warn, error, none",
+		   "--log-level", "verbose", "--device", DEV_FUSE);
+	EXPECT_ERR("--listen: invalid address \"8080\"", "--listen", "8080", "--device", DEV_FUSE);
+	EXPECT_ERR("--listen: invalid address \"::1:80\"", "--listen", "::1:80", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("--listen: invalid address \":70000\"", "--listen", ":70000", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("--plugin-directory: must not be empty", "--plugin-directory=", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("--config: must not be empty", "--config=", "--device", DEV_FUSE);
+
+	struct config c;
+	EXPECT_OK(&c, "--listen", "[::1]:8080", "--device", DEV_FUSE);
+	CHECK_STR(c.listen, "[::1]:8080");
+	config_free(&c);
+}
+
+TEST(bad_domains)
+{
+	EXPECT_ERR("--domain: \"Squat.ai\" is not a valid DNS-1123 subdomain", "--domain",
+		   "Squat.ai", "--device", DEV_FUSE);
+	EXPECT_ERR("not a valid DNS-1123 subdomain", "--domain", "-a.com", "--device", DEV_FUSE);
+	EXPECT_ERR("not a valid DNS-1123 subdomain", "--domain", "a..b", "--device", DEV_FUSE);
+	EXPECT_ERR("not a valid DNS-1123 subdomain", "--domain", "a.b.", "--device", DEV_FUSE);
+	EXPECT_ERR("not a valid DNS-1123 subdomain", "--domain", "a-.b", "--device", DEV_FUSE);
+	EXPECT_ERR("not a valid DNS-1123 subdomain", "--domain", "a_b.io", "--device", DEV_FUSE);
+	EXPECT_ERR("--domain: must not be empty", "--domain=", "--device", DEV_FUSE);
+	EXPECT_ERR("reserved for Kubernetes", "--domain", "kubernetes.io", "--device", DEV_FUSE);
+	char longd[300];
+	memset(longd, 'a', sizeof(longd) - 1);
+	longd[sizeof(longd) - 1] = '\0';
+	EXPECT_ERR("--domain: longer than 253 characters", "--domain", longd, "--device", DEV_FUSE);
+
+	struct config c;
+	EXPECT_OK(&c, "--domain", "a", "--device", DEV_FUSE);
+	config_free(&c);
+	EXPECT_OK(&c, "--domain", "my-org.example.com", "--device", DEV_FUSE);
+	CHECK_STR(c.domain, "my-org.example.com");
+	config_free(&c);
+}
+
+TEST(help_and_version)
+{
+	struct config c;
+	/* No devices, and even a bad flag: --help and --version still win. */
+	EXPECT_OK(&c, "--version");
+	CHECK(c.show_version);
+	CHECK(!c.show_help);
+	CHECK_INT(c.n_devices, 0);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	config_free(&c);
+	EXPECT_OK(&c, "-h");
+	CHECK(c.show_help);
+	config_free(&c);
+	EXPECT_OK(&c, "--bogus", "--help", "--log-level", "nope");
+	CHECK(c.show_help);
+	CHECK_INT(c.log_level, LOG_LEVEL_INFO);
+	config_free(&c);
+	EXPECT_OK(&c, "--config", "/nonexistent/config.yaml", "--version=true");
+	CHECK(c.show_version);
+	CHECK(c.config_file == NULL);
+	config_free(&c);
+	/* --version=false is not --version. */
+	EXPECT_ERR("no devices configured", "--version=false");
+
+	const char *u = config_usage();
+	static const char *const flags[] = {"--device",
+					    "--config",
+					    "--domain",
+					    "--listen",
+					    "--log-level",
+					    "--plugin-directory",
+					    "--grace-period",
+					    "--version",
+					    "--help",
+					    CONFIG_DEFAULT_DOMAIN,
+					    ":8080",
+					    "/var/lib/kubelet/device-plugins/",
+					    "30s",
+					    "DOMAIN",
+					    "LOG_LEVEL",
+					    "PLUGIN_DIRECTORY",
+					    "/etc/generic-device-plugin/",
+					    "\"usb\"",
+					    "\"paths\"",
+					    NULL};
+	for (size_t i = 0; flags[i]; i++)
+		CHECK_CONTAINS(u, flags[i]);
+}
+
+TEST(no_devices)
+{
+	EXPECT_ERR("no devices configured: give --device or a config file with a devices list",
+		   "--domain", "squat.ai");
+	char path[128];
+	write_file(path, sizeof(path), "empty.yaml", "# nothing here\n");
+	EXPECT_ERR("no devices configured", "--config", path);
+	write_file(path, sizeof(path), "nulldev.yaml", "devices:\n");
+	EXPECT_ERR("no devices configured", "--config", path);
+	write_file(path, sizeof(path), "nodev.yaml", "devices: []\n");
+	EXPECT_ERR("no devices configured", "--config", path);
+	/* argc 0 is tolerated. */
+	struct config c;
+	char err[128];
+	CHECK(config_load(&c, 0, NULL, err, sizeof(err)) < 0);
+	CHECK_CONTAINS(err, "no devices configured");
+	CHECK(config_load(NULL, 0, NULL, err, sizeof(err)) == -EINVAL);
+}
+
+TEST(env_and_file_precedence)
+{
+	char path[128];
+	write_file(path, sizeof(path), "prec.yaml",
+		   "domain: file.example\n"
+		   "listen: \":1111\"\n"
+		   "log-level: warn\n"
+		   "plugin-directory: /file/dir\n"
+		   "grace-period: 10\n"
+		   "devices:\n"
+		   "  - name: fromfile\n"
+		   "    groups: [{paths: [{path: /dev/null}]}]\n");
+	struct config c;
+
+	/* The file over the defaults. */
+	EXPECT_OK(&c, "--config", path);
+	CHECK_STR(c.config_file, path);
+	CHECK_STR(c.domain, "file.example");
+	CHECK_STR(c.listen, ":1111");
+	CHECK_INT(c.log_level, LOG_LEVEL_WARN);
+	CHECK_STR(c.plugin_dir, "/file/dir/");
+	CHECK_INT(c.grace_ms, 10000);
+	CHECK_STR(c.devices[0].name, "fromfile");
+	config_free(&c);
+
+	/* The environment over the file; empty variables count as unset. */
+	setenv("DOMAIN", "env.example", 1);
+	setenv("LISTEN", ":2222", 1);
+	setenv("LOG_LEVEL", "error", 1);
+	setenv("PLUGIN_DIRECTORY", "/env/dir/", 1);
+	setenv("GRACE_PERIOD", "", 1);
+	EXPECT_OK(&c, "--config", path);
+	CHECK_STR(c.domain, "env.example");
+	CHECK_STR(c.listen, ":2222");
+	CHECK_INT(c.log_level, LOG_LEVEL_ERROR);
+	CHECK_STR(c.plugin_dir, "/env/dir/");
+	CHECK_INT(c.grace_ms, 10000);
+	config_free(&c);
+
+	/* Flags over the environment; --device replaces the file's devices. */
+	EXPECT_OK(&c, "--config", path, "--domain", "flag.example", "--listen", ":3333",
+		  "--log-level", "none", "--plugin-directory", "/flag/dir", "--grace-period", "2s",
+		  "--device", DEV_FUSE);
+	CHECK_STR(c.domain, "flag.example");
+	CHECK_STR(c.listen, ":3333");
+	CHECK_INT(c.log_level, LOG_LEVEL_NONE);
+	CHECK_STR(c.plugin_dir, "/flag/dir/");
+	CHECK_INT(c.grace_ms, 2000);
+	CHECK_INT(c.n_devices, 1);
+	CHECK_STR(c.devices[0].name, "fuse");
+	config_free(&c);
+
+	/* A bad value says which variable it came from. */
+	setenv("LOG_LEVEL", "loud", 1);
+	EXPECT_ERR("$LOG_LEVEL: unknown log level \"loud\"", "--config", path);
+	setenv("GRACE_PERIOD", "forever", 1);
+	EXPECT_ERR("$GRACE_PERIOD: invalid duration \"forever\"", "--log-level", "info", "--config",
+		   path);
+	unsetenv("DOMAIN");
+	unsetenv("LISTEN");
+	unsetenv("LOG_LEVEL");
+	unsetenv("PLUGIN_DIRECTORY");
+	unsetenv("GRACE_PERIOD");
+}
+
+TEST(file_settings_errors)
+{
+	char path[128], want[512];
+	write_file(path, sizeof(path), "badset.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\n"
+		   "log-level: chatty\n");
+	snprintf(want, sizeof(want), "%s:2: log-level: unknown log level \"chatty\"", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset2.yaml", "domain: [a, b]\n");
+	snprintf(want, sizeof(want), "%s:1: domain: expected a string, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset3.yaml", "\n\nlog_level: info\n");
+	snprintf(want, sizeof(want), "%s:3: log_level: unknown key (did you mean \"log-level\"?)",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset4.yaml", "plugins: 1\n");
+	snprintf(want, sizeof(want), "%s:1: plugins: unknown key", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset5.yaml", "- a\n- b\n");
+	snprintf(want, sizeof(want), "%s:1: expected a map, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset6.yaml", "grace-period: 5 s\n");
+	snprintf(want, sizeof(want), "%s:1: grace-period: invalid duration \"5 s\"", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset7.yaml", "devices: {name: a}\n");
+	snprintf(want, sizeof(want), "%s:1: devices: expected a list, got a map", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "badset8.yaml", "devices: []\ndevice: []\n");
+	snprintf(want, sizeof(want), "%s:2: device: \"device\" is an alias of \"devices\"", path);
+	EXPECT_ERR(want, "--config", path);
+
+	EXPECT_ERR("/nonexistent/x.yaml: cannot open: No such file or directory", "--config",
+		   "/nonexistent/x.yaml");
+	EXPECT_ERR(": cannot read: Is a directory", "--config", tmpdir);
+}
+
+TEST(device_alias_key)
+{
+	char path[128];
+	write_file(path, sizeof(path), "alias.yaml",
+		   "device:\n  - name: one\n    groups: [{usb: [{vendor: \"1a86\"}]}]\n");
+	struct config c;
+	EXPECT_OK(&c, "--config", path);
+	CHECK_INT(c.n_devices, 1);
+	CHECK_INT(c.devices[0].groups[0].usb[0].vendor, 0x1a86);
+	CHECK_INT(c.devices[0].groups[0].usb[0].product, -1);
+	config_free(&c);
+	write_file(path, sizeof(path), "alias2.yaml",
+		   "device:\n  - name: one\n    groups: [{usb: [{vendor: \"1a86\", x: 1}]}]\n");
+	char want[512];
+	snprintf(want, sizeof(want), "%s:3: device[0].groups[0].usb[0].x: unknown key", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+TEST(default_file_lookup)
+{
+	static const char *const etc[] = {"/etc/usb-device-plugin", "/etc/generic-device-plugin"};
+	for (size_t i = 0; i < 2; i++) {
+		if (access(etc[i], F_OK) == 0) {
+			fprintf(stderr, "  default_file_lookup: skipped, %s exists\n", etc[i]);
+			return;
+		}
+	}
+	char path[128];
+	write_file(path, sizeof(path), "config.json",
+		   "{\"devices\": [{\"name\": \"j\", \"groups\": [{\"paths\": [{\"path\": "
+		   "\"/dev/j\"}]}]}]}\n");
+	write_file(path, sizeof(path), "config.yml",
+		   "devices: [{name: y, groups: [{paths: [{path: /dev/y}]}]}]\n");
+	struct config c;
+	/* yml before json. */
+	EXPECT_OK(&c, "--log-level", "info");
+	CHECK_STR(c.config_file, "./config.yml");
+	CHECK_STR(c.devices[0].name, "y");
+	config_free(&c);
+	unlink(path);
+	EXPECT_OK(&c, "--log-level", "info");
+	CHECK_STR(c.config_file, "./config.json");
+	CHECK_STR(c.devices[0].name, "j");
+	config_free(&c);
+	snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+	unlink(path);
+	/* With none, no file and no error but the missing devices. */
+	EXPECT_ERR("no devices configured", "--log-level", "info");
+}
+
+TEST(shipped_default_config)
+{
+	if (!default_yaml[0]) {
+		fprintf(stderr,
+			"  shipped_default_config: skipped, config/default.yaml not found\n");
+		return;
+	}
+	struct config c;
+	EXPECT_OK(&c, "--config", default_yaml);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	CHECK_INT(c.n_devices, 4);
+	if (c.n_devices == 4) {
+		CHECK_STR(c.devices[0].name, "serial");
+		CHECK_INT(c.devices[0].n_groups, 5);
+		CHECK_INT(c.devices[0].groups[0].usb[0].vendor, 0x1a86);
+		CHECK_INT(c.devices[0].groups[0].usb[0].product, 0x7523);
+		CHECK_INT(c.devices[0].groups[2].usb[0].vendor, 0x0403);
+		CHECK_INT(c.devices[0].groups[2].usb[0].product, 0x6001);
+		CHECK_STR(c.devices[1].name, "ttyacm");
+		CHECK_STR(c.devices[1].groups[0].paths[0].path, "/dev/ttyACM*");
+		CHECK_STR(c.devices[2].name, "ttyusb");
+		CHECK_STR(c.devices[3].name, "fuse");
+		CHECK_INT(c.devices[3].groups[0].count, 10);
+	}
+	config_free(&c);
+}
+
+/* ---- parsing ---- */
+
+TEST(bad_json_device)
+{
+	/* Missing the closing brace: JSON and YAML both fail, cJSON's error wins. */
+	EXPECT_ERR("--device #1: invalid JSON at column 61: unexpected end of input", "--device",
+		   "{\"name\": \"serial\", \"groups\": [{\"usb\": [{\"vendor\": \"1a86\"}]}]");
+	EXPECT_ERR("--device #2: invalid JSON at column 31: unexpected ','", "--device", DEV_FUSE,
+		   "--device", "{\"name\": \"x\", \"groups\": [1, 2,, ]}");
+	EXPECT_ERR("--device #1: invalid JSON at column 1: unexpected end of input", "--device=");
+	/* A plain word is YAML, but no device: the JSON error is the useful one. */
+	EXPECT_ERR("--device #1: invalid JSON at column 1: unexpected 's'", "--device", "serial");
+	EXPECT_ERR("--device #1: invalid JSON at line 2, column 13: unexpected '}'", "--device",
+		   "{\"name\": \"a\",\n \"groups\": [}");
+	/* cJSON reports these one byte late; the culprit is found. */
+	EXPECT_ERR("--device #1: invalid JSON at column 2: expected a quoted key, got 'n'",
+		   "--device", "{name: \"a\", \"groups\": [}");
+	EXPECT_ERR("--device #1: invalid JSON at column 10: unterminated string", "--device",
+		   "{\"name\": \"a}");
+	EXPECT_ERR("--device #1: invalid JSON at column 14: expected a quoted key, got ','",
+		   "--device", "{\"name\": 1,  , \"x\": [}");
+	/* ... and not where cJSON is exact (a value inside an array). */
+	EXPECT_ERR("--device #1: invalid JSON at column 5: unexpected 'x'", "--device", "[1,2x]");
+	EXPECT_ERR("--device #1: invalid JSON at column 4: unexpected 'x' after the JSON value",
+		   "--device", "{} x");
+	EXPECT_ERR("--device #1: duplicate key \"name\"", "--device",
+		   "{\"name\": \"a\", \"name\": \"b\"}");
+	EXPECT_ERR("--device #1: expected a map, got a list", "--device", "[" DEV_FUSE "]");
+	EXPECT_ERR("--device #1: expected a map, got null", "--device", "null");
+}
+
+TEST(yaml_flow_device)
+{
+	struct config c;
+	EXPECT_OK(&c, "--device",
+		  "{name: serial, groups: [{usb: [{vendor: 1a86, product: 7523}]}, "
+		  "{paths: [{path: /dev/ttyUSB*, mountPath: /dev/serial/, optional: yes}]}]}");
+	CHECK_STR(c.devices[0].name, "serial");
+	CHECK_INT(c.devices[0].groups[0].usb[0].vendor, 0x1a86);
+	CHECK_INT(c.devices[0].groups[0].usb[0].product, 0x7523);
+	CHECK_STR(c.devices[0].groups[1].paths[0].path, "/dev/ttyUSB*");
+	CHECK_STR(c.devices[0].groups[1].paths[0].mount_path, "/dev/serial/");
+	CHECK(c.devices[0].groups[1].paths[0].optional);
+	config_free(&c);
+}
+
+TEST(bad_yaml_file)
+{
+	char path[128], want[512];
+	write_file(path, sizeof(path), "bad.yaml",
+		   "devices:\n"
+		   "  - name: a\n"
+		   "     groups: []\n");
+	snprintf(want, sizeof(want),
+		 "%s:3: invalid YAML at column 12: mapping values are not "
+		 "allowed in this context",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "dup.yaml",
+		   "devices:\n"
+		   "  - name: a\n"
+		   "    groups: [{paths: [{path: /dev/a}]}]\n"
+		   "    name: b\n");
+	snprintf(want, sizeof(want), "%s:4: duplicate key \"name\" (first at line 2)", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "alias.yaml",
+		   "x: &g [{paths: [{path: /dev/a}]}]\n"
+		   "devices: [{name: a, groups: *g}]\n");
+	snprintf(want, sizeof(want), "%s:2: aliases (*g) are not supported", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "docs.yaml", "devices: []\n---\ndevices: []\n");
+	snprintf(want, sizeof(want), "%s:2: more than one YAML document", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "tag.yaml", "domain: !custom x\n");
+	snprintf(want, sizeof(want), "%s:1: unsupported tag \"!custom\"", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "quote.yaml", "domain: \"abc\n");
+	snprintf(want, sizeof(want),
+		 "%s:2: invalid YAML at column 1: found unexpected end of "
+		 "stream while scanning a quoted scalar",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "tab.yaml", "devices:\n\t- name: x\n");
+	snprintf(want, sizeof(want),
+		 "%s:2: invalid YAML at column 1: a tab: YAML indents with "
+		 "spaces only",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "key.yaml", "? [a]\n: b\n");
+	snprintf(want, sizeof(want), "%s:1: a map key must be a scalar, not a list", path);
+	EXPECT_ERR(want, "--config", path);
+
+	/* Nesting bomb. */
+	char deep[300] = "a: ";
+	memset(deep + 3, '[', 200);
+	deep[203] = '\0';
+	write_file(path, sizeof(path), "deep.yaml", deep);
+	EXPECT_ERR("nested deeper than 64 levels", "--config", path);
+	EXPECT_ERR("--device #1: invalid JSON at column 201: unexpected end of input", "--device",
+		   deep + 3);
+}
+
+TEST(json_file)
+{
+	char path[128], want[512];
+	write_file(path, sizeof(path), "good.json",
+		   "{\n"
+		   "  \"domain\": \"squat.ai\",\n"
+		   "  \"devices\": [\n"
+		   "    {\"name\": \"serial\", \"groups\": [{\"usb\": [{\"vendor\": \"1a86\", "
+		   "\"product\": 7523}]}]}\n"
+		   "  ]\n"
+		   "}\n");
+	struct config c;
+	struct capture cap = {0};
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path);
+	char *log = capture_end(&cap);
+	CHECK_STR(c.domain, "squat.ai");
+	CHECK_INT(c.devices[0].groups[0].usb[0].product, 0x7523);
+	CHECK_CONTAINS(log, "unquoted number 7523 read as hex 0x7523");
+	free(log);
+	config_free(&c);
+
+	/* Syntax: strict cJSON, position from its error offset. */
+	write_file(path, sizeof(path), "syntax.json",
+		   "{\n  \"devices\": [\n    {\"name\": \"a\",}\n");
+	snprintf(want, sizeof(want),
+		 "%s:3: invalid JSON at column 18: expected a quoted key, "
+		 "got '}'",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	/* Semantics: read through libyaml, so with line numbers. */
+	write_file(path, sizeof(path), "sem.json",
+		   "{\"devices\": [\n"
+		   "  {\"name\": \"a\",\n"
+		   "   \"groups\": [{\"paths\": [{\"path\": \"dev/a\"}]}]}\n"
+		   "]}\n");
+	snprintf(want, sizeof(want),
+		 "%s:3: devices[0].groups[0].paths[0].path: must be an absolute path (start "
+		 "with '/'), got \"dev/a\"",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	/* Tab indentation is JSON but not YAML: the cJSON tree is used. */
+	write_file(path, sizeof(path), "tabs.json",
+		   "\t{\"devices\": [{\"name\": \"t\", \"groups\": [{\"paths\": [{\"path\": "
+		   "\"/dev/\\ud83d\\ude00\"}]}]}]}\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_STR(c.devices[0].name, "t");
+	CHECK_STR(c.devices[0].groups[0].paths[0].path, "/dev/\xf0\x9f\x98\x80");
+	config_free(&c);
+	/* ... where errors have no line. */
+	write_file(path, sizeof(path), "tabs2.json", "\t{\"devices\": [{\"name\": \"t\"}]}\n");
+	snprintf(want, sizeof(want), "%s: devices[0].groups: required key is missing", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+/* ---- the device schema ---- */
+
+TEST(unknown_keys)
+{
+	EXPECT_ERR("--device #1: groups[0].paths[0].mountpath: unknown key (did you mean "
+		   "\"mountPath\"?)",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/dev/a\", "
+		   "\"mountpath\": \"/b\"}]}]}");
+	EXPECT_ERR("--device #1: groups[0].usb[0].Vendor: unknown key (did you mean \"vendor\"?)",
+		   "--device", "{\"name\": \"a\", \"groups\": [{\"usb\": [{\"Vendor\": \"1\"}]}]}");
+	EXPECT_ERR("--device #1: groups[0].path: unknown key (did you mean \"paths\"?)", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"path\": \"/dev/a\"}]}");
+	EXPECT_ERR("--device #1: groups[0].vendor: unknown key (it belongs in an entry", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"vendor\": \"1a86\"}]}");
+	EXPECT_ERR("--device #1: paths: unknown key (it belongs in a group", "--device",
+		   "{\"name\": \"a\", \"paths\": [{\"path\": \"/dev/a\"}]}");
+	EXPECT_ERR("--device #1: colour: unknown key", "--device",
+		   "{\"name\": \"a\", \"colour\": 1, \"groups\": []}");
+}
+
+TEST(wrong_types)
+{
+	EXPECT_ERR("--device #1: groups: expected a list, got a map", "--device",
+		   "{\"name\": \"a\", \"groups\": {}}");
+	EXPECT_ERR("--device #1: groups[0]: expected a map, got a string (x)", "--device",
+		   "{\"name\": \"a\", \"groups\": [\"x\"]}");
+	EXPECT_ERR("--device #1: groups[0].count: expected an integer, got a boolean (true)",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"count\": true, \"usb\": [{\"vendor\": "
+		   "\"1\"}]}]}");
+	EXPECT_ERR("--device #1: groups[0].count: expected an integer, got a number (1.5)",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"count\": 1.5, \"usb\": [{\"vendor\": "
+		   "\"1\"}]}]}");
+	EXPECT_ERR("--device #1: groups[0].paths[0].optional: expected a boolean (true or "
+		   "false), got a string (yes)",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\", \"optional\": "
+		   "\"yes\"}]}]}");
+	EXPECT_ERR("--device #1: name: expected a string, got a boolean (true): quote it",
+		   "--device", "{\"name\": true, \"groups\": []}");
+	EXPECT_ERR("--device #1: name: expected a string, got a list", "--device",
+		   "{\"name\": [], \"groups\": []}");
+	EXPECT_ERR("--device #1: groups[0].paths: expected a list, got a string (/dev/a)",
+		   "--device", "{\"name\": \"a\", \"groups\": [{\"paths\": \"/dev/a\"}]}");
+	EXPECT_ERR("--device #1: groups[0].usb[0].serial: expected a string, got a map", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"usb\": [{\"vendor\": \"1\", \"serial\": "
+		   "{}}]}]}");
+	EXPECT_ERR("--device #1: groups[0].paths[0].limit: expected an integer, got a string "
+		   "(two)",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\", \"limit\": "
+		   "\"two\"}]}]}");
+
+	/* Quoted digits are integers; YAML 1.1 booleans are booleans; a plain
+	 * number is a fine string. */
+	char path[128];
+	write_file(path, sizeof(path), "types.yaml",
+		   "devices:\n"
+		   "  - name: 42\n"
+		   "    groups:\n"
+		   "      - count: \"3\"\n"
+		   "        paths: [{path: /dev/a, optional: On, limit: \"2\"}]\n");
+	struct config c;
+	EXPECT_OK(&c, "--config", path);
+	CHECK_STR(c.devices[0].name, "42");
+	CHECK_INT(c.devices[0].groups[0].count, 3);
+	CHECK(c.devices[0].groups[0].paths[0].optional);
+	CHECK_INT(c.devices[0].groups[0].paths[0].limit, 2);
+	config_free(&c);
+
+	char want[512];
+	write_file(path, sizeof(path), "norway.yaml",
+		   "devices:\n  - name: no\n    groups: [{paths: [{path: /dev/a}]}]\n");
+	snprintf(want, sizeof(want),
+		 "%s:2: devices[0].name: expected a string, got a boolean (no): quote it", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+TEST(names)
+{
+	EXPECT_ERR("--device #1: name: must not be empty", "--device",
+		   "{\"name\": \"  \", \"groups\": []}");
+	EXPECT_ERR("--device #1: name: \"Serial\" is not a valid name", "--device",
+		   "{\"name\": \"Serial\", \"groups\": []}");
+	EXPECT_ERR("--device #1: name: \"-x\" is not a valid name", "--device",
+		   "{\"name\": \"-x\", \"groups\": []}");
+	EXPECT_ERR("--device #1: name: \"x-\" is not a valid name", "--device",
+		   "{\"name\": \"x-\", \"groups\": []}");
+	EXPECT_ERR("--device #1: name: \"a_b\" is not a valid name", "--device",
+		   "{\"name\": \"a_b\", \"groups\": []}");
+	EXPECT_ERR("--device #1: name: \"a.b\" is not a valid name", "--device",
+		   "{\"name\": \"a.b\", \"groups\": []}");
+	EXPECT_ERR(
+	    "--device #1: name: \"aaaaaaaaaaaaaaaaaaaa...\" is longer than 63 characters",
+	    "--device",
+	    "{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
+	    "\"groups\": []}");
+	EXPECT_ERR("--device #1: name: required key is missing", "--device", "{\"groups\": []}");
+	EXPECT_ERR("--device #1: name: must not be null", "--device",
+		   "{\"name\": null, \"groups\": []}");
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: must not be null", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": null}]}]}");
+
+	struct config c;
+	EXPECT_OK(
+	    &c, "--device", "{\"name\": \" x \", \"groups\": [{\"paths\": [{\"path\": \"/a\"}]}]}",
+	    "--device", "{\"name\": \"a-0-b\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}]}]}");
+	CHECK_STR(c.devices[0].name, "x"); /* trimmed; one character is fine */
+	CHECK_STR(c.devices[1].name, "a-0-b");
+	config_free(&c);
+}
+
+TEST(duplicate_names)
+{
+	EXPECT_ERR("--device #3: name: duplicate name \"fuse\" (also given by --device #1)",
+		   "--device", DEV_FUSE, "--device",
+		   "{\"name\": \"b\", \"groups\": [{\"paths\": [{\"path\": \"/b\"}]}]}", "--device",
+		   "{\"name\": \" fuse\", \"groups\": [{\"paths\": [{\"path\": \"/b\"}]}]}");
+	char path[128], want[512];
+	write_file(path, sizeof(path), "dupname.yaml",
+		   "devices:\n"
+		   "  - name: a\n"
+		   "    groups: [{paths: [{path: /dev/a}]}]\n"
+		   "  - type: a\n"
+		   "    paths: [/dev/b]\n");
+	snprintf(want, sizeof(want),
+		 "%s:4: devices[1].type: duplicate name \"a\" (first at devices[0], line 2)", path);
+	struct capture cap = {0};
+	capture_begin(&cap);
+	EXPECT_ERR(want, "--config", path);
+	free(capture_end(&cap));
+}
+
+TEST(groups)
+{
+	EXPECT_ERR("--device #1: groups: required key is missing", "--device", "{\"name\": \"a\"}");
+	EXPECT_ERR("--device #1: groups: must not be empty", "--device",
+		   "{\"name\": \"a\", \"groups\": []}");
+	EXPECT_ERR("--device #1: groups[0]: a group may not mix paths and usb", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}], \"usb\": "
+		   "[{\"vendor\": \"1\"}]}]}");
+	EXPECT_ERR("--device #1: groups[1]: a group needs a non-empty paths or usb list",
+		   "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}]}, {\"count\": "
+		   "2}]}");
+	EXPECT_ERR("--device #1: groups[0].usb: must not be empty", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"usb\": []}]}");
+	EXPECT_ERR(
+	    "--device #1: groups[0].count: must be at least 1, got 0", "--device",
+	    "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}], \"count\": 0}]}");
+	EXPECT_ERR(
+	    "--device #1: groups[0].count: must be at least 1, got -1", "--device",
+	    "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}], \"count\": -1}]}");
+	EXPECT_ERR("--device #1: groups[0].count: must be at most 10000, got 10001", "--device",
+		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}], \"count\": "
+		   "10001}]}");
+	EXPECT_ERR("groups[0].count: must be at most 10000, got 99999999999999999999", "--device",
+		   "{name: a, groups: [{paths: [{path: /a}], count: 99999999999999999999}]}");
+
+	/* In a file, a missing key is reported at the line of the map lacking it. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "nogroups.yaml",
+		   "devices:\n"
+		   "  - name: a\n"
+		   "    groups: [{paths: [{path: /dev/a}]}]\n"
+		   "  - name: b\n"
+		   "    groups:\n"
+		   "      - count: 2\n"
+		   "        paths:\n"
+		   "          - mountPath: /x\n");
+	snprintf(want, sizeof(want),
+		 "%s:8: devices[1].groups[0].paths[0].path: required key is missing", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+TEST(path_entries)
+{
+	struct config c;
+	EXPECT_OK(
+	    &c, "--device",
+	    "{\"name\": \"a\", \"groups\": [{\"count\": 4, \"paths\": ["
+	    "{\"path\": \" /dev/snd/pcm* \", \"mountPath\": \" /dev/snd/ \", \"permissions\": "
+	    "\"wr\", \"limit\": 2, \"optional\": true},"
+	    "{\"path\": \"/dev/snd/controlC0\", \"type\": \"Device\", \"permissions\": \"mr\", "
+	    "\"mountPath\": \"  \"},"
+	    "{\"path\": \"/etc/asound.conf\", \"type\": \"Mount\", \"readOnly\": true},"
+	    "{\"path\": \"/dev/x\", \"type\": \"\", \"permissions\": \"r\"}]}]}");
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK_INT(g->count, 4);
+	CHECK_INT(g->n_paths, 4);
+	CHECK_STR(g->paths[0].path, "/dev/snd/pcm*");
+	CHECK_STR(g->paths[0].mount_path, "/dev/snd/");
+	CHECK_STR(g->paths[0].permissions, "rw");
+	CHECK_INT(g->paths[0].limit, 2);
+	CHECK(g->paths[0].optional);
+	CHECK_STR(g->paths[1].permissions, "mr");
+	CHECK(g->paths[1].mount_path == NULL); /* blank: same as the host path */
+	CHECK_INT(g->paths[2].type, CFG_PATH_MOUNT);
+	CHECK(g->paths[2].read_only);
+	CHECK_STR(g->paths[2].permissions, "");
+	CHECK_INT(g->paths[3].type, CFG_PATH_DEVICE);
+	CHECK_STR(g->paths[3].permissions, "r");
+	config_free(&c);
+
+	EXPECT_OK(&c, "--device",
+		  "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\", \"permissions\": "
+		  "\"wmr\"}]}]}");
+	CHECK_STR(c.devices[0].groups[0].paths[0].permissions, "mrw");
+	config_free(&c);
+
+#define PATH_DEV(entry) "{\"name\": \"a\", \"groups\": [{\"paths\": [" entry "]}]}"
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: \"/dev/tty[0-\" is not a valid glob",
+		   "--device", PATH_DEV("{\"path\": \"/dev/tty[0-\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].permissions: invalid permission 'x' in \"rwx\"",
+		   "--device", PATH_DEV("{\"path\": \"/a\", \"permissions\": \"rwx\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].permissions: must not be empty", "--device",
+		   PATH_DEV("{\"path\": \"/a\", \"permissions\": \"\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].permissions: 'r' given twice in \"rr\"",
+		   "--device", PATH_DEV("{\"path\": \"/a\", \"permissions\": \"rr\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].type: unknown type \"device\": allowed are "
+		   "\"Device\" (the default) and \"Mount\"",
+		   "--device", PATH_DEV("{\"path\": \"/a\", \"type\": \"device\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: required key is missing", "--device",
+		   PATH_DEV("{\"mountPath\": \"/a\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: must not be empty", "--device",
+		   PATH_DEV("{\"path\": \" \"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[1].path: must be an absolute path (start with "
+		   "'/'), got \"dev/a\"",
+		   "--device", PATH_DEV("{\"path\": \"/a\"}, {\"path\": \"dev/a\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].mountPath: must be an absolute path",
+		   "--device", PATH_DEV("{\"path\": \"/a\", \"mountPath\": \"b\"}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].limit: must be at least 1, got 0", "--device",
+		   PATH_DEV("{\"path\": \"/a\", \"limit\": 0}"));
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: contains a NUL character", "--device",
+		   "{name: a, groups: [{paths: [{path: \"/a\\0b\"}]}]}");
+}
+
+TEST(ignored_fields_warn)
+{
+	struct capture cap = {0};
+	struct config c;
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--device",
+		  PATH_DEV("{\"path\": \"/etc/x\", \"type\": \"Mount\", \"permissions\": \"r\"}, "
+			   "{\"path\": \"/dev/y\", \"readOnly\": true}"));
+	char *log = capture_end(&cap);
+	CHECK_STR(c.devices[0].groups[0].paths[0].permissions, "");
+	CHECK(!c.devices[0].groups[0].paths[1].read_only);
+	CHECK_STR(c.devices[0].groups[0].paths[1].permissions, "mrw");
+	CHECK_CONTAINS(log, "level=warn");
+	CHECK_CONTAINS(log, "--device #1: groups[0].paths[0].permissions: ignored on a Mount");
+	CHECK_CONTAINS(log, "--device #1: groups[0].paths[1].readOnly: ignored on a Device");
+	free(log);
+	config_free(&c);
+}
+
+TEST(usb_entries)
+{
+#define USB_DEV(entry) "{\"name\": \"a\", \"groups\": [{\"usb\": [" entry "]}]}"
+	struct config c;
+	EXPECT_OK(&c, "--device",
+		  USB_DEV("{\"vendor\": \"0x1A86\", \"product\": \"7523\"}, "
+			  "{\"vendor\": \"10C4\", \"product\": \"*\", \"serial\": \"0001*\"}, "
+			  "{\"vendor\": 403, \"product\": 6001, \"serial\": \"\"}, "
+			  "{\"product\": \"0X0F\", \"vendor\": null}, {\"serial\": \"ABC\"}"));
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK_INT(g->n_usb, 5);
+	CHECK_INT(g->usb[0].vendor, 0x1a86);
+	CHECK_INT(g->usb[0].product, 0x7523);
+	CHECK(g->usb[0].serial == NULL);
+	CHECK_INT(g->usb[1].vendor, 0x10c4);
+	CHECK_INT(g->usb[1].product, -1);
+	CHECK_STR(g->usb[1].serial, "0001*");
+	CHECK_INT(g->usb[2].vendor, 0x0403); /* a JSON number is read as hex */
+	CHECK_INT(g->usb[2].product, 0x6001);
+	CHECK(g->usb[2].serial == NULL); /* empty: any */
+	CHECK_INT(g->usb[3].vendor, -1);
+	CHECK_INT(g->usb[3].product, 0x0f);
+	CHECK_INT(g->usb[4].vendor, -1);
+	CHECK_STR(g->usb[4].serial, "ABC");
+	config_free(&c);
+
+	EXPECT_ERR("--device #1: groups[0].usb[0].vendor: invalid USB ID \"xyz1\"", "--device",
+		   USB_DEV("{\"vendor\": \"xyz1\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].product: invalid USB ID \"12345\"", "--device",
+		   USB_DEV("{\"vendor\": \"1\", \"product\": \"12345\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].vendor: invalid USB ID \"\"", "--device",
+		   USB_DEV("{\"vendor\": \"\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].vendor: invalid USB ID \"0x\"", "--device",
+		   USB_DEV("{\"vendor\": \"0x\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].vendor: invalid USB ID \"-1\"", "--device",
+		   USB_DEV("{\"vendor\": -1}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].vendor: expected a hex USB ID such as "
+		   "\"1a86\", got a boolean (false)",
+		   "--device", USB_DEV("{\"vendor\": false}"));
+	EXPECT_ERR(
+	    "--device #1: groups[0].usb[1]: matches every USB device; give at least vendor "
+	    "or product",
+	    "--device",
+	    USB_DEV("{\"vendor\": \"1\"}, {\"vendor\": \"*\", \"product\": \"*\", \"serial\": "
+		    "\"\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0]: matches every USB device", "--device",
+		   USB_DEV("{}"));
+}
+
+TEST(unquoted_hex_in_yaml)
+{
+	char path[128];
+	write_file(path, sizeof(path), "hex.yaml",
+		   "devices:\n"
+		   "  - name: sdr\n"
+		   "    groups:\n"
+		   "      - usb:\n"
+		   "          - vendor: 0bda\n"
+		   "            product: 2838\n"
+		   "          - vendor: 0x0403\n"
+		   "            product: 6001\n"
+		   "          - vendor: \"0403\"\n"
+		   "            product: 1\n");
+	struct capture cap = {0};
+	struct config c;
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path);
+	char *log = capture_end(&cap);
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK_INT(g->usb[0].vendor, 0x0bda);
+	CHECK_INT(g->usb[0].product, 0x2838); /* generic-device-plugin read 2838 decimal */
+	CHECK_INT(g->usb[1].vendor, 0x0403);
+	CHECK_INT(g->usb[1].product, 0x6001);
+	CHECK_INT(g->usb[2].vendor, 0x0403);
+	CHECK_INT(g->usb[2].product, 1);
+	config_free(&c);
+	/* Warned where the reading differs from generic-device-plugin's. */
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "%s:6: devices[0].groups[0].usb[0].product: unquoted number 2838 read as hex "
+		 "0x2838",
+		 path);
+	CHECK_CONTAINS(log, want);
+	snprintf(want, sizeof(want), "%s:8: devices[0].groups[0].usb[1].product", path);
+	CHECK_CONTAINS(log, want);
+	CHECK(!strstr(log, "usb[0].vendor")); /* 0bda is no number */
+	CHECK(!strstr(log, "usb[2]"));	      /* quoted, and 1 reads the same */
+	free(log);
+}
+
+TEST(old_schema)
+{
+	struct capture cap = {0};
+	struct config c;
+	capture_begin(&cap);
+	EXPECT_OK(
+	    &c, "--device",
+	    "{\"type\": \"serial\", \"count\": 2, \"paths\": [\"/dev/ttyUSB*\", \" /dev/ttyACM* "
+	    "\"]}");
+	char *log = capture_end(&cap);
+	CHECK_INT(c.n_devices, 1);
+	CHECK_STR(c.devices[0].name, "serial");
+	CHECK_INT(c.devices[0].n_groups, 2);
+	for (size_t i = 0; i < c.devices[0].n_groups && i < 2; i++) {
+		const struct cfg_group *g = &c.devices[0].groups[i];
+		CHECK_INT(g->count, 2);
+		CHECK_INT(g->n_paths, 1);
+		CHECK_INT(g->paths[0].type, CFG_PATH_DEVICE);
+		CHECK_STR(g->paths[0].permissions, "mrw");
+		CHECK_INT(g->paths[0].limit, 1);
+	}
+	CHECK_STR(c.devices[0].groups[0].paths[0].path, "/dev/ttyUSB*");
+	CHECK_STR(c.devices[0].groups[1].paths[0].path, "/dev/ttyACM*");
+	CHECK_CONTAINS(log, "level=warn");
+	CHECK_CONTAINS(log, "--device #1: deprecated device schema {type, count, paths}");
+	free(log);
+	config_free(&c);
+
+	/* From a file, the warning names the file and line. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "old.yaml",
+		   "devices:\n  - type: fuse\n    paths: [/dev/fuse]\n");
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path);
+	log = capture_end(&cap);
+	CHECK_INT(c.devices[0].groups[0].count, 1);
+	snprintf(want, sizeof(want), "%s:2: devices[0]: deprecated device schema", path);
+	CHECK_CONTAINS(log, want);
+	free(log);
+	config_free(&c);
+
+	EXPECT_ERR("--device #1: mixes the old device schema (type, count, paths) with the new one",
+		   "--device", "{\"type\": \"a\", \"name\": \"a\", \"paths\": [\"/a\"]}");
+	EXPECT_ERR("--device #1: paths: required key is missing", "--device", "{\"type\": \"a\"}");
+	EXPECT_ERR("--device #1: paths[1]: must be an absolute path", "--device",
+		   "{\"type\": \"a\", \"paths\": [\"/a\", \"b\"]}");
+	EXPECT_ERR("--device #1: paths[0]: expected a string, got a map", "--device",
+		   "{\"type\": \"a\", \"paths\": [{\"path\": \"/a\"}]}");
+	EXPECT_ERR("--device #1: limit: unknown key", "--device",
+		   "{\"type\": \"a\", \"paths\": [\"/a\"], \"limit\": 1}");
+	EXPECT_ERR("--device #1: type: \"A\" is not a valid name", "--device",
+		   "{\"type\": \"A\", \"paths\": [\"/a\"]}");
+	EXPECT_ERR("--device #1: count: must be at least 1, got 0", "--device",
+		   "{\"type\": \"a\", \"count\": 0, \"paths\": [\"/a\"]}");
+}
+
+TEST(file_devices_replaced_but_checked)
+{
+	char path[128], want[512];
+	write_file(path, sizeof(path), "repl.yaml",
+		   "devices:\n  - name: a\n    groups: [{paths: [{path: /dev/a}]}]\n"
+		   "  - name: b\n    groups: [{paths: [{path: /dev/b}]}]\n");
+	struct config c;
+	EXPECT_OK(&c, "--config", path, "--device", DEV_FUSE);
+	CHECK_INT(c.n_devices, 1);
+	CHECK_STR(c.devices[0].name, "fuse");
+	config_free(&c);
+	/* Replaced, yet a broken file list is still an error. */
+	write_file(path, sizeof(path), "repl2.yaml",
+		   "devices:\n  - name: A\n    groups: [{paths: [{path: /dev/a}]}]\n");
+	snprintf(want, sizeof(want), "%s:2: devices[0].name: \"A\" is not a valid name", path);
+	EXPECT_ERR(want, "--config", path, "--device", DEV_FUSE);
+}
+
+TEST(long_message_truncated)
+{
+	struct config c;
+	char err[24];
+	int r = LOAD(&c, err, "--device", "{\"name\": \"NOT-VALID\", \"groups\": []}");
+	CHECK(r < 0);
+	CHECK_INT(strlen(err), sizeof(err) - 1);
+	CHECK_STR(err + sizeof(err) - 4, "...");
+	CHECK(is_zero(&c));
+	/* No buffer at all is fine too. */
+	CHECK(config_load(&c, ARGC("--bogus"), ARGV("--bogus"), NULL, 0) < 0);
+}
+
+/* ---- cfgtree directly ---- */
+
+TEST(cfgtree_yaml)
+{
+	struct cfg_node *root = NULL;
+	struct cfgtree_error e;
+	const char *doc = "a: 1\n"
+			  "b: 'x'\n"
+			  "c: [true, ~, \"\"]\n"
+			  "d: !!str 12\n"
+			  "e: |\n  lit\n"
+			  "f: &anchor {g: h}\n";
+	CHECK_INT(cfgtree_parse_yaml(doc, strlen(doc), &root, &e), 0);
+	CHECK(root && root->kind == CFG_MAP);
+	if (!root)
+		return;
+	CHECK_INT(root->n_pairs, 6);
+	const struct cfg_node *a = cfgtree_get(root, "a");
+	CHECK(a && a->kind == CFG_SCALAR && !a->quoted);
+	if (!a) {
+		cfgtree_free(root);
+		return;
+	}
+	CHECK_STR(a->text, "1");
+	CHECK_INT(a->line, 1);
+	CHECK_INT(a->column, 4);
+	CHECK(cfgtree_get(root, "b")->quoted);
+	const struct cfg_node *c = cfgtree_get(root, "c");
+	CHECK_INT(c->kind, CFG_SEQ);
+	CHECK_INT(c->n_items, 3);
+	CHECK_INT(c->line, 3);
+	CHECK(!c->items[1]->quoted);
+	CHECK_STR(c->items[1]->text, "~");
+	CHECK(c->items[2]->quoted);
+	CHECK_INT(c->items[2]->len, 0);
+	CHECK(cfgtree_get(root, "d")->quoted);
+	CHECK(cfgtree_get(root, "e")->quoted);
+	CHECK_STR(cfgtree_get(root, "e")->text, "lit\n");
+	CHECK_STR(cfgtree_get(cfgtree_get(root, "f"), "g")->text, "h");
+	CHECK(cfgtree_get(root, "zz") == NULL);
+	CHECK(cfgtree_get(a, "x") == NULL);
+	CHECK_STR(cfgtree_kind_name(CFG_MAP), "map");
+	cfgtree_free(root);
+
+	root = (struct cfg_node *)1;
+	CHECK_INT(cfgtree_parse_yaml("", 0, &root, &e), 0);
+	CHECK(root == NULL);
+	CHECK_INT(cfgtree_parse_yaml("a: [", 4, &root, &e), -EBADMSG);
+	CHECK(e.syntax);
+	CHECK_INT(cfgtree_parse_yaml("a: 1\na: 2\n", 10, &root, &e), -EINVAL);
+	CHECK(!e.syntax);
+	CHECK_INT(e.line, 2);
+	CHECK_INT(e.column, 1);
+	CHECK_INT(cfgtree_parse_yaml("a: [*x]", 7, &root, NULL), -EINVAL);
+	/* Not NUL-terminated: only len bytes are read. */
+	CHECK_INT(cfgtree_parse_yaml("k: vXXXX", 4, &root, &e), 0);
+	CHECK_STR(cfgtree_get(root, "k")->text, "v");
+	cfgtree_free(root);
+	/* Invalid UTF-8: a reader error with a position. */
+	CHECK_INT(cfgtree_parse_yaml("a: b\nc: \xff\n", 10, &root, &e), -EBADMSG);
+	CHECK_INT(e.line, 2);
+	CHECK_INT(e.column, 4);
+}
+
+TEST(cfgtree_json)
+{
+	struct cfg_node *root = NULL;
+	struct cfgtree_error e;
+	const char *doc = "{\"n\": [2838, -7, 1.5, 1e3, true, false, null, \"s\"], \"o\": {}}";
+	CHECK_INT(cfgtree_parse_json(doc, strlen(doc), &root, &e), 0);
+	const struct cfg_node *n = cfgtree_get(root, "n");
+	CHECK(n && n->n_items == 8);
+	static const char *const want[] = {"2838", "-7",    "1.5",  "1000",
+					   "true", "false", "null", "s"};
+	for (size_t i = 0; n && i < 8 && i < n->n_items; i++) {
+		CHECK_STR(n->items[i]->text, want[i]);
+		CHECK_INT(n->items[i]->quoted, i == 7);
+		CHECK_INT(n->items[i]->line, 0);
+	}
+	CHECK_INT(cfgtree_get(root, "o")->kind, CFG_MAP);
+	cfgtree_free(root);
+
+	CHECK_INT(cfgtree_check_json("[1, 2]", 6, &e), 0);
+	CHECK_INT(cfgtree_check_json("[1, 2", 5, &e), -EBADMSG);
+	CHECK_INT(e.column, 6);
+	CHECK_CONTAINS(e.msg, "unexpected end of input");
+	CHECK_INT(cfgtree_check_json("{\"a\": 1}\n\n x", 12, &e), -EBADMSG);
+	CHECK_INT(e.line, 3);
+	CHECK_INT(e.column, 2);
+	CHECK_INT(cfgtree_check_json("[1]\0", 4, &e), -EBADMSG);
+	CHECK_CONTAINS(e.msg, "unexpected byte 0x00");
+	CHECK_INT(cfgtree_parse_json("{\"a\": 1, \"a\": 2}", 16, &root, &e), -EINVAL);
+	CHECK_CONTAINS(e.msg, "duplicate key \"a\"");
+	char deep[200];
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	CHECK_INT(cfgtree_parse_json(deep, sizeof(deep), &root, &e), -EINVAL);
+	CHECK_CONTAINS(e.msg, "nested deeper than 64 levels");
+	CHECK_INT(cfgtree_parse_json(deep + 40, 120, &root, &e), 0); /* 60 deep: fine */
+	cfgtree_free(root);
+	CHECK_INT(cfgtree_parse_json("1", 1, NULL, &e), -EINVAL);
+	cfgtree_free(NULL);
+}
+
+static void setup(const char *argv0)
+{
+	(void)argv0;
+	static const char *const vars[] = {"DOMAIN", "LISTEN", "LOG_LEVEL", "PLUGIN_DIRECTORY",
+					   "GRACE_PERIOD"};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	if (!realpath("config/default.yaml", default_yaml))
+		default_yaml[0] = '\0';
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+	if (!mkdtemp(tmpdir) || chdir(tmpdir) != 0) {
+		perror("test_config: temporary directory");
+		exit(1);
+	}
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	if (chdir("/") != 0)
+		return;
+	int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (n > 0 && (size_t)n < sizeof(cmd) && system(cmd) != 0)
+		fprintf(stderr, "test_config: could not remove %s\n", tmpdir);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	setup(argv[0]);
+	RUN(defaults);
+	RUN(flags_both_forms);
+	RUN(grace_periods);
+	RUN(bad_flags);
+	RUN(bad_domains);
+	RUN(help_and_version);
+	RUN(no_devices);
+	RUN(env_and_file_precedence);
+	RUN(file_settings_errors);
+	RUN(device_alias_key);
+	RUN(default_file_lookup);
+	RUN(shipped_default_config);
+	RUN(bad_json_device);
+	RUN(yaml_flow_device);
+	RUN(bad_yaml_file);
+	RUN(json_file);
+	RUN(unknown_keys);
+	RUN(wrong_types);
+	RUN(names);
+	RUN(duplicate_names);
+	RUN(groups);
+	RUN(path_entries);
+	RUN(ignored_fields_warn);
+	RUN(usb_entries);
+	RUN(unquoted_hex_in_yaml);
+	RUN(old_schema);
+	RUN(file_devices_replaced_but_checked);
+	RUN(long_message_truncated);
+	RUN(cfgtree_yaml);
+	RUN(cfgtree_json);
+	teardown();
+	return CHECK_SUMMARY();
+}
