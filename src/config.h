@@ -9,23 +9,23 @@
 
 #include "log.h"
 
-#define CONFIG_DEFAULT_DOMAIN "usb-device-plugin.dev"
-#define CONFIG_DEFAULT_LISTEN ":8080"
+#define CONFIG_DEFAULT_DOMAIN	  "usb-device-plugin.dev"
+#define CONFIG_DEFAULT_LISTEN	  ":8080"
 #define CONFIG_DEFAULT_PLUGIN_DIR "/var/lib/kubelet/device-plugins/"
-#define CONFIG_DEFAULT_GRACE_MS 30000
+#define CONFIG_DEFAULT_GRACE_MS	  30000
 
 enum cfg_path_type {
 	CFG_PATH_DEVICE = 0, /* a device node: DeviceSpec with cgroup permissions */
-	CFG_PATH_MOUNT,      /* any file or directory: bind Mount */
+	CFG_PATH_MOUNT,	     /* any file or directory: bind Mount */
 };
 
 struct cfg_path {
-	char *path;       /* glob, never NULL, surrounding whitespace trimmed */
+	char *path;	  /* glob, never NULL, surrounding whitespace trimmed */
 	char *mount_path; /* NULL: same as the host path; trailing '/': a directory */
 	enum cfg_path_type type;
 	char permissions[4]; /* subset of "mrw" in that order, NUL-terminated (Device) */
-	bool read_only;      /* Mount only */
-	unsigned limit;      /* >= 1 */
+	bool read_only;	     /* Mount only */
+	unsigned limit;	     /* >= 1 */
 	bool optional;
 };
 
@@ -53,7 +53,7 @@ struct cfg_device {
 struct config {
 	char *domain;
 	char *listen;
-	char *plugin_dir; /* always ends with '/' */
+	char *plugin_dir;  /* always ends with '/' */
 	char *config_file; /* NULL when none was given or found */
 	enum log_level log_level;
 	unsigned grace_ms; /* how long a vanished instance stays listed Unhealthy */
