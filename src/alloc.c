@@ -143,6 +143,10 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 			snprintf(key, sizeof(key), "%s_%zu_ID", prefix, k);
 			r = add_env(c, key, id);
 		}
+		for (size_t i = 0; i < si->inst.n_env && r == 0; i++) {
+			snprintf(key, sizeof(key), "%s_%zu_%s", prefix, k, si->inst.env[i].suffix);
+			r = add_env(c, key, si->inst.env[i].value);
+		}
 		free(paths);
 		if (r == 0)
 			r = append(&ids, ",", id);

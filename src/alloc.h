@@ -9,6 +9,8 @@
  *   USBDP_<NAME>_<k>      the container paths of every node of device k,
  *                         comma-separated (usually one: /dev/ttyUSB0)
  *   USBDP_<NAME>_<k>_ID   device k's ID
+ *   USBDP_<NAME>_<k>_<S>  each of the instance's own variables (dev_env:
+ *                         for USB devices TTY, BUS, VENDOR, PRODUCT, ...)
  */
 #ifndef UDP_ALLOC_H
 #define UDP_ALLOC_H

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -378,8 +379,11 @@ static void group_clear(struct cfg_group *g)
 		free(g->paths[i].mount_path);
 	}
 	free(g->paths);
-	for (size_t i = 0; g->usb && i < g->n_usb; i++)
+	for (size_t i = 0; g->usb && i < g->n_usb; i++) {
 		free(g->usb[i].serial);
+		free(g->usb[i].port);
+		free(g->usb[i].mount_path);
+	}
 	free(g->usb);
 	memset(g, 0, sizeof(*g));
 }
@@ -631,7 +635,48 @@ static int get_usb_id(const struct src *s, const struct cfg_node *n, const char 
 	return 0;
 }
 
-static const char *const usb_keys[] = {"vendor", "product", "serial", NULL};
+static const char *const usb_keys[] = {"vendor", "product",   "serial", "class",
+				       "port",	 "mountPath", NULL};
+
+/* Names accepted for "class", as lsusb and the USB-IF name them. */
+static const struct {
+	const char *name;
+	uint8_t code;
+} usb_class_names[] = {
+    {"audio", 0x01},	    {"cdc", 0x02},	   {"comm", 0x02},
+    {"cdc-acm", 0x02},	    {"hid", 0x03},	   {"physical", 0x05},
+    {"image", 0x06},	    {"still-image", 0x06}, {"printer", 0x07},
+    {"mass-storage", 0x08}, {"hub", 0x09},	   {"cdc-data", 0x0a},
+    {"smart-card", 0x0b},   {"video", 0x0e},	   {"billboard", 0x11},
+    {"diagnostic", 0xdc},   {"wireless", 0xe0},	   {"misc", 0xef},
+    {"app-specific", 0xfe}, {"vendor", 0xff},	   {"vendor-specific", 0xff},
+};
+
+/* "class": a name (checked first: "cdc" is also hex), hex 1-2 digits
+ * (optional 0x), or "*". */
+static int get_usb_class(const struct src *s, const struct cfg_node *n, const char *path,
+			 int32_t *out)
+{
+	*out = -1;
+	if (is_null(n))
+		return 0;
+	if (n->kind == CFG_SCALAR)
+		for (size_t i = 0; i < sizeof(usb_class_names) / sizeof(usb_class_names[0]); i++)
+			if (strcasecmp(n->text, usb_class_names[i].name) == 0) {
+				*out = usb_class_names[i].code;
+				return 0;
+			}
+	int r = get_usb_id(s, n, path, "class", out);
+	if (r == 0 && *out > 0xff) {
+		unsigned v = (unsigned)*out;
+		*out = -1;
+		return fail(s, n, path, "class",
+			    "USB class 0x%x is out of range: give 2 hex digits (\"02\") or a "
+			    "name (\"cdc-acm\", \"hid\", \"video\", \"audio\", ...)",
+			    v);
+	}
+	return r;
+}
 
 static int parse_usb(const struct src *s, const struct cfg_node *map, const char *path,
 		     struct cfg_usb *u)
@@ -652,9 +697,25 @@ static int parse_usb(const struct src *s, const struct cfg_node *map, const char
 		return r;
 	if (*serial && !(u->serial = strdup(serial)))
 		return -ENOMEM;
-	if (u->vendor < 0 && u->product < 0 && !u->serial)
+	if ((r = get_usb_class(s, cfgtree_get(map, "class"), path, &u->usb_class)) < 0)
+		return r;
+	const char *port = "";
+	if ((n = field(map, "port")) && (r = get_string(s, n, path, "port", &port)) < 0)
+		return r;
+	if (*port && !(u->port = dup_trim(port)))
+		return -ENOMEM;
+	if ((n = field(map, "mountPath")) &&
+	    (r = get_abs_path(s, n, path, "mountPath", false, &u->mount_path)) < 0)
+		return r;
+	if (u->mount_path && u->mount_path[strlen(u->mount_path) - 1] != '/')
+		return fail(s, n, path, "mountPath",
+			    "must be a directory ending in '/' (the device's nodes are put in "
+			    "it by name), got \"%s\"",
+			    u->mount_path);
+	if (u->vendor < 0 && u->product < 0 && !u->serial && u->usb_class < 0 && !u->port)
 		return fail(s, map, path, NULL,
-			    "matches every USB device; give at least vendor or product");
+			    "matches every USB device; give at least vendor, product, class, "
+			    "port or serial");
 	return 0;
 }
 

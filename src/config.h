@@ -29,11 +29,16 @@ struct cfg_path {
 	bool optional;
 };
 
-/* USB IDs: -1 means "any" (omitted or "*"). */
+/* A USB entry matches a USB device (a usb_device in sysfs). IDs and class:
+ * -1 means "any" (omitted or "*"). */
 struct cfg_usb {
 	int32_t vendor;
 	int32_t product;
-	char *serial; /* NULL: any; otherwise an fnmatch(3) pattern */
+	char *serial;	   /* NULL: any; otherwise a glob on the serial number */
+	int32_t usb_class; /* device class or any interface's class, 0x00-0xff */
+	char *port;	   /* NULL: any; otherwise a glob on the port path ("1-1.4") */
+	char *mount_path;  /* NULL: nodes keep their host paths; else a directory
+			    * (ends in '/') the device's class nodes are put in */
 };
 
 struct cfg_group {

@@ -19,6 +19,11 @@ void dev_instance_clear(struct dev_instance *inst)
 		free(inst->nodes[i].container_path);
 	}
 	free(inst->nodes);
+	for (size_t i = 0; inst->env && i < inst->n_env; i++) {
+		free(inst->env[i].suffix);
+		free(inst->env[i].value);
+	}
+	free(inst->env);
 	memset(inst, 0, sizeof(*inst));
 }
 
@@ -49,11 +54,40 @@ int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src)
 		if (!c.nodes[i].host_path || !c.nodes[i].container_path)
 			goto oom;
 	}
+	if (src->n_env) {
+		c.env = calloc(src->n_env, sizeof(*c.env));
+		if (!c.env)
+			goto oom;
+		c.n_env = src->n_env;
+		for (size_t i = 0; i < src->n_env; i++) {
+			c.env[i].suffix = strdup(src->env[i].suffix);
+			c.env[i].value = strdup(src->env[i].value);
+			if (!c.env[i].suffix || !c.env[i].value)
+				goto oom;
+		}
+	}
 	*dst = c;
 	return 0;
 oom:
 	dev_instance_clear(&c);
 	return -ENOMEM;
+}
+
+int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value)
+{
+	struct dev_env *e = realloc(inst->env, (inst->n_env + 1) * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	inst->env = e;
+	e[inst->n_env].suffix = strdup(suffix);
+	e[inst->n_env].value = strdup(value);
+	if (!e[inst->n_env].suffix || !e[inst->n_env].value) {
+		free(e[inst->n_env].suffix);
+		free(e[inst->n_env].value);
+		return -ENOMEM;
+	}
+	inst->n_env++;
+	return 0;
 }
 
 int dev_node_check(const struct dev_node *node, char *why, size_t whylen)

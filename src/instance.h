@@ -14,6 +14,13 @@ struct dev_node {
 	char permissions[4]; /* DeviceSpec cgroup access, subset of "mrw" */
 };
 
+/* An environment variable Allocate sets for the instance: the full name is
+ * USBDP_<NAME>_<k>_<suffix> (see alloc.h). */
+struct dev_env {
+	char *suffix; /* e.g. "TTY", "VENDOR" */
+	char *value;
+};
+
 struct dev_instance {
 	/* Identity of the instance within its resource, stable while the same
 	 * files make it up: a re-discovered instance with the same key is the
@@ -25,6 +32,8 @@ struct dev_instance {
 	unsigned count;
 	struct dev_node *nodes;
 	size_t n_nodes;
+	struct dev_env *env; /* discovery's facts about the instance (USB IDs ...) */
+	size_t n_env;
 };
 
 /* Frees what the instance owns (not the struct itself); NULL is a no-op. */
@@ -33,6 +42,9 @@ void dev_instance_clear(struct dev_instance *inst);
 void dev_instances_free(struct dev_instance *insts, size_t n);
 /* Deep copy; 0 or -ENOMEM (dst untouched on error). */
 int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src);
+
+/* Appends a copy of (suffix, value) to inst->env; 0 or -ENOMEM. */
+int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value);
 
 /* Checks that a node can be handed out now: it exists, and a Device is a
  * character or block device. Returns 0, or a negative errno with a

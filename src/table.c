@@ -131,6 +131,12 @@ static bool same_nodes(const struct dev_instance *a, const struct dev_instance *
 	for (unsigned i = 0; i < a->count; i++)
 		if (strcmp(a->ids[i], b->ids[i]))
 			return false;
+	if (a->n_env != b->n_env)
+		return false;
+	for (size_t i = 0; i < a->n_env; i++)
+		if (strcmp(a->env[i].suffix, b->env[i].suffix) ||
+		    strcmp(a->env[i].value, b->env[i].value))
+			return false;
 	return true;
 }
 

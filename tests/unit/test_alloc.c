@@ -56,6 +56,8 @@ static struct snapshot *fixture(struct table **tp)
 	v[0] = mk("a", 2, 1, fa, 0);
 	v[1] = mk("b", 2, 2, fb, 1);
 	v[2] = mk("c", 2, 1, fc, 0);
+	dev_instance_add_env(&v[0], "TTY", "/c/a");
+	dev_instance_add_env(&v[0], "VENDOR", "1a86");
 	table_update_group(t, 0, 0, v, 3, 1);
 	*tp = t;
 	return table_snapshot(t, 0);
@@ -106,6 +108,9 @@ TEST(allocate_answers_in_order)
 		CHECK_STR(env(r0, "USBDP_SERIAL_PORT_1"), "/c/a");
 		CHECK_STR(env(r0, "USBDP_SERIAL_PORT_1_ID"), "a-0");
 		CHECK_STR(env(r0, "USBDP_SERIAL_PORT_2_ID"), "b-0");
+		CHECK_STR(env(r0, "USBDP_SERIAL_PORT_1_TTY"), "/c/a");
+		CHECK_STR(env(r0, "USBDP_SERIAL_PORT_1_VENDOR"), "1a86");
+		CHECK(env(r0, "USBDP_SERIAL_PORT_0_TTY") == NULL);
 		const V1beta1__ContainerAllocateResponse *r1 = resp->container_responses[1];
 		CHECK_INT(r1->n_devices, 1);
 		CHECK_STR(env(r1, "USBDP_SERIAL_PORT_0"), "/c/c");

@@ -960,13 +960,37 @@ TEST(usb_entries)
 		   "\"1a86\", got a boolean (false)",
 		   "--device", USB_DEV("{\"vendor\": false}"));
 	EXPECT_ERR(
-	    "--device #1: groups[0].usb[1]: matches every USB device; give at least vendor "
-	    "or product",
+	    "--device #1: groups[0].usb[1]: matches every USB device; give at least vendor, "
+	    "product, class, port or serial",
 	    "--device",
 	    USB_DEV("{\"vendor\": \"1\"}, {\"vendor\": \"*\", \"product\": \"*\", \"serial\": "
 		    "\"\"}"));
 	EXPECT_ERR("--device #1: groups[0].usb[0]: matches every USB device", "--device",
 		   USB_DEV("{}"));
+
+	/* extensions: class (hex or name), port glob, mountPath directory */
+	EXPECT_OK(&c, "--device",
+		  USB_DEV("{\"class\": \"cdc-acm\"}, {\"class\": \"0x0E\"}, {\"class\": \"HID\"}, "
+			  "{\"vendor\": \"1a86\", \"port\": \" 1-1.* \", \"mountPath\": "
+			  "\"/dev/serial/\"}, {\"class\": \"ff\", \"vendor\": \"0403\"}"));
+	g = &c.devices[0].groups[0];
+	CHECK_INT(g->usb[0].usb_class, 0x02);
+	CHECK_INT(g->usb[1].usb_class, 0x0e);
+	CHECK_INT(g->usb[2].usb_class, 0x03);
+	CHECK_INT(g->usb[3].usb_class, -1);
+	CHECK_STR(g->usb[3].port, "1-1.*");
+	CHECK_STR(g->usb[3].mount_path, "/dev/serial/");
+	CHECK(g->usb[0].port == NULL && g->usb[0].mount_path == NULL);
+	CHECK_INT(g->usb[4].usb_class, 0xff);
+	config_free(&c);
+	EXPECT_ERR("--device #1: groups[0].usb[0].class: USB class 0x100 is out of range",
+		   "--device", USB_DEV("{\"class\": \"100\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].class: invalid USB ID \"modem\"", "--device",
+		   USB_DEV("{\"class\": \"modem\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].mountPath: must be a directory ending in '/'",
+		   "--device", USB_DEV("{\"vendor\": \"1\", \"mountPath\": \"/dev/x\"}"));
+	EXPECT_ERR("--device #1: groups[0].usb[0].mountPath: must be an absolute path", "--device",
+		   USB_DEV("{\"vendor\": \"1\", \"mountPath\": \"dev/\"}"));
 }
 
 TEST(unquoted_hex_in_yaml)
