@@ -1163,12 +1163,12 @@ struct flags {
 	const char *config;
 	const char **devices; /* malloc'd array of pointers into argv */
 	size_t n_devices;
-	bool help, version;
+	bool help, version, list;
 };
 
 static const char *const flag_names[] = {
-    "device",		"config",	"domain",  "listen", "log-level",
-    "plugin-directory", "grace-period", "version", "help",   NULL};
+    "device",	    "config",  "domain", "listen", "log-level", "plugin-directory",
+    "grace-period", "version", "help",	 "list",   NULL};
 
 static int parse_bool_text(const char *t, bool *out)
 {
@@ -1220,7 +1220,8 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 		       sug ? "did you mean --" : "see --help", sug ? sug : "", sug ? "?" : "");
 		return -EINVAL;
 	}
-	bool is_bool = strcmp(key, "version") == 0 || strcmp(key, "help") == 0;
+	bool is_bool =
+	    strcmp(key, "version") == 0 || strcmp(key, "help") == 0 || strcmp(key, "list") == 0;
 	if (is_bool) {
 		bool v = true;
 		if (eq && parse_bool_text(eq + 1, &v) < 0) {
@@ -1228,7 +1229,7 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 			       eq + 1);
 			return -EINVAL;
 		}
-		*(key[0] == 'v' ? &f->version : &f->help) = v;
+		*(key[0] == 'v' ? &f->version : key[0] == 'h' ? &f->help : &f->list) = v;
 		return 0;
 	}
 	const char *value = eq ? eq + 1 : NULL;
@@ -1264,6 +1265,8 @@ static int parse_args(struct flags *f, int argc, char **argv, char *err, size_t 
 		}
 		if (!positional && (strcmp(a, "-h") == 0)) {
 			f->help = true;
+		} else if (i == 1 && strcmp(a, "list") == 0) {
+			f->list = true; /* "usb-device-plugin list [flags]" */
 		} else if (!positional && strncmp(a, "--", 2) == 0) {
 			r = parse_long_flag(f, argc, argv, &i, msg, sizeof(msg));
 		} else if (!positional && a[0] == '-' && a[1]) {
@@ -1594,7 +1597,8 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	if ((r = resolve_settings(&f, &file, root, cfg)) < 0 ||
 	    (r = load_devices(&f, &file, list, key, cfg)) < 0)
 		goto out;
-	if (cfg->n_devices == 0) {
+	cfg->show_list = f.list;
+	if (cfg->n_devices == 0 && !f.list) {
 		errput(err, errlen,
 		       "no devices configured: give --device or a config file with a devices "
 		       "list");
@@ -1672,6 +1676,9 @@ const char *config_usage(void)
 	       "                           Unhealthy before it is dropped: 30s, 500ms, 2m,\n"
 	       "                           1m30s, or a number of seconds.\n"
 	       "                           Env GRACE_PERIOD. Default: 30s\n"
+	       "  --list                   Print every USB device on this node with its\n"
+	       "                           nodes and the resources it matches, and exit: a\n"
+	       "                           dry run for writing config (also: list).\n"
 	       "  --version                Print the version and exit.\n"
 	       "  -h, --help               Print this help and exit.\n"
 	       "\n"
@@ -1690,8 +1697,12 @@ const char *config_usage(void)
 	       "  PATH   {\"path\": \"/dev/GLOB\", \"mountPath\": \"/in/container\",\n"
 	       "          \"type\": \"Device\" or \"Mount\", \"permissions\": \"mrw\",\n"
 	       "          \"readOnly\": false, \"limit\": 1, \"optional\": false}\n"
-	       "  USB    {\"vendor\": \"1a86\", \"product\": \"7523\", \"serial\": \"GLOB\"}\n"
+	       "  USB    {\"vendor\": \"1a86\", \"product\": \"7523\", \"serial\": \"GLOB\",\n"
+	       "          \"class\": \"02\" or \"cdc-acm\", \"port\": \"1-1.*\",\n"
+	       "          \"mountPath\": \"/dev/serial/\"}\n"
 	       "         IDs are hexadecimal (unquoted numbers too); \"*\" or omitted: any.\n"
+	       "         Every matching USB device is one allocatable device, with its\n"
+	       "         /dev/bus/usb node and all its children's nodes (tty, hidraw...).\n"
 	       "The old form {\"type\": NAME, \"count\": N, \"paths\": [\"/dev/x\", ...]} is\n"
 	       "still read (one group per path), with a warning.\n"
 	       "\n"

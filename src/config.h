@@ -64,6 +64,7 @@ struct config {
 	unsigned grace_ms; /* how long a vanished instance stays listed Unhealthy */
 	bool show_version;
 	bool show_help;
+	bool show_list; /* --list: print the USB devices and what they match */
 	struct cfg_device *devices;
 	size_t n_devices;
 };

@@ -23,6 +23,8 @@
 #include "rpc.h"
 #include "server.h"
 #include "table.h"
+#include "usb.h"
+#include "usbids.h"
 
 #define SETTLE_MS	    100 /* after a plugin-directory event, before acting */
 #define REGISTER_TIMEOUT_MS 5000
@@ -76,6 +78,9 @@ struct daemon {
 	size_t n_watches;
 	bool rescan;
 	int64_t last_rescan_us;
+	struct usbids *ids;
+	struct usb_watch *usb; /* NULL when no group asks for USB devices */
+	bool usb_dirty;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
 	int exit_code;
 };
@@ -201,6 +206,60 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 	}
 }
 
+/* ---- USB discovery ---- */
+
+static void scan_usb(struct daemon *d)
+{
+	int64_t now = loop_now_us();
+	for (size_t r = 0; r < d->cfg->n_devices; r++) {
+		const struct cfg_device *dev = &d->cfg->devices[r];
+		for (size_t g = 0; g < dev->n_groups; g++) {
+			if (!dev->groups[g].n_usb)
+				continue;
+			struct dev_instance *insts = NULL;
+			size_t n = 0;
+			int e = usb_expand(d->usb, &dev->groups[g], g, &insts, &n);
+			if (e < 0) {
+				log_error("usb matching failed resource=%s group=%zu err=\"%s\"",
+					  d->full_names[r], g, strerror(-e));
+				continue;
+			}
+			table_update_group(d->table, r, g, insts, n, now);
+		}
+	}
+}
+
+static void on_usb_changed(void *data)
+{
+	struct daemon *d = data;
+	d->usb_dirty = true; /* matched once per loop iteration, in on_idle */
+}
+
+static bool wants_usb(const struct config *cfg)
+{
+	for (size_t r = 0; r < cfg->n_devices; r++)
+		for (size_t g = 0; g < cfg->devices[r].n_groups; g++)
+			if (cfg->devices[r].groups[g].n_usb)
+				return true;
+	return false;
+}
+
+static int start_usb(struct daemon *d)
+{
+	if (!wants_usb(d->cfg))
+		return 0;
+	d->ids = usbids_open(NULL);
+	if (d->ids)
+		log_debug("usb names from=%s", usbids_path(d->ids));
+	else
+		log_info("no usb.ids database found: devices are logged without names");
+	d->usb = usb_watch_new(d->loop, d->ids, on_usb_changed, d);
+	if (!d->usb)
+		return -errno;
+	scan_usb(d);
+	return 0;
+}
+
 /* ---- publishing ---- */
 
 static void on_expire(struct loop *loop, void *data);
@@ -249,6 +308,10 @@ static void on_idle(struct loop *loop, void *data)
 		d->rescan = false;
 		d->last_rescan_us = loop_now_us();
 		scan_paths(d);
+	}
+	if (d->usb_dirty) {
+		d->usb_dirty = false;
+		scan_usb(d);
 	}
 	publish(d);
 }
@@ -570,6 +633,9 @@ static int setup(struct daemon *d)
 		return -errno;
 	loop_add_fd(d->loop, d->dev_fd, EPOLLIN, on_dev_event, d);
 	scan_paths(d);
+	int e = start_usb(d);
+	if (e < 0)
+		return e;
 	for (size_t r = 0; r < d->n_res; r++) {
 		struct snapshot *s = table_snapshot(d->table, r);
 		log_info("resource=%s devices=%zu healthy=%zu", d->full_names[r],
@@ -579,7 +645,7 @@ static int setup(struct daemon *d)
 
 	if (!(d->rpc = rpc_new()))
 		return -ENOMEM;
-	int e = loop_add_fd(d->loop, rpc_job_fd(d->rpc), EPOLLIN, on_rpc_jobs, d);
+	e = loop_add_fd(d->loop, rpc_job_fd(d->rpc), EPOLLIN, on_rpc_jobs, d);
 	if (e < 0)
 		return e;
 	if ((e = rpc_start(d->rpc)) < 0)
@@ -603,6 +669,8 @@ static void teardown(struct daemon *d)
 {
 	servers_free(d->servers); /* stops serving, removes our sockets */
 	rpc_free(d->rpc);	  /* runs the last registration callbacks */
+	usb_watch_free(d->usb);
+	usbids_close(d->ids);
 	if (d->loop)
 		loop_free(d->loop);
 	table_free(d->table);

@@ -5,6 +5,8 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "usb.h"
+#include "usbids.h"
 
 int main(int argc, char **argv)
 {
@@ -26,6 +28,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg.log_level);
+	if (cfg.show_list) {
+		struct usbids *ids = usbids_open(NULL);
+		int r = usb_list(stdout, &cfg, ids);
+		usbids_close(ids);
+		config_free(&cfg);
+		return r < 0 ? 1 : 0;
+	}
 	int status = daemon_run(&cfg);
 	config_free(&cfg);
 	return status;

@@ -1,0 +1,1110 @@
+#include "usb.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <libudev.h>
+#include <libusb.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "usbids.h"
+
+/* In inotify mode (no uevents reach us), how long a device may stay
+ * unsettled before we rescan again, and how often we reconcile anyway. */
+#define SETTLE_RETRY_US 100000
+#define SETTLE_RETRIES	50
+#define RECONCILE_US	(60 * 1000000LL)
+/* How long the monitor may stay silent about a change /dev/bus/usb shows
+ * before we conclude that uevents do not reach us. */
+#define MONITOR_GRACE_US 1000000
+
+struct usb_node {
+	char *path;
+	char *subsystem;
+};
+
+struct usb_dev {
+	char *syspath; /* identity while plugged */
+	char *port;    /* sysname: "1-1.4" */
+	char *bus_node;
+	int busnum, devnum;
+	int32_t vendor, product; /* -1: unreadable */
+	char *serial;
+	int dev_class;
+	uint8_t if_class[32];
+	size_t n_if;
+	struct usb_node *nodes; /* children's device nodes, sorted by path */
+	size_t n_nodes;
+	bool bound;
+	bool logged; /* "settled" was logged */
+};
+
+struct usb_watch {
+	struct loop *loop;
+	struct usbids *ids;
+	usb_changed_cb cb;
+	void *cb_data;
+	struct udev *udev;
+	struct udev_monitor *mon;
+	int mon_fd;
+	enum usb_mode mode;
+	libusb_context *usb;
+	libusb_hotplug_callback_handle hotplug;
+	bool hotplug_ok;
+	int ino_fd; /* /dev/bus/usb, the safety net */
+	bool changed;
+	unsigned settle_retries;
+	int64_t last_monitor_event_us;
+	struct usb_dev **devs;
+	size_t n_devs;
+};
+
+const char *usb_mode_name(enum usb_mode mode)
+{
+	switch (mode) {
+	case USB_MODE_UDEV:
+		return "udev";
+	case USB_MODE_KERNEL:
+		return "kernel";
+	case USB_MODE_INOTIFY:
+		return "inotify";
+	}
+	return "?";
+}
+
+/* ---- records ---- */
+
+static void dev_free(struct usb_dev *d)
+{
+	if (!d)
+		return;
+	free(d->syspath);
+	free(d->port);
+	free(d->bus_node);
+	free(d->serial);
+	for (size_t i = 0; i < d->n_nodes; i++) {
+		free(d->nodes[i].path);
+		free(d->nodes[i].subsystem);
+	}
+	free(d->nodes);
+	free(d);
+}
+
+static struct usb_dev *find_dev(const struct usb_watch *w, const char *syspath, size_t *idx)
+{
+	for (size_t i = 0; i < w->n_devs; i++)
+		if (strcmp(w->devs[i]->syspath, syspath) == 0) {
+			if (idx)
+				*idx = i;
+			return w->devs[i];
+		}
+	return NULL;
+}
+
+/* The record whose syspath is a proper prefix directory of syspath: the
+ * usb_device a child belongs to (works on remove, when sysfs is gone). */
+static struct usb_dev *owner_of(const struct usb_watch *w, const char *syspath)
+{
+	struct usb_dev *best = NULL;
+	size_t best_len = 0;
+	for (size_t i = 0; i < w->n_devs; i++) {
+		size_t n = strlen(w->devs[i]->syspath);
+		if (n > best_len && strncmp(syspath, w->devs[i]->syspath, n) == 0 &&
+		    syspath[n] == '/') {
+			best = w->devs[i];
+			best_len = n;
+		}
+	}
+	return best;
+}
+
+/* A hex attribute of 1-4 digits (idVendor, bDeviceClass ...); -1 when
+ * missing or malformed. */
+static int32_t hex_attr(struct udev_device *ud, const char *name, const char *port)
+{
+	const char *v = udev_device_get_sysattr_value(ud, name);
+	if (!v)
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 16);
+	while (*end == '\n' || *end == ' ')
+		end++;
+	if (errno || end == v || *end || x > 0xffff || !isxdigit((unsigned char)v[0])) {
+		log_warn("usb device port=%s: %s \"%.16s\" is not hexadecimal: ignored", port, name,
+			 v);
+		return -1;
+	}
+	return (int32_t)x;
+}
+
+static int dec_attr(struct udev_device *ud, const char *name)
+{
+	const char *v = udev_device_get_sysattr_value(ud, name);
+	if (!v)
+		return -1;
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (errno || end == v || x < 0 || x > 0xffff)
+		return -1;
+	return (int)x;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+	return strcmp(((const struct usb_node *)a)->path, ((const struct usb_node *)b)->path);
+}
+
+static bool has_node(const struct usb_dev *d, const char *path)
+{
+	for (size_t i = 0; i < d->n_nodes; i++)
+		if (strcmp(d->nodes[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+static int add_node(struct usb_dev *d, const char *path, const char *subsystem)
+{
+	if (has_node(d, path))
+		return 0;
+	struct usb_node *n = realloc(d->nodes, (d->n_nodes + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	d->nodes = n;
+	n[d->n_nodes].path = strdup(path);
+	n[d->n_nodes].subsystem = strdup(subsystem ? subsystem : "misc");
+	if (!n[d->n_nodes].path || !n[d->n_nodes].subsystem) {
+		free(n[d->n_nodes].path);
+		free(n[d->n_nodes].subsystem);
+		return -ENOMEM;
+	}
+	d->n_nodes++;
+	qsort(d->nodes, d->n_nodes, sizeof(*d->nodes), cmp_node);
+	return 0;
+}
+
+static bool del_node(struct usb_dev *d, const char *path)
+{
+	for (size_t i = 0; i < d->n_nodes; i++)
+		if (strcmp(d->nodes[i].path, path) == 0) {
+			free(d->nodes[i].path);
+			free(d->nodes[i].subsystem);
+			memmove(&d->nodes[i], &d->nodes[i + 1],
+				(d->n_nodes - i - 1) * sizeof(*d->nodes));
+			d->n_nodes--;
+			return true;
+		}
+	return false;
+}
+
+/* Whether the nearest usb_device above child c is d (and not a device
+ * plugged into a hub that d is). */
+static bool belongs_to(struct udev_device *c, const struct usb_dev *d)
+{
+	/* the parent is owned by c: no unref */
+	struct udev_device *p =
+	    udev_device_get_parent_with_subsystem_devtype(c, "usb", "usb_device");
+	return p && strcmp(udev_device_get_syspath(p), d->syspath) == 0;
+}
+
+/* Walks the children of ud: device nodes and interface classes. */
+static void read_children(struct usb_watch *w, struct udev_device *ud, struct usb_dev *d)
+{
+	struct udev_enumerate *e = udev_enumerate_new(w->udev);
+	if (!e)
+		return;
+	udev_enumerate_add_match_parent(e, ud);
+	udev_enumerate_scan_devices(e);
+	struct udev_list_entry *it;
+	udev_list_entry_foreach(it, udev_enumerate_get_list_entry(e))
+	{
+		const char *sp = udev_list_entry_get_name(it);
+		if (strcmp(sp, d->syspath) == 0)
+			continue;
+		struct udev_device *c = udev_device_new_from_syspath(w->udev, sp);
+		if (!c)
+			continue;
+		const char *type = udev_device_get_devtype(c);
+		const char *sub = udev_device_get_subsystem(c);
+		if (type && strcmp(type, "usb_interface") == 0) {
+			int32_t cls = hex_attr(c, "bInterfaceClass", d->port);
+			bool seen = false;
+			for (size_t i = 0; i < d->n_if; i++)
+				seen = seen || d->if_class[i] == cls;
+			if (cls >= 0 && !seen && d->n_if < sizeof(d->if_class))
+				d->if_class[d->n_if++] = (uint8_t)cls;
+		} else if (type && strcmp(type, "usb_device") == 0) {
+			/* a device behind a hub: its own record, not our child */
+		} else if (udev_device_get_devnode(c) && belongs_to(c, d)) {
+			add_node(d, udev_device_get_devnode(c), sub);
+		}
+		udev_device_unref(c);
+	}
+	udev_enumerate_unref(e);
+}
+
+static void describe(struct usb_watch *w, const struct usb_dev *d, char *buf, size_t len)
+{
+	char vname[128] = "", pname[128] = "";
+	if (d->vendor >= 0 && d->product >= 0)
+		usbids_lookup(w->ids, (uint16_t)d->vendor, (uint16_t)d->product, vname,
+			      sizeof(vname), pname, sizeof(pname));
+	snprintf(buf, len, "port=%s vendor=%04x product=%04x serial=\"%s\" name=\"%s%s%s\"",
+		 d->port, (unsigned)(d->vendor & 0xffff), (unsigned)(d->product & 0xffff),
+		 d->serial ? d->serial : "", vname, *pname ? " " : "", pname);
+}
+
+static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
+{
+	if (a->bound != b->bound || a->vendor != b->vendor || a->product != b->product ||
+	    a->busnum != b->busnum || a->devnum != b->devnum || a->n_nodes != b->n_nodes ||
+	    a->n_if != b->n_if || a->dev_class != b->dev_class)
+		return false;
+	if ((a->serial == NULL) != (b->serial == NULL) ||
+	    (a->serial && strcmp(a->serial, b->serial)))
+		return false;
+	if ((a->bus_node == NULL) != (b->bus_node == NULL) ||
+	    (a->bus_node && strcmp(a->bus_node, b->bus_node)))
+		return false;
+	for (size_t i = 0; i < a->n_nodes; i++)
+		if (strcmp(a->nodes[i].path, b->nodes[i].path))
+			return false;
+	return memcmp(a->if_class, b->if_class, a->n_if) == 0;
+}
+
+/* Reads everything about usb_device ud into a fresh record. bound_hint:
+ * the event said so ("bind"), whatever the driver link says yet. */
+static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, bool bound_hint)
+{
+	struct usb_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->syspath = strdup(udev_device_get_syspath(ud));
+	d->port = strdup(udev_device_get_sysname(ud));
+	if (!d->syspath || !d->port) {
+		dev_free(d);
+		return NULL;
+	}
+	d->vendor = hex_attr(ud, "idVendor", d->port);
+	d->product = hex_attr(ud, "idProduct", d->port);
+	d->dev_class = hex_attr(ud, "bDeviceClass", d->port);
+	d->busnum = dec_attr(ud, "busnum");
+	d->devnum = dec_attr(ud, "devnum");
+	/* The udev database's serial when there is one (it is what udev's
+	 * by-id links use), else sysfs's. */
+	const char *serial = udev_device_get_property_value(ud, "ID_SERIAL_SHORT");
+	if (!serial)
+		serial = udev_device_get_sysattr_value(ud, "serial");
+	d->serial = dup_or_null(serial);
+	const char *node = udev_device_get_devnode(ud);
+	char buf[64];
+	if (!node && d->busnum > 0 && d->devnum > 0) {
+		snprintf(buf, sizeof(buf), "/dev/bus/usb/%03d/%03d", d->busnum, d->devnum);
+		node = buf;
+	}
+	if (!node)
+		log_warn("usb device port=%s has no device node (no DEVNAME, busnum or devnum): "
+			 "only its children are handed out",
+			 d->port);
+	d->bus_node = dup_or_null(node);
+	/* Bound: the driver link, or DRIVER in the uevent file (which is what a
+	 * bound device's uevent carries; umockdev testbeds have only that). */
+	d->bound = bound_hint || udev_device_get_driver(ud) != NULL ||
+		   udev_device_get_property_value(ud, "DRIVER") != NULL;
+	read_children(w, ud, d);
+	return d;
+}
+
+/* Puts fresh record d in place of the one with its syspath; notes a
+ * change when it differs. Takes d. */
+static void store(struct usb_watch *w, struct usb_dev *d)
+{
+	size_t i;
+	struct usb_dev *old = find_dev(w, d->syspath, &i);
+	if (old) {
+		d->logged = old->logged && d->bound;
+		if (same_record(old, d)) {
+			dev_free(d);
+			return;
+		}
+		dev_free(old);
+		w->devs[i] = d;
+	} else {
+		struct usb_dev **a = realloc(w->devs, (w->n_devs + 1) * sizeof(*a));
+		if (!a) {
+			log_error("usb: out of memory");
+			dev_free(d);
+			return;
+		}
+		w->devs = a;
+		w->devs[w->n_devs++] = d;
+	}
+	if (d->bound && !d->logged) {
+		char desc[400];
+		describe(w, d, desc, sizeof(desc));
+		log_info("usb device settled %s nodes=%zu", desc,
+			 d->n_nodes + (d->bus_node != NULL));
+		d->logged = true;
+	}
+	w->changed = true;
+}
+
+static void forget(struct usb_watch *w, const char *syspath)
+{
+	size_t i;
+	struct usb_dev *d = find_dev(w, syspath, &i);
+	if (!d)
+		return;
+	char desc[400];
+	describe(w, d, desc, sizeof(desc));
+	log_info("usb device removed %s", desc);
+	dev_free(d);
+	w->devs[i] = w->devs[--w->n_devs];
+	w->changed = true;
+}
+
+static bool is_usb_device(struct udev_device *ud)
+{
+	const char *sub = udev_device_get_subsystem(ud);
+	const char *type = udev_device_get_devtype(ud);
+	return sub && type && strcmp(sub, "usb") == 0 && strcmp(type, "usb_device") == 0;
+}
+
+/* Re-reads the usb_device at syspath from sysfs (or forgets it when it is
+ * gone). */
+static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
+{
+	struct udev_device *ud = udev_device_new_from_syspath(w->udev, syspath);
+	if (!ud) {
+		forget(w, syspath);
+		return;
+	}
+	struct usb_dev *d = read_dev(w, ud, bound_hint);
+	udev_device_unref(ud);
+	if (d)
+		store(w, d);
+}
+
+/* Enumerates every usb_device now; forgets records whose device is gone. */
+static int scan(struct usb_watch *w)
+{
+	struct udev_enumerate *e = udev_enumerate_new(w->udev);
+	if (!e)
+		return -ENOMEM;
+	udev_enumerate_add_match_subsystem(e, "usb");
+	udev_enumerate_add_match_property(e, "DEVTYPE", "usb_device");
+	udev_enumerate_scan_devices(e);
+	struct udev_list_entry *it;
+	char **seen = NULL;
+	size_t n_seen = 0;
+	udev_list_entry_foreach(it, udev_enumerate_get_list_entry(e))
+	{
+		const char *sp = udev_list_entry_get_name(it);
+		char **s2 = realloc(seen, (n_seen + 1) * sizeof(*s2));
+		if (s2) {
+			seen = s2;
+			seen[n_seen] = strdup(sp);
+			if (seen[n_seen])
+				n_seen++;
+		}
+		struct udev_device *ud = udev_device_new_from_syspath(w->udev, sp);
+		if (!ud)
+			continue;
+		struct usb_dev *d = read_dev(w, ud, false);
+		udev_device_unref(ud);
+		if (d)
+			store(w, d);
+	}
+	udev_enumerate_unref(e);
+	for (size_t i = 0; i < w->n_devs;) {
+		bool found = false;
+		for (size_t j = 0; j < n_seen && !found; j++)
+			found = strcmp(seen[j], w->devs[i]->syspath) == 0;
+		if (found)
+			i++;
+		else
+			forget(w, w->devs[i]->syspath); /* moves the last one to i */
+	}
+	for (size_t j = 0; j < n_seen; j++)
+		free(seen[j]);
+	free(seen);
+	return 0;
+}
+
+static void notify(struct usb_watch *w)
+{
+	if (w->changed) {
+		w->changed = false;
+		w->cb(w->cb_data);
+	}
+}
+
+/* ---- udev monitor ---- */
+
+static void on_uevent(struct usb_watch *w, struct udev_device *ud)
+{
+	const char *action = udev_device_get_action(ud);
+	const char *sp = udev_device_get_syspath(ud);
+	if (!action || !sp)
+		return;
+	w->last_monitor_event_us = loop_now_us();
+	log_debug("uevent action=%s subsystem=%s devtype=%s syspath=%s", action,
+		  udev_device_get_subsystem(ud) ? udev_device_get_subsystem(ud) : "",
+		  udev_device_get_devtype(ud) ? udev_device_get_devtype(ud) : "", sp);
+	if (is_usb_device(ud)) {
+		if (strcmp(action, "remove") == 0)
+			forget(w, sp);
+		else if (strcmp(action, "unbind") == 0) {
+			struct usb_dev *d = find_dev(w, sp, NULL);
+			if (d && d->bound) {
+				d->bound = false;
+				w->changed = true;
+			}
+		} else /* add, bind, change */
+			refresh(w, sp, strcmp(action, "bind") == 0);
+		return;
+	}
+	const char *node = udev_device_get_devnode(ud);
+	if (!node)
+		return;
+	struct usb_dev *d = owner_of(w, sp);
+	if (!d)
+		return;
+	if (strcmp(action, "remove") == 0) {
+		if (del_node(d, node))
+			w->changed = true;
+	} else if (!has_node(d, node)) {
+		/* A late child (its driver loaded after the device settled). */
+		if (add_node(d, node, udev_device_get_subsystem(ud)) == 0) {
+			if (d->bound)
+				log_info("usb device port=%s new node=%s", d->port, node);
+			w->changed = true;
+		}
+	}
+}
+
+static void on_monitor(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	struct usb_watch *w = data;
+	struct udev_device *ud;
+	while ((ud = udev_monitor_receive_device(w->mon))) {
+		on_uevent(w, ud);
+		udev_device_unref(ud);
+	}
+	notify(w);
+}
+
+/* ---- libusb hotplug ---- */
+
+/* The kernel's name for the device: "BUS-PORT.PORT...", root hubs "usbBUS". */
+static int usb_sysname(libusb_device *dev, char *buf, size_t len)
+{
+	uint8_t ports[8];
+	int n = libusb_get_port_numbers(dev, ports, (int)sizeof(ports));
+	int bus = libusb_get_bus_number(dev);
+	int off = n <= 0 ? snprintf(buf, len, "usb%d", bus) : snprintf(buf, len, "%d-", bus);
+	for (int i = 0; i < n && off > 0 && (size_t)off < len; i++)
+		off += snprintf(buf + off, len - (size_t)off, i ? ".%d" : "%d", ports[i]);
+	return off > 0 && (size_t)off < len ? 0 : -ENAMETOOLONG;
+}
+
+static int LIBUSB_CALL on_hotplug(libusb_context *ctx, libusb_device *dev,
+				  libusb_hotplug_event event, void *data)
+{
+	(void)ctx;
+	struct usb_watch *w = data;
+	char name[64];
+	if (usb_sysname(dev, name, sizeof(name)) < 0)
+		return 0;
+	log_debug("libusb hotplug event=%s device=%s",
+		  event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? "arrived" : "left", name);
+	/* Same device, second source: merged by sysfs path. A device the
+	 * monitor already told us about changes nothing here. */
+	struct udev_device *ud = udev_device_new_from_subsystem_sysname(w->udev, "usb", name);
+	if (ud) {
+		const char *sp = udev_device_get_syspath(ud);
+		struct usb_dev *known = find_dev(w, sp, NULL);
+		if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED && !known) {
+			struct usb_dev *d = read_dev(w, ud, false);
+			if (d)
+				store(w, d);
+		}
+		udev_device_unref(ud);
+	} else if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT) {
+		for (size_t i = 0; i < w->n_devs; i++)
+			if (strcmp(w->devs[i]->port, name) == 0) {
+				forget(w, w->devs[i]->syspath);
+				break;
+			}
+	}
+	return 0; /* stay registered */
+}
+
+static void on_libusb(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	struct usb_watch *w = data;
+	struct timeval zero = {0, 0};
+	libusb_handle_events_timeout_completed(w->usb, &zero, NULL);
+	notify(w);
+}
+
+static void LIBUSB_CALL pollfd_added(int fd, short events, void *data)
+{
+	struct usb_watch *w = data;
+	uint32_t ev = ((events & POLLIN) ? EPOLLIN : 0) | ((events & POLLOUT) ? EPOLLOUT : 0);
+	loop_add_fd(w->loop, fd, ev, on_libusb, w);
+}
+
+static void LIBUSB_CALL pollfd_removed(int fd, void *data)
+{
+	struct usb_watch *w = data;
+	loop_del_fd(w->loop, fd);
+}
+
+static void libusb_setup(struct usb_watch *w)
+{
+	int r = libusb_init(&w->usb);
+	if (r < 0) {
+		log_warn("libusb unavailable err=\"%s\": following udev alone", libusb_strerror(r));
+		w->usb = NULL;
+		return;
+	}
+	if (!libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+		log_info("libusb has no hotplug support here: following udev alone");
+		return;
+	}
+	r = libusb_hotplug_register_callback(
+	    w->usb, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, 0,
+	    LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+	    on_hotplug, w, &w->hotplug);
+	if (r < 0) {
+		log_warn("libusb hotplug registration failed err=\"%s\"", libusb_strerror(r));
+		return;
+	}
+	w->hotplug_ok = true;
+	/* libusb's descriptors go into our epoll set: no thread of its own. */
+	const struct libusb_pollfd **fds = libusb_get_pollfds(w->usb);
+	for (size_t i = 0; fds && fds[i]; i++)
+		pollfd_added(fds[i]->fd, fds[i]->events, w);
+	libusb_free_pollfds(fds);
+	libusb_set_pollfd_notifiers(w->usb, pollfd_added, pollfd_removed, w);
+}
+
+/* ---- the safety net: /dev/bus/usb with inotify ----
+ * devtmpfs creates /dev/bus/usb/BBB/DDD in the kernel, in every mount
+ * namespace that shares /dev, whether or not uevents reach us. In udev or
+ * kernel mode a change seen here that the monitor does not confirm within
+ * MONITOR_GRACE_US means the monitor is deaf (a container without
+ * hostNetwork): switch to inotify mode, where these events and a slow
+ * reconcile drive rescans. */
+
+static void on_scan_timer(struct loop *loop, void *data);
+
+static void watch_bus_dirs(struct usb_watch *w)
+{
+	static const char *const chain[] = {"/dev/bus/usb", "/dev/bus", "/dev"};
+	for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]); i++) {
+		if (inotify_add_watch(w->ino_fd, chain[i],
+				      IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
+					  IN_ONLYDIR) >= 0) {
+			if (i == 0) {
+				/* and each bus directory in it */
+				char path[64];
+				for (int b = 1; b < 128; b++) {
+					snprintf(path, sizeof(path), "/dev/bus/usb/%03d", b);
+					if (access(path, F_OK) == 0)
+						inotify_add_watch(w->ino_fd, path,
+								  IN_CREATE | IN_DELETE |
+								      IN_ONLYDIR);
+				}
+			}
+			return;
+		}
+	}
+}
+
+static bool any_unsettled(const struct usb_watch *w)
+{
+	for (size_t i = 0; i < w->n_devs; i++)
+		if (!w->devs[i]->bound)
+			return true;
+	return false;
+}
+
+static void on_scan_timer(struct loop *loop, void *data)
+{
+	struct usb_watch *w = data;
+	int64_t asked = w->last_monitor_event_us;
+	scan(w);
+	if (w->mode != USB_MODE_INOTIFY && w->changed &&
+	    loop_now_us() - asked > MONITOR_GRACE_US - 1000) {
+		log_warn("usb: a change appeared in /dev/bus/usb that no %s event reported: events "
+			 "do not reach this process (a container without hostNetwork?); following "
+			 "/dev/bus/usb with inotify, reconciling every %llds",
+			 usb_mode_name(w->mode), RECONCILE_US / 1000000);
+		w->mode = USB_MODE_INOTIFY;
+	}
+	if (w->mode == USB_MODE_INOTIFY) {
+		/* No bind event will tell us when a device settles: look again. */
+		if (any_unsettled(w) && w->settle_retries < SETTLE_RETRIES) {
+			w->settle_retries++;
+			loop_timer_set(loop, loop_now_us() + SETTLE_RETRY_US, on_scan_timer, w);
+		} else {
+			w->settle_retries = 0;
+			loop_timer_set(loop, loop_now_us() + RECONCILE_US, on_scan_timer, w);
+		}
+	}
+	notify(w);
+}
+
+static void on_bus_event(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)events;
+	struct usb_watch *w = data;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	watch_bus_dirs(w); /* a new bus directory, or /dev/bus/usb itself */
+	int64_t delay = w->mode == USB_MODE_INOTIFY ? 2000 : MONITOR_GRACE_US;
+	int64_t at = loop_now_us() + delay;
+	/* in inotify mode an earlier (reconcile) deadline is brought forward */
+	if (!loop_timer_armed(loop, on_scan_timer, w) || w->mode == USB_MODE_INOTIFY)
+		loop_timer_set(loop, at, on_scan_timer, w);
+	w->settle_retries = 0;
+}
+
+/* ---- setup ---- */
+
+struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, usb_changed_cb cb,
+				void *data)
+{
+	struct usb_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->loop = loop;
+	w->ids = ids;
+	w->cb = cb;
+	w->cb_data = data;
+	w->mon_fd = w->ino_fd = -1;
+	w->udev = udev_new();
+	if (!w->udev) {
+		free(w);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* udevd running: its monitor, with the udev database's properties;
+	 * else the kernel's own uevents. */
+	bool udevd = access("/run/udev/control", F_OK) == 0;
+	w->mode = udevd ? USB_MODE_UDEV : USB_MODE_KERNEL;
+	w->mon = udev_monitor_new_from_netlink(w->udev, udevd ? "udev" : "kernel");
+	if (w->mon) {
+		udev_monitor_set_receive_buffer_size(w->mon, 4 * 1024 * 1024);
+		if (udev_monitor_enable_receiving(w->mon) < 0) {
+			udev_monitor_unref(w->mon);
+			w->mon = NULL;
+		}
+	}
+	if (w->mon) {
+		w->mon_fd = udev_monitor_get_fd(w->mon);
+		loop_add_fd(loop, w->mon_fd, EPOLLIN, on_monitor, w);
+	} else {
+		log_warn("usb: cannot listen to uevents: following /dev/bus/usb with inotify");
+		w->mode = USB_MODE_INOTIFY;
+	}
+	/* Monitor first, then enumerate: nothing falls between the two. */
+	int64_t t0 = loop_now_us();
+	scan(w);
+	w->changed = false;
+	log_info("usb enumeration devices=%zu ms=%.1f events=%s udev_db=%s", w->n_devs,
+		 (double)(loop_now_us() - t0) / 1000, usb_mode_name(w->mode),
+		 access("/run/udev/data", R_OK) == 0 ? "yes" : "no (sysfs attributes only)");
+	libusb_setup(w);
+	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ino_fd >= 0) {
+		watch_bus_dirs(w);
+		loop_add_fd(loop, w->ino_fd, EPOLLIN, on_bus_event, w);
+	}
+	if (w->mode == USB_MODE_INOTIFY)
+		loop_timer_set(loop, loop_now_us() + RECONCILE_US, on_scan_timer, w);
+	return w;
+}
+
+void usb_watch_free(struct usb_watch *w)
+{
+	if (!w)
+		return;
+	loop_timer_cancel(w->loop, on_scan_timer, w);
+	if (w->usb) {
+		libusb_set_pollfd_notifiers(w->usb, NULL, NULL, NULL);
+		const struct libusb_pollfd **fds = libusb_get_pollfds(w->usb);
+		for (size_t i = 0; fds && fds[i]; i++)
+			loop_del_fd(w->loop, fds[i]->fd);
+		libusb_free_pollfds(fds);
+		if (w->hotplug_ok)
+			libusb_hotplug_deregister_callback(w->usb, w->hotplug);
+		libusb_exit(w->usb);
+	}
+	if (w->mon) {
+		loop_del_fd(w->loop, w->mon_fd);
+		udev_monitor_unref(w->mon);
+	}
+	if (w->ino_fd >= 0) {
+		loop_del_fd(w->loop, w->ino_fd);
+		close(w->ino_fd);
+	}
+	for (size_t i = 0; i < w->n_devs; i++)
+		dev_free(w->devs[i]);
+	free(w->devs);
+	udev_unref(w->udev);
+	free(w);
+}
+
+enum usb_mode usb_watch_mode(const struct usb_watch *w)
+{
+	return w->mode;
+}
+
+size_t usb_watch_count(const struct usb_watch *w)
+{
+	return w->n_devs;
+}
+
+/* ---- matching and instances ---- */
+
+static bool matches(const struct usb_dev *d, const struct cfg_usb *u)
+{
+	if (u->vendor >= 0 && d->vendor != u->vendor)
+		return false;
+	if (u->product >= 0 && d->product != u->product)
+		return false;
+	if (u->serial && (!d->serial || fnmatch(u->serial, d->serial, 0) != 0))
+		return false;
+	if (u->port && fnmatch(u->port, d->port, 0) != 0)
+		return false;
+	if (u->usb_class >= 0) {
+		bool any = d->dev_class == u->usb_class;
+		for (size_t i = 0; i < d->n_if && !any; i++)
+			any = d->if_class[i] == u->usb_class;
+		if (!any)
+			return false;
+	}
+	return true;
+}
+
+static int cmp_port(const void *a, const void *b)
+{
+	const struct usb_dev *x = *(struct usb_dev *const *)a, *y = *(struct usb_dev *const *)b;
+	return strverscmp(x->port, y->port);
+}
+
+/* Kubelet device IDs stay within [A-Za-z0-9._-]: the rest becomes '_'. */
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+			*s = '_';
+}
+
+/* The device's part of an instance ID. */
+static void dev_id(const struct usb_dev *d, bool use_serial, char *buf, size_t len)
+{
+	if (use_serial)
+		snprintf(buf, len, "%04x-%04x-%s", (unsigned)(d->vendor & 0xffff),
+			 (unsigned)(d->product & 0xffff), d->serial);
+	else
+		snprintf(buf, len, "%04x-%04x-port-%s", (unsigned)(d->vendor & 0xffff),
+			 (unsigned)(d->product & 0xffff), d->port);
+	sanitize(buf);
+}
+
+/* Whether another matching device has the same serial (cheap clones). */
+static bool serial_unique(struct usb_dev *const *list, size_t n, const struct usb_dev *d)
+{
+	if (!d->serial)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] != d && list[i]->serial && strcmp(list[i]->serial, d->serial) == 0 &&
+		    list[i]->vendor == d->vendor && list[i]->product == d->product)
+			return false;
+	return true;
+}
+
+static const char *env_name_of(const char *subsystem, char *buf, size_t len)
+{
+	if (strcmp(subsystem, "video4linux") == 0)
+		return "VIDEO";
+	snprintf(buf, len, "%s", subsystem);
+	for (char *p = buf; *p; p++)
+		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+	return buf;
+}
+
+static int add_dev_env(struct dev_instance *inst, const struct usb_dev *d, size_t j,
+		       const struct cfg_usb *u)
+{
+	char pre[32] = "", key[96], val[64];
+	if (j > 0)
+		snprintf(pre, sizeof(pre), "DEV%zu_", j);
+	int r = 0;
+#define ENV(k, v)                                                                                  \
+	do {                                                                                       \
+		snprintf(key, sizeof(key), "%s%s", pre, k);                                        \
+		if (r == 0)                                                                        \
+			r = dev_instance_add_env(inst, key, v);                                    \
+	} while (0)
+	if (d->bus_node)
+		ENV("BUS", d->bus_node);
+	snprintf(val, sizeof(val), "%04x", (unsigned)(d->vendor & 0xffff));
+	ENV("VENDOR", val);
+	snprintf(val, sizeof(val), "%04x", (unsigned)(d->product & 0xffff));
+	ENV("PRODUCT", val);
+	if (d->serial)
+		ENV("SERIAL", d->serial);
+	ENV("PORT", d->port);
+	/* one variable per kind of node: TTY=/dev/ttyACM0,/dev/ttyACM1 */
+	for (size_t i = 0; i < d->n_nodes && r == 0; i++) {
+		bool first = true;
+		for (size_t k = 0; k < i; k++)
+			first = first && strcmp(d->nodes[k].subsystem, d->nodes[i].subsystem) != 0;
+		if (!first)
+			continue;
+		char name[64], *list = NULL;
+		size_t used = 0;
+		for (size_t k = i; k < d->n_nodes; k++) {
+			if (strcmp(d->nodes[k].subsystem, d->nodes[i].subsystem) != 0)
+				continue;
+			const char *path = d->nodes[k].path;
+			char mapped[512];
+			if (u->mount_path) {
+				const char *base = strrchr(path, '/');
+				snprintf(mapped, sizeof(mapped), "%s%s", u->mount_path,
+					 base ? base + 1 : path);
+				path = mapped;
+			}
+			size_t add = strlen(path) + 2;
+			char *nl = realloc(list, used + add);
+			if (!nl) {
+				r = -ENOMEM;
+				break;
+			}
+			list = nl;
+			used += (size_t)snprintf(list + used, add, "%s%s", used ? "," : "", path);
+		}
+		if (list)
+			ENV(env_name_of(d->nodes[i].subsystem, name, sizeof(name)), list);
+		free(list);
+	}
+#undef ENV
+	return r;
+}
+
+static int push_node(struct dev_instance *inst, const char *host, const char *container)
+{
+	struct dev_node *n = realloc(inst->nodes, (inst->n_nodes + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	inst->nodes = n;
+	n = &n[inst->n_nodes];
+	memset(n, 0, sizeof(*n));
+	n->host_path = strdup(host);
+	n->container_path = strdup(container);
+	memcpy(n->permissions, "rw", 3);
+	if (!n->host_path || !n->container_path) {
+		free(n->host_path);
+		free(n->container_path);
+		return -ENOMEM;
+	}
+	inst->n_nodes++;
+	return 0;
+}
+
+static int build_instance(struct dev_instance *inst, const struct cfg_group *g, size_t gi,
+			  struct usb_dev **devs, struct usb_dev ***lists, const size_t *n_lists)
+{
+	char id[512] = "", part[256];
+	size_t off = 0;
+	for (size_t e = 0; e < g->n_usb; e++) {
+		struct usb_dev *d = devs[e];
+		dev_id(d, serial_unique(lists[e], n_lists[e], d), part, sizeof(part));
+		off += (size_t)snprintf(id + off, sizeof(id) - off, "%s%s", e ? "+" : "", part);
+		if (off >= sizeof(id))
+			off = sizeof(id) - 1;
+		int r = 0;
+		if (d->bus_node)
+			r = push_node(inst, d->bus_node, d->bus_node);
+		for (size_t k = 0; k < d->n_nodes && r == 0; k++) {
+			char mapped[512];
+			const char *c = d->nodes[k].path;
+			if (g->usb[e].mount_path) {
+				const char *base = strrchr(c, '/');
+				snprintf(mapped, sizeof(mapped), "%s%s", g->usb[e].mount_path,
+					 base ? base + 1 : c);
+				c = mapped;
+			}
+			r = push_node(inst, d->nodes[k].path, c);
+		}
+		if (r == 0)
+			r = add_dev_env(inst, d, e, &g->usb[e]);
+		if (r < 0)
+			return r;
+	}
+	char key[600];
+	snprintf(key, sizeof(key), "u%zu:%s", gi, id);
+	inst->key = strdup(key);
+	inst->count = g->count ? g->count : 1;
+	inst->ids = calloc(inst->count, sizeof(*inst->ids));
+	if (!inst->key || !inst->ids)
+		return -ENOMEM;
+	for (unsigned j = 0; j < inst->count; j++) {
+		char slot[540];
+		if (inst->count == 1)
+			snprintf(slot, sizeof(slot), "%s", id);
+		else
+			snprintf(slot, sizeof(slot), "%s-%u", id, j);
+		if (!(inst->ids[j] = strdup(slot)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
+	       struct dev_instance **out, size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (g->n_usb == 0)
+		return 0;
+	struct usb_dev ***lists = calloc(g->n_usb, sizeof(*lists));
+	size_t *n_lists = calloc(g->n_usb, sizeof(*n_lists));
+	bool *taken = calloc(w->n_devs ? w->n_devs : 1, sizeof(*taken));
+	int r = 0;
+	if (!lists || !n_lists || !taken) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t n = SIZE_MAX;
+	for (size_t e = 0; e < g->n_usb; e++) {
+		lists[e] = calloc(w->n_devs ? w->n_devs : 1, sizeof(**lists));
+		if (!lists[e]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < w->n_devs; i++) {
+			const struct usb_dev *d = w->devs[i];
+			if (taken[i] || !d->bound || !matches(d, &g->usb[e]))
+				continue;
+			taken[i] = true;
+			lists[e][n_lists[e]++] = w->devs[i];
+		}
+		qsort(lists[e], n_lists[e], sizeof(*lists[e]), cmp_port);
+		if (n_lists[e] < n)
+			n = n_lists[e];
+	}
+	if (n == 0 || n == SIZE_MAX)
+		goto out;
+	struct dev_instance *insts = calloc(n, sizeof(*insts));
+	struct usb_dev **row = calloc(g->n_usb, sizeof(*row));
+	if (!insts || !row) {
+		free(insts);
+		free(row);
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		for (size_t e = 0; e < g->n_usb; e++)
+			row[e] = lists[e][i];
+		r = build_instance(&insts[i], g, gi, row, lists, n_lists);
+	}
+	free(row);
+	if (r < 0) {
+		dev_instances_free(insts, n);
+		goto out;
+	}
+	*out = insts;
+	*n_out = n;
+out:
+	for (size_t e = 0; lists && e < g->n_usb; e++)
+		free(lists[e]);
+	free(lists);
+	free(n_lists);
+	free(taken);
+	return r;
+}
+
+/* ---- --list ---- */
+
+static void list_matches(FILE *out, const struct config *cfg, const struct usb_dev *d)
+{
+	bool any = false;
+	for (size_t r = 0; r < cfg->n_devices; r++)
+		for (size_t g = 0; g < cfg->devices[r].n_groups; g++)
+			for (size_t e = 0; e < cfg->devices[r].groups[g].n_usb; e++)
+				if (matches(d, &cfg->devices[r].groups[g].usb[e])) {
+					fprintf(out, "    matches  %s/%s  groups[%zu].usb[%zu]\n",
+						cfg->domain, cfg->devices[r].name, g, e);
+					any = true;
+				}
+	if (!any)
+		fprintf(out, "    matches  nothing in the configuration\n");
+}
+
+int usb_list(FILE *out, const struct config *cfg, struct usbids *ids)
+{
+	struct usb_watch w = {.ids = ids};
+	w.udev = udev_new();
+	if (!w.udev)
+		return -ENOMEM;
+	int r = scan(&w);
+	qsort(w.devs, w.n_devs, sizeof(*w.devs), cmp_port);
+	fprintf(
+	    out, "%zu USB device%s (events: %s; udev database: %s; names: %s)\n", w.n_devs,
+	    w.n_devs == 1 ? "" : "s", access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel",
+	    access("/run/udev/data", R_OK) == 0 ? "yes" : "no", ids ? usbids_path(ids) : "none");
+	for (size_t i = 0; i < w.n_devs; i++) {
+		const struct usb_dev *d = w.devs[i];
+		char vname[128] = "", pname[128] = "";
+		if (d->vendor >= 0 && d->product >= 0)
+			usbids_lookup(ids, (uint16_t)d->vendor, (uint16_t)d->product, vname,
+				      sizeof(vname), pname, sizeof(pname));
+		fprintf(out, "\nport %s  %04x:%04x  %s%s%s\n", d->port,
+			(unsigned)(d->vendor & 0xffff), (unsigned)(d->product & 0xffff), vname,
+			*pname ? " / " : "", pname);
+		fprintf(out, "    serial   %s\n", d->serial ? d->serial : "(none)");
+		fprintf(out, "    class    %02x, interfaces", (unsigned)(d->dev_class & 0xff));
+		for (size_t k = 0; k < d->n_if; k++)
+			fprintf(out, " %02x", d->if_class[k]);
+		fprintf(out, "%s\n", d->bound ? "" : "  (no driver bound: not settled)");
+		if (d->bus_node)
+			fprintf(out, "    node     %s\n", d->bus_node);
+		for (size_t k = 0; k < d->n_nodes; k++)
+			fprintf(out, "    node     %s  (%s)\n", d->nodes[k].path,
+				d->nodes[k].subsystem);
+		if (cfg)
+			list_matches(out, cfg, d);
+	}
+	for (size_t i = 0; i < w.n_devs; i++)
+		dev_free(w.devs[i]);
+	free(w.devs);
+	udev_unref(w.udev);
+	return r;
+}
