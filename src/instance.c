@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 void dev_instance_clear(struct dev_instance *inst)
 {
@@ -98,8 +99,23 @@ int dev_node_check(const struct dev_node *node, char *why, size_t whylen)
 		snprintf(why, whylen, "stat %s: %s", node->host_path, strerror(e));
 		return -e;
 	}
-	if (!node->mount && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+	if (node->mount)
+		return 0;
+	if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		snprintf(why, whylen, "%s is not a character or block device", node->host_path);
+		return -ENODEV;
+	}
+	if ((node->kind == 'c' && !S_ISCHR(st.st_mode)) ||
+	    (node->kind == 'b' && !S_ISBLK(st.st_mode))) {
+		snprintf(why, whylen, "%s is a %s device, expected a %s device", node->host_path,
+			 S_ISCHR(st.st_mode) ? "character" : "block",
+			 node->kind == 'c' ? "character" : "block");
+		return -ENODEV;
+	}
+	if (node->rdev && st.st_rdev != node->rdev) {
+		snprintf(why, whylen, "%s is device %u:%u, expected %u:%u (a stale node?)",
+			 node->host_path, major(st.st_rdev), minor(st.st_rdev), major(node->rdev),
+			 minor(node->rdev));
 		return -ENODEV;
 	}
 	return 0;

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct dev_node {
 	char *host_path;
@@ -12,6 +13,8 @@ struct dev_node {
 	bool mount;	     /* bind Mount instead of a DeviceSpec */
 	bool read_only;	     /* Mount only */
 	char permissions[4]; /* DeviceSpec cgroup access, subset of "mrw" */
+	char kind;	     /* a Device must be: 'c' char, 'b' block, 0 either */
+	dev_t rdev;	     /* and have this device number; 0: any */
 };
 
 /* An environment variable Allocate sets for the instance: the full name is
@@ -47,9 +50,9 @@ int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src);
 int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value);
 
 /* Checks that a node can be handed out now: it exists, and a Device is a
- * character or block device. Returns 0, or a negative errno with a
- * human-readable reason in why (e.g. "stat: No such file or directory",
- * "not a character or block device"). */
+ * character or block device (of node->kind and node->rdev when set). Returns 0, or a negative errno
+ * with a human-readable reason in why (e.g. "stat: No such file or directory", "not a character or
+ * block device"). */
 int dev_node_check(const struct dev_node *node, char *why, size_t whylen);
 
 #endif

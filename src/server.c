@@ -80,6 +80,8 @@ struct res {
 	size_t r;
 	struct snapshot *snap;
 	grpc_byte_buffer *lw_msg; /* ListAndWatchResponse of snap */
+	uint8_t *lw_bytes;	  /* the same, packed: to compare the next one with */
+	size_t lw_len;
 	struct call *streams;
 	size_t n_streams;
 	struct gsrv *gs;
@@ -162,25 +164,34 @@ static void request_call(struct gsrv *gs)
 
 /* ---- messages ---- */
 
+static uint8_t *pack_bytes(const ProtobufCMessage *m, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(*len ? *len : 1);
+	if (buf)
+		protobuf_c_message_pack(m, buf);
+	return buf;
+}
+
 static grpc_byte_buffer *pack(const ProtobufCMessage *m)
 {
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = malloc(len ? len : 1);
+	size_t len;
+	uint8_t *buf = pack_bytes(m, &len);
 	if (!buf)
 		return NULL;
-	protobuf_c_message_pack(m, buf);
 	grpc_byte_buffer *bb = rpc_buffer_from(buf, len);
 	free(buf);
 	return bb;
 }
 
-static grpc_byte_buffer *list_message(const struct snapshot *snap)
+/* The ListAndWatchResponse of snap, packed (malloc'd, *len bytes). */
+static uint8_t *list_bytes(const struct snapshot *snap, size_t *len)
 {
 	V1beta1__ListAndWatchResponse msg = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
 	size_t n = snap ? snap->n_devices : 0;
 	V1beta1__Device *devs = calloc(n ? n : 1, sizeof(*devs));
 	V1beta1__Device **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-	grpc_byte_buffer *bb = NULL;
+	uint8_t *bytes = NULL;
 	if (devs && ptrs) {
 		for (size_t i = 0; i < n; i++) {
 			v1beta1__device__init(&devs[i]);
@@ -191,11 +202,11 @@ static grpc_byte_buffer *list_message(const struct snapshot *snap)
 		}
 		msg.n_devices = n;
 		msg.devices = ptrs;
-		bb = pack(&msg.base);
+		bytes = pack_bytes(&msg.base, len);
 	}
 	free(devs);
 	free(ptrs);
-	return bb;
+	return bytes;
 }
 
 /* ---- streams ---- */
@@ -672,17 +683,32 @@ void servers_publish(struct servers *s, size_t r, struct snapshot *snap)
 		return;
 	}
 	/* Serialise once, outside the lock; every stream shares the bytes. */
-	grpc_byte_buffer *msg = list_message(snap);
+	size_t len = 0;
+	uint8_t *bytes = list_bytes(snap, &len);
+	grpc_byte_buffer *msg = bytes ? rpc_buffer_from(bytes, len) : NULL;
 	pthread_mutex_lock(&s->mu);
 	struct res *res = &s->res[r];
 	struct snapshot *old = res->snap;
 	grpc_byte_buffer *old_msg = res->lw_msg;
+	uint8_t *old_bytes = res->lw_bytes;
+	/* The kubelet sees IDs and health only: a change it cannot see (a
+	 * node list, a gone device that was already Unhealthy) sends nothing
+	 * to a stream that has the previous list. */
+	bool same =
+	    old && old_bytes && bytes && len == res->lw_len && memcmp(bytes, old_bytes, len) == 0;
+	uint64_t old_gen = old ? old->generation : 0;
 	res->snap = snap;
 	res->lw_msg = msg;
-	for (struct call *c = res->streams; c; c = c->next)
+	res->lw_bytes = bytes;
+	res->lw_len = len;
+	for (struct call *c = res->streams; c; c = c->next) {
+		if (same && c->sent_any && c->sent_gen == old_gen && snap)
+			c->sent_gen = snap->generation;
 		stream_send(c);
+	}
 	pthread_mutex_unlock(&s->mu);
 	snapshot_unref(old);
+	free(old_bytes);
 	if (old_msg)
 		grpc_byte_buffer_destroy(old_msg);
 }
@@ -717,6 +743,7 @@ void servers_free(struct servers *s)
 		snapshot_unref(s->res[r].snap);
 		if (s->res[r].lw_msg)
 			grpc_byte_buffer_destroy(s->res[r].lw_msg);
+		free(s->res[r].lw_bytes);
 	}
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->mu);

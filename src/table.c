@@ -125,7 +125,8 @@ static bool same_nodes(const struct dev_instance *a, const struct dev_instance *
 		const struct dev_node *x = &a->nodes[i], *y = &b->nodes[i];
 		if (strcmp(x->host_path, y->host_path) ||
 		    strcmp(x->container_path, y->container_path) || x->mount != y->mount ||
-		    x->read_only != y->read_only || strcmp(x->permissions, y->permissions))
+		    x->read_only != y->read_only || strcmp(x->permissions, y->permissions) ||
+		    x->kind != y->kind || x->rdev != y->rdev)
 			return false;
 	}
 	for (unsigned i = 0; i < a->count; i++)
@@ -193,8 +194,9 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 			log_info("device added resource=%s id=%s path=%s nodes=%zu", t->names[r],
 				 first_id(&e.inst), first_path(&e.inst), e.inst.n_nodes);
 			refresh_health(t, r, &e);
-			if (!e.healthy && !e.why)
-				e.why = strdup("unhealthy");
+			if (!e.healthy)
+				log_warn("device unhealthy resource=%s id=%s reason=\"%s\"",
+					 t->names[r], first_id(&e.inst), e.why ? e.why : "unknown");
 			out[o++] = e;
 			changed = true;
 			j++;

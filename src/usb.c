@@ -25,16 +25,24 @@
 /* How long the monitor may stay silent about a change /dev/bus/usb shows
  * before we conclude that uevents do not reach us. */
 #define MONITOR_GRACE_US 1000000
+/* uevents handled per loop iteration (a device's plug is about 8). */
+#define MONITOR_BATCH 64
 
 struct usb_node {
 	char *path;
 	char *subsystem;
+	/* Its class device was removed while the usb_device stays: kept, so
+	 * that the missing node makes the device Unhealthy at the first event
+	 * of an unplug (children go first), not at the last. */
+	bool gone;
+	dev_t rdev; /* what sysfs says the node is */
 };
 
 struct usb_dev {
 	char *syspath; /* identity while plugged */
 	char *port;    /* sysname: "1-1.4" */
 	char *bus_node;
+	dev_t bus_rdev;
 	int busnum, devnum;
 	int32_t vendor, product; /* -1: unreadable */
 	char *serial;
@@ -172,21 +180,26 @@ static int cmp_node(const void *a, const void *b)
 static bool has_node(const struct usb_dev *d, const char *path)
 {
 	for (size_t i = 0; i < d->n_nodes; i++)
-		if (strcmp(d->nodes[i].path, path) == 0)
+		if (strcmp(d->nodes[i].path, path) == 0 && !d->nodes[i].gone)
 			return true;
 	return false;
 }
 
-static int add_node(struct usb_dev *d, const char *path, const char *subsystem)
+static int add_node(struct usb_dev *d, const char *path, const char *subsystem, dev_t rdev)
 {
-	if (has_node(d, path))
-		return 0;
+	for (size_t i = 0; i < d->n_nodes; i++)
+		if (strcmp(d->nodes[i].path, path) == 0) {
+			d->nodes[i].gone = false;
+			return 0;
+		}
 	struct usb_node *n = realloc(d->nodes, (d->n_nodes + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	d->nodes = n;
 	n[d->n_nodes].path = strdup(path);
 	n[d->n_nodes].subsystem = strdup(subsystem ? subsystem : "misc");
+	n[d->n_nodes].gone = false;
+	n[d->n_nodes].rdev = rdev;
 	if (!n[d->n_nodes].path || !n[d->n_nodes].subsystem) {
 		free(n[d->n_nodes].path);
 		free(n[d->n_nodes].subsystem);
@@ -197,18 +210,31 @@ static int add_node(struct usb_dev *d, const char *path, const char *subsystem)
 	return 0;
 }
 
-static bool del_node(struct usb_dev *d, const char *path)
+/* Marks the node gone; true when it was known and present. */
+static bool lose_node(struct usb_dev *d, const char *path)
 {
 	for (size_t i = 0; i < d->n_nodes; i++)
-		if (strcmp(d->nodes[i].path, path) == 0) {
-			free(d->nodes[i].path);
-			free(d->nodes[i].subsystem);
-			memmove(&d->nodes[i], &d->nodes[i + 1],
-				(d->n_nodes - i - 1) * sizeof(*d->nodes));
-			d->n_nodes--;
+		if (strcmp(d->nodes[i].path, path) == 0 && !d->nodes[i].gone) {
+			d->nodes[i].gone = true;
 			return true;
 		}
 	return false;
+}
+
+/* Forgets the lost nodes of a subsystem: a driver came back with new
+ * ones. */
+static void drop_lost(struct usb_dev *d, const char *subsystem)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < d->n_nodes; i++) {
+		if (d->nodes[i].gone && strcmp(d->nodes[i].subsystem, subsystem) == 0) {
+			free(d->nodes[i].path);
+			free(d->nodes[i].subsystem);
+			continue;
+		}
+		d->nodes[j++] = d->nodes[i];
+	}
+	d->n_nodes = j;
 }
 
 /* Whether the nearest usb_device above child c is d (and not a device
@@ -240,7 +266,7 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 			continue;
 		const char *type = udev_device_get_devtype(c);
 		const char *sub = udev_device_get_subsystem(c);
-		if (type && strcmp(type, "usb_interface") == 0) {
+		if (type && strcmp(type, "usb_interface") == 0 && belongs_to(c, d)) {
 			int32_t cls = hex_attr(c, "bInterfaceClass", d->port);
 			bool seen = false;
 			for (size_t i = 0; i < d->n_if; i++)
@@ -250,7 +276,7 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 		} else if (type && strcmp(type, "usb_device") == 0) {
 			/* a device behind a hub: its own record, not our child */
 		} else if (udev_device_get_devnode(c) && belongs_to(c, d)) {
-			add_node(d, udev_device_get_devnode(c), sub);
+			add_node(d, udev_device_get_devnode(c), sub, udev_device_get_devnum(c));
 		}
 		udev_device_unref(c);
 	}
@@ -281,7 +307,8 @@ static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 	    (a->bus_node && strcmp(a->bus_node, b->bus_node)))
 		return false;
 	for (size_t i = 0; i < a->n_nodes; i++)
-		if (strcmp(a->nodes[i].path, b->nodes[i].path))
+		if (strcmp(a->nodes[i].path, b->nodes[i].path) ||
+		    a->nodes[i].gone != b->nodes[i].gone)
 			return false;
 	return memcmp(a->if_class, b->if_class, a->n_if) == 0;
 }
@@ -321,6 +348,7 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 			 "only its children are handed out",
 			 d->port);
 	d->bus_node = dup_or_null(node);
+	d->bus_rdev = udev_device_get_devnum(ud);
 	/* Bound: the driver link, or DRIVER in the uevent file (which is what a
 	 * bound device's uevent carries; umockdev testbeds have only that). */
 	d->bound = bound_hint || udev_device_get_driver(ud) != NULL ||
@@ -485,11 +513,16 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 	if (!d)
 		return;
 	if (strcmp(action, "remove") == 0) {
-		if (del_node(d, node))
+		if (lose_node(d, node)) {
+			if (d->bound)
+				log_info("usb device port=%s lost node=%s", d->port, node);
 			w->changed = true;
+		}
 	} else if (!has_node(d, node)) {
 		/* A late child (its driver loaded after the device settled). */
-		if (add_node(d, node, udev_device_get_subsystem(ud)) == 0) {
+		const char *sub = udev_device_get_subsystem(ud);
+		drop_lost(d, sub ? sub : "misc");
+		if (add_node(d, node, sub, udev_device_get_devnum(ud)) == 0) {
 			if (d->bound)
 				log_info("usb device port=%s new node=%s", d->port, node);
 			w->changed = true;
@@ -504,7 +537,10 @@ static void on_monitor(struct loop *loop, int fd, uint32_t events, void *data)
 	(void)events;
 	struct usb_watch *w = data;
 	struct udev_device *ud;
-	while ((ud = udev_monitor_receive_device(w->mon))) {
+	/* A bounded batch: in a storm the loop gets back control (and the
+	 * kubelet an update) every MONITOR_BATCH events; the fd stays
+	 * readable, so the rest comes on the next iteration. */
+	for (int i = 0; i < MONITOR_BATCH && (ud = udev_monitor_receive_device(w->mon)); i++) {
 		on_uevent(w, ud);
 		udev_device_unref(ud);
 	}
@@ -918,7 +954,8 @@ static int add_dev_env(struct dev_instance *inst, const struct usb_dev *d, size_
 	return r;
 }
 
-static int push_node(struct dev_instance *inst, const char *host, const char *container)
+static int push_node(struct dev_instance *inst, const char *host, const char *container,
+		     const char *subsystem, dev_t rdev)
 {
 	struct dev_node *n = realloc(inst->nodes, (inst->n_nodes + 1) * sizeof(*n));
 	if (!n)
@@ -929,6 +966,8 @@ static int push_node(struct dev_instance *inst, const char *host, const char *co
 	n->host_path = strdup(host);
 	n->container_path = strdup(container);
 	memcpy(n->permissions, "rw", 3);
+	n->kind = subsystem && strcmp(subsystem, "block") == 0 ? 'b' : 'c';
+	n->rdev = rdev;
 	if (!n->host_path || !n->container_path) {
 		free(n->host_path);
 		free(n->container_path);
@@ -951,7 +990,7 @@ static int build_instance(struct dev_instance *inst, const struct cfg_group *g, 
 			off = sizeof(id) - 1;
 		int r = 0;
 		if (d->bus_node)
-			r = push_node(inst, d->bus_node, d->bus_node);
+			r = push_node(inst, d->bus_node, d->bus_node, "usb", d->bus_rdev);
 		for (size_t k = 0; k < d->n_nodes && r == 0; k++) {
 			char mapped[512];
 			const char *c = d->nodes[k].path;
@@ -961,7 +1000,8 @@ static int build_instance(struct dev_instance *inst, const struct cfg_group *g, 
 					 base ? base + 1 : c);
 				c = mapped;
 			}
-			r = push_node(inst, d->nodes[k].path, c);
+			r = push_node(inst, d->nodes[k].path, c, d->nodes[k].subsystem,
+				      d->nodes[k].rdev);
 		}
 		if (r == 0)
 			r = add_dev_env(inst, d, e, &g->usb[e]);
