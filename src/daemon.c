@@ -78,6 +78,8 @@ struct daemon {
 	size_t n_watches;
 	bool rescan;
 	int64_t last_rescan_us;
+	char **warned; /* "path r1 r2" of shared nodes already warned about */
+	size_t n_warned;
 	struct usbids *ids;
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
 	bool usb_dirty;
@@ -264,8 +266,30 @@ static int start_usb(struct daemon *d)
 
 static void on_expire(struct loop *loop, void *data);
 
+static void on_shared(void *data, const char *path, size_t r1, const char *id1, size_t r2,
+		      const char *id2)
+{
+	struct daemon *d = data;
+	char key[4200];
+	snprintf(key, sizeof(key), "%s %zu %zu", path, r1, r2);
+	for (size_t i = 0; i < d->n_warned; i++)
+		if (strcmp(d->warned[i], key) == 0)
+			return;
+	char **w = realloc(d->warned, (d->n_warned + 1) * sizeof(*w));
+	if (w && (w[d->n_warned] = strdup(key))) {
+		d->warned = w;
+		d->n_warned++;
+	} else if (w) {
+		d->warned = w;
+	}
+	log_warn("node offered by two resources node=%s resources=%s,%s ids=%s,%s: the kubelet "
+		 "counts them apart and may give it to a Pod of each",
+		 path, d->full_names[r1], d->full_names[r2], id1, id2);
+}
+
 static void publish(struct daemon *d)
 {
+	bool any = false;
 	for (size_t r = 0; r < d->n_res; r++) {
 		struct res_state *rs = &d->res[r];
 		uint64_t gen = table_generation(d->table, r);
@@ -282,7 +306,10 @@ static void publish(struct daemon *d)
 		servers_publish(d->servers, r, snap);
 		rs->published = gen;
 		rs->published_any = true;
+		any = true;
 	}
+	if (any && d->n_res > 1)
+		table_shared_nodes(d->table, on_shared, d);
 	int64_t next = table_next_expiry(d->table);
 	if (next)
 		loop_timer_set(d->loop, next, on_expire, d);
@@ -683,6 +710,9 @@ static void teardown(struct daemon *d)
 		close(d->plugin_fd);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	for (size_t i = 0; i < d->n_warned; i++)
+		free(d->warned[i]);
+	free(d->warned);
 	for (size_t r = 0; d->full_names && r < d->n_res; r++)
 		free(d->full_names[r]);
 	free(d->full_names);

@@ -390,3 +390,63 @@ oom:
 	snapshot_unref(s);
 	return NULL;
 }
+
+/* ---- nodes shared across resources ---- */
+
+struct node_ref {
+	const char *path;
+	size_t r;
+	const char *id;
+};
+
+static int cmp_node_ref(const void *a, const void *b)
+{
+	const struct node_ref *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	if (c)
+		return c;
+	return x->r < y->r ? -1 : x->r > y->r;
+}
+
+int table_shared_nodes(const struct table *t, table_shared_cb fn, void *data)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < t->n_res; r++)
+		for (size_t i = 0; i < t->res[r].n; i++)
+			if (!t->res[r].entries[i].gone_since_us)
+				n += t->res[r].entries[i].inst.n_nodes;
+	if (n < 2)
+		return 0;
+	struct node_ref *refs = malloc(n * sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t r = 0; r < t->n_res; r++)
+		for (size_t i = 0; i < t->res[r].n; i++) {
+			const struct entry *e = &t->res[r].entries[i];
+			if (e->gone_since_us)
+				continue;
+			for (size_t j = 0; j < e->inst.n_nodes; j++)
+				refs[k++] = (struct node_ref){e->inst.nodes[j].host_path, r,
+							      first_id(&e->inst)};
+		}
+	qsort(refs, k, sizeof(*refs), cmp_node_ref);
+	for (size_t i = 0; i < k;) {
+		size_t j = i + 1;
+		while (j < k && strcmp(refs[j].path, refs[i].path) == 0)
+			j++;
+		/* one call per pair of distinct resources sharing the path: the
+		 * first entry of each resource in the run (sorted by r) */
+		for (size_t a = i; a < j; a++) {
+			if (a > i && refs[a - 1].r == refs[a].r)
+				continue;
+			for (size_t b = a + 1; b < j; b++)
+				if (refs[b - 1].r != refs[b].r)
+					fn(data, refs[a].path, refs[a].r, refs[a].id, refs[b].r,
+					   refs[b].id);
+		}
+		i = j;
+	}
+	free(refs);
+	return 0;
+}

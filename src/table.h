@@ -65,6 +65,13 @@ size_t table_n_resources(const struct table *t);
 /* Number of instances (present or gone) of resource r. */
 size_t table_n_instances(const struct table *t, size_t r);
 
+/* Calls fn once for each host path that present instances of two
+ * different resources both hold (r1 < r2), with one ID of each: the same
+ * device file offered twice, which the kubelet may hand to two Pods. */
+typedef void (*table_shared_cb)(void *data, const char *path, size_t r1, const char *id1, size_t r2,
+				const char *id2);
+int table_shared_nodes(const struct table *t, table_shared_cb fn, void *data);
+
 /* A new snapshot of resource r (caller owns the reference), NULL on ENOMEM. */
 struct snapshot *table_snapshot(const struct table *t, size_t r);
 

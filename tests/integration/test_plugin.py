@@ -365,3 +365,15 @@ def test_bad_input_is_refused_at_start(args, needle):
     out = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=10)
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr, out.stderr
+
+
+def test_node_offered_by_two_resources_is_warned_about_once(devdir, kubelet, run_plugin):
+    devdir.add("ttyUSB0")
+    plugin = run_plugin(serial(devdir), {"name": "any-tty", "groups": [
+        {"paths": [{"path": devdir.p("tty*")}]}]})
+    kubelet.wait_plugin(RES).stream.wait(lambda d: len(d) == 1)
+    plugin.wait_log(r"level=warn node offered by two resources node=%s "
+                    r"resources=example.com/serial,example.com/any-tty" % devdir.p("ttyUSB0"))
+    devdir.add("ttyUSB1")
+    plugin.wait_log(r"node offered by two resources node=%s" % devdir.p("ttyUSB1"))
+    assert plugin.log().count("node=%s " % devdir.p("ttyUSB0")) == 1

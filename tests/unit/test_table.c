@@ -181,6 +181,43 @@ TEST(snapshot_outlives_table_changes)
 	snapshot_unref(s);
 }
 
+static char shared_log[512];
+
+static void on_shared(void *data, const char *path, size_t r1, const char *id1, size_t r2,
+		      const char *id2)
+{
+	(void)data;
+	size_t n = strlen(shared_log);
+	snprintf(shared_log + n, sizeof(shared_log) - n, "%s:%zu:%s:%zu:%s;",
+		 strrchr(path, '/') + 1, r1, id1, r2, id2);
+}
+
+TEST(nodes_shared_across_resources)
+{
+	struct table *t = table_new(2, names, 1000);
+	node("s", 1);
+	node("u", 1);
+	const char *s1[] = {"s"}, *both[] = {"s", "u"};
+	table_update_group(t, 0, 0, insts(1, s1, 1), 1, 1);
+	/* resource 1 has s twice (two groups) and u */
+	table_update_group(t, 1, 0, insts(2, both, 1), 2, 1);
+	struct dev_instance *again = insts(1, s1, 1);
+	free(again[0].key);
+	again[0].key = strdup("g1:s");
+	table_update_group(t, 1, 1, again, 1, 1);
+	shared_log[0] = '\0';
+	CHECK_INT(table_shared_nodes(t, on_shared, NULL), 0);
+	CHECK_STR(shared_log, "s:0:s-0:1:s-0;"); /* once, although r1 has it twice */
+	/* a gone instance shares nothing */
+	rm("s");
+	table_update_group(t, 0, 0, NULL, 0, 2);
+	shared_log[0] = '\0';
+	table_shared_nodes(t, on_shared, NULL);
+	CHECK_STR(shared_log, "");
+	table_free(t);
+	rm("u");
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_NONE);
@@ -197,6 +234,7 @@ int main(void)
 	RUN(health_from_nodes);
 	RUN(groups_are_separate_and_ids_unique);
 	RUN(snapshot_outlives_table_changes);
+	RUN(nodes_shared_across_resources);
 	rmdir(dir);
 	return CHECK_SUMMARY();
 }
