@@ -78,14 +78,21 @@ unit: $(UNIT_BIN)
 # Debian's python3 (pyenv's may shadow it) has grpcio and protobuf.
 PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
 
-integration: build/san/usb-device-plugin
+# An independent libudev + libusb client that checks the fake USB world.
+build/usbprobe: tests/integration/usbprobe.c
+	@mkdir -p build
+	$(CC) -O1 -g -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs libudev libusb-1.0)
+
+export UDP_USBPROBE := $(CURDIR)/build/usbprobe
+
+integration: build/san/usb-device-plugin build/usbprobe
 	UDP_BIN=$(CURDIR)/build/san/usb-device-plugin $(PYTEST) tests/integration
 
 # The integration suite again, the release binary under valgrind: any error
 # or definite leak makes the plugin exit 99 and the test fail.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no
-valgrind: bin/usb-device-plugin
+valgrind: bin/usb-device-plugin build/usbprobe
 	UDP_BIN=$(CURDIR)/bin/usb-device-plugin UDP_WRAP="$(VALGRIND)" $(PYTEST) tests/integration
 
 test-valgrind: setup-test
@@ -94,6 +101,7 @@ test-valgrind: setup-test
 bench: setup-test
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 tests/bench/bench.py
+	/usr/bin/python3 tests/bench/bench_usb.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -72,6 +72,14 @@ def kubelet(plugin_dir):
     k.stop()
 
 
+def _die_with_parent():
+    """In the child: SIGKILL when the test process dies, so that a crashed
+    test run leaves no plugin behind."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class PluginProcess:
     def __init__(self, args, env=None):
         self.args = [BIN] + args
@@ -83,7 +91,7 @@ class PluginProcess:
         e.update(env or {})
         self.proc = subprocess.Popen(WRAP + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=e, text=True)
+                                     env=e, text=True, preexec_fn=_die_with_parent)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 

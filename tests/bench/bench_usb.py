@@ -1,0 +1,109 @@
+"""make bench, USB part: faked uevent -> ListAndWatch update at the kubelet
+stand-in, and start-up enumeration of 1,000 faked USB devices, inside a
+umockdev world (tests/integration/usbworld.py). Prints `name: value`."""
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from kubelet import Kubelet  # noqa: E402
+import usbworld as uw  # noqa: E402
+
+BIN = os.environ.get("UDP_BIN", os.path.join(ROOT, "bin", "usb-device-plugin"))
+DEV = '{"name": "ch340", "groups": [{"usb": [{"vendor": "1a86", "product": "7523"}]}]}'
+
+
+def out(name, value):
+    print("%s: %s" % (name, value), flush=True)
+
+
+def start(world, pd, extra=()):
+    env = dict(os.environ, **world.env(asan=uw.uses_asan(BIN)))
+    return subprocess.Popen([BIN, "--plugin-directory", pd, "--log-level", "info",
+                             "--domain", "example.com", "--device", DEV] + list(extra),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def bench_latency(n=50):
+    with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
+        pd = tmp + "/"
+        k = Kubelet(pd).start()
+        p = start(world, pd)
+        try:
+            pl = k.wait_plugin("example.com/ch340", timeout=10)
+            s = pl.stream
+            s.wait(lambda d: d == {})
+            plug, unplug = [], []
+            for i in range(n):
+                dev = world.plug(uw.ch340(port="1-%d" % (i % 8 + 1)), settle=False)
+                did = "1a86-7523-port-" + dev.port
+                time.sleep(0.005)  # isolated events, as a hand plugs dongles
+                t = time.monotonic()
+                world.settle(dev)  # the usb_device's bind: the settle point
+                s.wait(lambda d: d.get(did) == "Healthy")
+                with s.cond:
+                    plug.append(s.lists[-1][0] - t)
+                time.sleep(0.005)
+                t = time.monotonic()
+                world.unplug(dev)  # its first uevent: the tty's remove
+                s.wait(lambda d: d.get(did) == "Unhealthy")
+                with s.cond:
+                    unplug.append(s.lists[-1][0] - t)
+            for name, xs in (("bind_uevent_to_listandwatch_healthy", plug),
+                             ("unplug_first_uevent_to_listandwatch_unhealthy", unplug)):
+                ms = [x * 1000 for x in xs]
+                out(name + "_median_ms", "%.2f" % statistics.median(ms))
+                out(name + "_max_ms", "%.2f" % max(ms))
+            out("usb_latency_samples", n)
+        finally:
+            p.terminate()
+            p.wait(10)
+            k.stop()
+
+
+def bench_enumeration(n=1000):
+    with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
+        t = time.monotonic()
+        devs = []
+        for i in range(n):
+            bus, port = divmod(i, 100)
+            devs.append(uw.ch340(port="%d-%d" % (bus + 1, port + 1)))
+        world.present_at_start(*devs)
+        out("usb_world_build_s_%d_devices" % n, "%.1f" % (time.monotonic() - t))
+        pd = tmp + "/"
+        k = Kubelet(pd).start()
+        t = time.monotonic()
+        p = start(world, pd)
+        try:
+            pl = k.wait_plugin("example.com/ch340", timeout=120)
+            pl.stream.wait(lambda d: len(d) == n, timeout=120)
+            out("usb_start_to_first_list_ms_%d_devices" % n,
+                "%.0f" % ((time.monotonic() - t) * 1000))
+        finally:
+            p.terminate()
+            _, err = p.communicate(timeout=30)
+            k.stop()
+        m = re.search(r"usb enumeration devices=(\d+) ms=([\d.]+)", err)
+        if m:
+            out("usb_enumeration_ms_%s_devices" % m.group(1), m.group(2))
+
+
+def main():
+    reason = uw.available()
+    if reason is not None:
+        print("usb benchmarks skipped: %s" % reason)
+        return
+    bench_latency()
+    bench_enumeration()
+
+
+if __name__ == "__main__":
+    main()
