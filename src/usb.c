@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 #include <libudev.h>
 #include <libusb.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -775,6 +776,9 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, usb_chang
 		 (double)(loop_now_us() - t0) / 1000, usb_mode_name(w->mode),
 		 access("/run/udev/data", R_OK) == 0 ? "yes" : "no (sysfs attributes only)");
 	libusb_setup(w);
+	/* Enumeration churns through thousands of small libudev objects: give
+	 * the freed heap back instead of keeping the peak for ever. */
+	malloc_trim(0);
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ino_fd >= 0) {
 		watch_bus_dirs(w);

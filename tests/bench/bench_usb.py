@@ -24,19 +24,21 @@ def out(name, value):
     print("%s: %s" % (name, value), flush=True)
 
 
-def start(world, pd, extra=()):
+def start(world, pd, log):
+    """The plugin in the world, its log going to the file log (a pipe
+    nobody reads would fill and block it)."""
     env = dict(os.environ, **world.env(asan=uw.uses_asan(BIN)))
     return subprocess.Popen([BIN, "--plugin-directory", pd, "--log-level", "info",
-                             "--domain", "example.com", "--device", DEV] + list(extra),
+                             "--domain", "example.com", "--device", DEV],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=log, env=env)
 
 
 def bench_latency(n=50):
     with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
         pd = tmp + "/"
         k = Kubelet(pd).start()
-        p = start(world, pd)
+        p = start(world, pd, open(os.path.join(tmp, "log"), "w"))
         try:
             pl = k.wait_plugin("example.com/ch340", timeout=10)
             s = pl.stream
@@ -80,17 +82,23 @@ def bench_enumeration(n=1000):
         out("usb_world_build_s_%d_devices" % n, "%.1f" % (time.monotonic() - t))
         pd = tmp + "/"
         k = Kubelet(pd).start()
+        logpath = os.path.join(tmp, "log")
         t = time.monotonic()
-        p = start(world, pd)
+        p = start(world, pd, open(logpath, "w"))
         try:
             pl = k.wait_plugin("example.com/ch340", timeout=120)
             pl.stream.wait(lambda d: len(d) == n, timeout=120)
             out("usb_start_to_first_list_ms_%d_devices" % n,
                 "%.0f" % ((time.monotonic() - t) * 1000))
+            with open("/proc/%d/status" % p.pid) as f:
+                rss = [ln.split()[1] for ln in f if ln.startswith("VmRSS:")][0]
+            out("usb_rss_kib_%d_devices" % n, rss)
         finally:
             p.terminate()
-            _, err = p.communicate(timeout=30)
+            p.wait(30)
             k.stop()
+        with open(logpath) as f:
+            err = f.read()
         m = re.search(r"usb enumeration devices=(\d+) ms=([\d.]+)", err)
         if m:
             out("usb_enumeration_ms_%s_devices" % m.group(1), m.group(2))
