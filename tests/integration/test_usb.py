@@ -300,3 +300,19 @@ def test_deaf_monitor_falls_back_to_dev_bus_usb(world, kubelet, start):
     pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy"}, timeout=5 * SLOW,
                    what="found through /dev/bus/usb")
     plugin.wait_log(r"events do not reach this process")
+
+
+def test_device_without_serial_moved_to_another_port_is_another_device(world, kubelet, start):
+    start(usbdev("ch340", CH340), extra=["--grace-period", "60s"])
+    pl = kubelet.wait_plugin("example.com/ch340")
+    dev = world.plug(uw.ch340(port="1-1"))
+    pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy"})
+    world.unplug(dev)
+    world.plug(uw.ch340(port="1-2"))
+    # no serial: the port is its identity; the old port's ID waits out its grace
+    pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Unhealthy",
+                                   "1a86-7523-port-1-2": "Healthy"})
+    world.plug(uw.ch340(port="1-1"))
+    pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy",
+                                   "1a86-7523-port-1-2": "Healthy"},
+                   what="another CH340 in the first port takes its ID back")
