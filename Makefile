@@ -26,7 +26,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
 
-.PHONY: all run test unit integration valgrind bench lint clean setup setup-test
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz
 all: bin/usb-device-plugin
 
 setup:
@@ -110,5 +110,8 @@ lint:
 
 clean:
 	rm -rf build bin
+
+# make fuzz: libFuzzer targets (clang), see tests/fuzz/
+-include tests/fuzz/fuzz.mk
 
 -include $(wildcard build/obj/*.d build/san/*.d)
