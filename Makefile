@@ -7,7 +7,7 @@
 #   make lint       cppcheck + clang-format --dry-run
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd
 CC       ?= cc
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \

@@ -16,9 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "kubelet.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "paths.h"
 #include "rpc.h"
 #include "server.h"
@@ -53,6 +55,7 @@ struct res_state {
 	char endpoint[128];
 	uint64_t published;
 	bool published_any;
+	struct metrics_res *m;
 };
 
 struct dir_watch {
@@ -82,6 +85,9 @@ struct daemon {
 	size_t n_warned;
 	struct usbids *ids;
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
+	struct metrics *metrics;
+	struct http *http;
+	int64_t pending_since_us; /* first device event not yet published */
 	bool usb_dirty;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
 	int exit_code;
@@ -198,8 +204,14 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 			log_debug("dev event mask=0x%x name=%s", ev->mask, ev->len ? ev->name : "");
 			if (ev->mask & IN_IGNORED)
 				forget_watch(d, ev->wd);
+			metrics_hotplug(d->metrics, HP_PATHS,
+					ev->mask & (IN_CREATE | IN_MOVED_TO)	 ? HP_ADD
+					: ev->mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
+										 : HP_OTHER);
 			p += sizeof(*ev) + ev->len;
 		}
+		if (!d->pending_since_us)
+			d->pending_since_us = loop_now_us();
 		if (!loop_timer_armed(d->loop, on_rescan, d)) {
 			int64_t at = d->last_rescan_us + RESCAN_INTERVAL_US;
 			int64_t now = loop_now_us();
@@ -235,6 +247,8 @@ static void on_usb_changed(void *data)
 {
 	struct daemon *d = data;
 	d->usb_dirty = true; /* matched once per loop iteration, in on_idle */
+	if (!d->pending_since_us)
+		d->pending_since_us = loop_now_us();
 }
 
 static bool wants_usb(const struct config *cfg)
@@ -255,7 +269,7 @@ static int start_usb(struct daemon *d)
 		log_debug("usb names from=%s", usbids_path(d->ids));
 	else
 		log_info("no usb.ids database found: devices are logged without names");
-	d->usb = usb_watch_new(d->loop, d->ids, on_usb_changed, d);
+	d->usb = usb_watch_new(d->loop, d->ids, d->metrics, on_usb_changed, d);
 	if (!d->usb)
 		return -errno;
 	scan_usb(d);
@@ -303,11 +317,18 @@ static void publish(struct daemon *d)
 		log_debug("publish resource=%s generation=%llu devices=%zu healthy=%zu",
 			  d->full_names[r], (unsigned long long)gen, snap->n_devices,
 			  snap->n_healthy);
+		if (rs->m) {
+			atomic_store(&rs->m->devices, snap->n_devices);
+			atomic_store(&rs->m->healthy, snap->n_healthy);
+		}
 		servers_publish(d->servers, r, snap);
 		rs->published = gen;
 		rs->published_any = true;
 		any = true;
 	}
+	if (any && d->pending_since_us)
+		metrics_latency(d->metrics, (double)(loop_now_us() - d->pending_since_us) / 1e6);
+	d->pending_since_us = 0;
 	if (any && d->n_res > 1)
 		table_shared_nodes(d->table, on_shared, d);
 	int64_t next = table_next_expiry(d->table);
@@ -369,6 +390,11 @@ static void on_registered(void *data, int status, const char *message)
 {
 	struct res_state *rs = data;
 	struct daemon *d = rs->d;
+	if (rs->m) {
+		atomic_store(&rs->m->registered, status == 0);
+		atomic_fetch_add(status == 0 ? &rs->m->registrations : &rs->m->registration_errors,
+				 1);
+	}
 	if (status == 0) {
 		rs->state = REG_DONE;
 		rs->failures = 0;
@@ -433,6 +459,10 @@ static int serve_resource(struct daemon *d, size_t r)
 	if (e < 0)
 		log_error("cannot serve resource=%s socket=%s err=\"%s\"", d->full_names[r], path,
 			  strerror(-e));
+	if (rs->m) {
+		atomic_store(&rs->m->serving, e == 0);
+		atomic_store(&rs->m->registered, 0); /* a new socket: not registered yet */
+	}
 	return e;
 }
 
@@ -447,6 +477,8 @@ static void on_settle(struct loop *loop, void *data)
 	bool present = kubelet_socket_present(d);
 	for (size_t r = 0; r < d->n_res; r++) {
 		bool reserve = !servers_socket_ok(d->servers, r);
+		if (reserve && d->res[r].m)
+			atomic_store(&d->res[r].m->serving, 0);
 		if (reserve) {
 			log_info("socket gone, serving again resource=%s", d->full_names[r]);
 			if (serve_resource(d, r) < 0) {
@@ -652,6 +684,10 @@ static int setup(struct daemon *d)
 		return -errno;
 	loop_add_fd(d->loop, d->sig_fd, EPOLLIN, on_signal, d);
 
+	if (!(d->metrics = metrics_new()))
+		return -ENOMEM;
+	for (size_t r = 0; r < d->n_res; r++)
+		d->res[r].m = metrics_resource(d->metrics, d->full_names[r]);
 	d->table = table_new(d->n_res, (const char *const *)d->full_names, d->cfg->grace_ms);
 	if (!d->table)
 		return -ENOMEM;
@@ -681,7 +717,12 @@ static int setup(struct daemon *d)
 				 (const char *const *)d->full_names);
 	if (!d->servers)
 		return -ENOMEM;
+	for (size_t r = 0; r < d->n_res; r++)
+		servers_set_metrics(d->servers, r, d->res[r].m);
 	publish(d);
+	/* Without its HTTP endpoint the plugin still does its main job: the
+	 * failure is logged (and the probes will say so). */
+	d->http = http_start(d->cfg->listen, d->metrics);
 
 	if (watch_plugin_dir(d) == 0)
 		remove_stale_sockets(d);
@@ -694,6 +735,7 @@ static int setup(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+	http_stop(d->http);	  /* first: it reads the metrics */
 	servers_free(d->servers); /* stops serving, removes our sockets */
 	rpc_free(d->rpc);	  /* runs the last registration callbacks */
 	usb_watch_free(d->usb);
@@ -710,6 +752,7 @@ static void teardown(struct daemon *d)
 		close(d->plugin_fd);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	metrics_free(d->metrics);
 	for (size_t i = 0; i < d->n_warned; i++)
 		free(d->warned[i]);
 	free(d->warned);

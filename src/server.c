@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "deviceplugin.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 
 enum method {
 	M_UNKNOWN = 0,
@@ -88,6 +89,7 @@ struct res {
 	char *path;
 	dev_t dev;
 	ino_t ino;
+	struct metrics_res *metrics; /* may be NULL */
 };
 
 struct servers {
@@ -258,6 +260,8 @@ static void stream_unlink(struct call *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	res->n_streams--;
+	if (res->metrics)
+		atomic_store(&res->metrics->streams, res->n_streams);
 }
 
 static void stream_start(struct call *c)
@@ -269,6 +273,8 @@ static void stream_start(struct call *c)
 		res->streams->prev = c;
 	res->streams = c;
 	res->n_streams++;
+	if (res->metrics)
+		atomic_store(&res->metrics->streams, res->n_streams);
 	log_info("ListAndWatch opened resource=%s streams=%zu", res->s->full_names[res->r],
 		 res->n_streams);
 	grpc_op op;
@@ -385,6 +391,12 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 		} else if ((r = alloc_allocate(snap, name, req, &resp, err, sizeof(err))) == 0) {
 			reply = pack(&resp->base);
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
+		}
+		struct metrics_res *mr = c->gs->res->metrics;
+		if (mr) {
+			atomic_fetch_add(&mr->allocate_calls, 1);
+			if (r < 0)
+				atomic_fetch_add(&mr->allocate_errors, 1);
 		}
 		if (req) {
 			for (size_t i = 0; i < req->n_container_requests; i++) {
@@ -711,6 +723,14 @@ void servers_publish(struct servers *s, size_t r, struct snapshot *snap)
 	free(old_bytes);
 	if (old_msg)
 		grpc_byte_buffer_destroy(old_msg);
+}
+
+void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m)
+{
+	pthread_mutex_lock(&s->mu);
+	if (r < s->n)
+		s->res[r].metrics = m;
+	pthread_mutex_unlock(&s->mu);
 }
 
 size_t servers_n_streams(struct servers *s, size_t r)

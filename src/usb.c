@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "usbids.h"
 
 /* In inotify mode (no uevents reach us), how long a device may stay
@@ -59,6 +60,7 @@ struct usb_dev {
 struct usb_watch {
 	struct loop *loop;
 	struct usbids *ids;
+	struct metrics *metrics;
 	usb_changed_cb cb;
 	void *cb_data;
 	struct udev *udev;
@@ -491,6 +493,8 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 	if (!action || !sp)
 		return;
 	w->last_monitor_event_us = loop_now_us();
+	if (is_usb_device(ud))
+		metrics_hotplug(w->metrics, HP_UEVENT, metrics_action(action));
 	log_debug("uevent action=%s subsystem=%s devtype=%s syspath=%s", action,
 		  udev_device_get_subsystem(ud) ? udev_device_get_subsystem(ud) : "",
 		  udev_device_get_devtype(ud) ? udev_device_get_devtype(ud) : "", sp);
@@ -570,6 +574,8 @@ static int LIBUSB_CALL on_hotplug(libusb_context *ctx, libusb_device *dev,
 	char name[64];
 	if (usb_sysname(dev, name, sizeof(name)) < 0)
 		return 0;
+	metrics_hotplug(w->metrics, HP_LIBUSB,
+			event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? HP_ADD : HP_REMOVE);
 	log_debug("libusb hotplug event=%s device=%s",
 		  event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? "arrived" : "left", name);
 	/* Same device, second source: merged by sysfs path. A device the
@@ -719,8 +725,16 @@ static void on_bus_event(struct loop *loop, int fd, uint32_t events, void *data)
 	(void)events;
 	struct usb_watch *w = data;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			metrics_hotplug(w->metrics, HP_INOTIFY,
+					ev->mask & (IN_CREATE | IN_MOVED_TO)	 ? HP_ADD
+					: ev->mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
+										 : HP_OTHER);
+			p += sizeof(*ev) + ev->len;
+		}
 	watch_bus_dirs(w); /* a new bus directory, or /dev/bus/usb itself */
 	int64_t delay = w->mode == USB_MODE_INOTIFY ? 2000 : MONITOR_GRACE_US;
 	int64_t at = loop_now_us() + delay;
@@ -732,14 +746,15 @@ static void on_bus_event(struct loop *loop, int fd, uint32_t events, void *data)
 
 /* ---- setup ---- */
 
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, usb_changed_cb cb,
-				void *data)
+struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
+				usb_changed_cb cb, void *data)
 {
 	struct usb_watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
 	w->loop = loop;
 	w->ids = ids;
+	w->metrics = m;
 	w->cb = cb;
 	w->cb_data = data;
 	w->mon_fd = w->ino_fd = -1;

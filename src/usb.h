@@ -34,8 +34,10 @@ typedef void (*usb_changed_cb)(void *data);
 
 /* Enumerates now, then follows events on loop. ids (borrowed, may be NULL)
  * names devices in logs. NULL with errno set on failure. */
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, usb_changed_cb cb,
-				void *data);
+struct metrics;
+/* m (borrowed, may be NULL) counts the events. */
+struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
+				usb_changed_cb cb, void *data);
 void usb_watch_free(struct usb_watch *w);
 
 enum usb_mode usb_watch_mode(const struct usb_watch *w);

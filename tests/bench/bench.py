@@ -67,7 +67,7 @@ class Run:
         dev = '{"name": "serial", "groups": [{"paths": [{"path": "%s/tty*"}]}]}' % self.dev
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen([BIN, "--plugin-directory", self.pd, "--log-level", "warn",
-                                      "--domain", "example.com", "--device", dev],
+                                      "--domain", "example.com", "--listen", "127.0.0.1:0", "--device", dev],
                                      stdin=subprocess.DEVNULL)
         self.plugin = self.kubelet.wait_plugin("example.com/serial", timeout=30)
         self.plugin.stream.wait(lambda d: len(d) == n_files, timeout=30)

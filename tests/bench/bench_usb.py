@@ -29,7 +29,7 @@ def start(world, pd, log):
     nobody reads would fill and block it)."""
     env = dict(os.environ, **world.env(asan=uw.uses_asan(BIN)))
     return subprocess.Popen([BIN, "--plugin-directory", pd, "--log-level", "info",
-                             "--domain", "example.com", "--device", DEV],
+                             "--domain", "example.com", "--listen", "127.0.0.1:0", "--device", DEV],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=log, env=env)
 

@@ -125,6 +125,10 @@ class PluginProcess:
                                          (pattern, timeout * SLOW, "\n".join(self.lines[-40:])))
                 self.cond.wait(min(left, 0.1))
 
+    def http_port(self):
+        """The port the plugin's /healthz and /metrics are on (from its log)."""
+        return int(self.wait_log(r"serving /healthz and /metrics .* port=(\d+)").group(1))
+
     def mark(self):
         with self.cond:
             return len(self.lines)
@@ -158,8 +162,9 @@ def run_plugin(plugin_dir):
     started = []
 
     def start(*devices, extra=(), env=None, plugin_directory=None):
+        # port 0: each plugin its own free port (logged), tests run side by side
         args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
-                "--domain", "example.com"]
+                "--domain", "example.com", "--listen", "127.0.0.1:0"]
         for d in devices:
             args += ["--device", d if isinstance(d, str) else json.dumps(d)]
         p = PluginProcess(args + list(extra), env=env)

@@ -1,0 +1,49 @@
+/* Counters and gauges for /metrics, written by the loop and gRPC threads
+ * with atomics, read by the HTTP thread; and the Prometheus text rendering.
+ * Per-resource entries are appended, never removed, so their addresses
+ * stay valid for every thread. */
+#ifndef UDP_METRICS_H
+#define UDP_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum hp_source { HP_PATHS, HP_UEVENT, HP_LIBUSB, HP_INOTIFY, HP_N_SOURCES };
+enum hp_action { HP_ADD, HP_REMOVE, HP_BIND, HP_UNBIND, HP_CHANGE, HP_OTHER, HP_N_ACTIONS };
+
+struct metrics_res {
+	char *name;		     /* domain/name */
+	_Atomic uint64_t active;     /* configured (not removed by a reload) */
+	_Atomic uint64_t registered; /* the kubelet accepted the last Register */
+	_Atomic uint64_t serving;    /* our socket exists and its server runs */
+	_Atomic uint64_t registrations, registration_errors;
+	_Atomic uint64_t allocate_calls, allocate_errors;
+	_Atomic uint64_t devices, healthy, streams;
+};
+
+#define METRICS_N_BUCKETS 12
+
+struct metrics;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* A new per-resource entry (or the existing one of that name, reactivated). */
+struct metrics_res *metrics_resource(struct metrics *m, const char *name);
+
+void metrics_hotplug(struct metrics *m, enum hp_source src, enum hp_action action);
+enum hp_action metrics_action(const char *uevent_action);
+/* Time from a device event to the table change being handed to the
+ * ListAndWatch streams. */
+void metrics_latency(struct metrics *m, double seconds);
+
+/* The whole exposition text (Prometheus text format 0.0.4), malloc'd. */
+char *metrics_render(struct metrics *m, size_t *len);
+
+/* "ok\n", or one line per reason the plugin is not ready; malloc'd.
+ * *ready says which. */
+char *metrics_health(struct metrics *m, bool *ready);
+
+#endif
