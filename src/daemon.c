@@ -56,6 +56,9 @@ struct res_state {
 	uint64_t published;
 	bool published_any;
 	struct metrics_res *m;
+	const struct cfg_device *dev; /* in one of the daemon's configs */
+	char *full_name;	      /* domain/name */
+	bool retired;		      /* removed from the config by a reload */
 };
 
 struct dir_watch {
@@ -64,14 +67,17 @@ struct dir_watch {
 };
 
 struct daemon {
-	const struct config *cfg;
+	const struct config *cfg; /* settings: the start-up config's */
+	int argc;
+	char **argv;
+	struct config **reloaded; /* configs loaded by SIGHUP, owned */
+	size_t n_reloaded;
 	struct loop *loop;
 	struct table *table;
 	struct rpc *rpc;
 	struct servers *servers;
-	struct res_state *res;
+	struct res_state **res; /* slots, never removed: retired instead */
 	size_t n_res;
-	char **names, **full_names;
 	char kubelet_sock[PATH_MAX];
 	int sig_fd;
 	int plugin_fd; /* inotify on the plugin directory */
@@ -99,10 +105,10 @@ static void update_watches(struct daemon *d)
 {
 	char **dirs = NULL;
 	size_t n_dirs = 0;
-	for (size_t r = 0; r < d->cfg->n_devices; r++)
-		for (size_t g = 0; g < d->cfg->devices[r].n_groups; g++)
-			if (d->cfg->devices[r].groups[g].n_paths)
-				paths_watch_dirs(&d->cfg->devices[r].groups[g], &dirs, &n_dirs);
+	for (size_t r = 0; r < d->n_res; r++)
+		for (size_t g = 0; !d->res[r]->retired && g < d->res[r]->dev->n_groups; g++)
+			if (d->res[r]->dev->groups[g].n_paths)
+				paths_watch_dirs(&d->res[r]->dev->groups[g], &dirs, &n_dirs);
 	/* Drop watches no longer wanted. */
 	for (size_t i = 0; i < d->n_watches;) {
 		bool keep = false;
@@ -149,8 +155,10 @@ static void update_watches(struct daemon *d)
 static void scan_paths(struct daemon *d)
 {
 	int64_t now = loop_now_us();
-	for (size_t r = 0; r < d->cfg->n_devices; r++) {
-		const struct cfg_device *dev = &d->cfg->devices[r];
+	for (size_t r = 0; r < d->n_res; r++) {
+		if (d->res[r]->retired)
+			continue;
+		const struct cfg_device *dev = d->res[r]->dev;
 		for (size_t g = 0; g < dev->n_groups; g++) {
 			if (!dev->groups[g].n_paths)
 				continue;
@@ -159,7 +167,7 @@ static void scan_paths(struct daemon *d)
 			int e = paths_expand(&dev->groups[g], g, &insts, &n);
 			if (e < 0) {
 				log_warn("path scan failed resource=%s group=%zu err=\"%s\"",
-					 d->full_names[r], g, strerror(-e));
+					 d->res[r]->full_name, g, strerror(-e));
 				continue;
 			}
 			table_update_group(d->table, r, g, insts, n, now);
@@ -225,8 +233,10 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 static void scan_usb(struct daemon *d)
 {
 	int64_t now = loop_now_us();
-	for (size_t r = 0; r < d->cfg->n_devices; r++) {
-		const struct cfg_device *dev = &d->cfg->devices[r];
+	for (size_t r = 0; r < d->n_res; r++) {
+		if (d->res[r]->retired)
+			continue;
+		const struct cfg_device *dev = d->res[r]->dev;
 		for (size_t g = 0; g < dev->n_groups; g++) {
 			if (!dev->groups[g].n_usb)
 				continue;
@@ -235,7 +245,7 @@ static void scan_usb(struct daemon *d)
 			int e = usb_expand(d->usb, &dev->groups[g], g, &insts, &n);
 			if (e < 0) {
 				log_error("usb matching failed resource=%s group=%zu err=\"%s\"",
-					  d->full_names[r], g, strerror(-e));
+					  d->res[r]->full_name, g, strerror(-e));
 				continue;
 			}
 			table_update_group(d->table, r, g, insts, n, now);
@@ -251,18 +261,18 @@ static void on_usb_changed(void *data)
 		d->pending_since_us = loop_now_us();
 }
 
-static bool wants_usb(const struct config *cfg)
+static bool wants_usb(const struct daemon *d)
 {
-	for (size_t r = 0; r < cfg->n_devices; r++)
-		for (size_t g = 0; g < cfg->devices[r].n_groups; g++)
-			if (cfg->devices[r].groups[g].n_usb)
+	for (size_t r = 0; r < d->n_res; r++)
+		for (size_t g = 0; !d->res[r]->retired && g < d->res[r]->dev->n_groups; g++)
+			if (d->res[r]->dev->groups[g].n_usb)
 				return true;
 	return false;
 }
 
 static int start_usb(struct daemon *d)
 {
-	if (!wants_usb(d->cfg))
+	if (d->usb || !wants_usb(d))
 		return 0;
 	d->ids = usbids_open(NULL);
 	if (d->ids)
@@ -298,24 +308,25 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 	}
 	log_warn("node offered by two resources node=%s resources=%s,%s ids=%s,%s: the kubelet "
 		 "counts them apart and may give it to a Pod of each",
-		 path, d->full_names[r1], d->full_names[r2], id1, id2);
+		 path, d->res[r1]->full_name, d->res[r2]->full_name, id1, id2);
 }
 
 static void publish(struct daemon *d)
 {
 	bool any = false;
 	for (size_t r = 0; r < d->n_res; r++) {
-		struct res_state *rs = &d->res[r];
+		struct res_state *rs = d->res[r];
 		uint64_t gen = table_generation(d->table, r);
 		if (rs->published_any && gen == rs->published)
 			continue;
 		struct snapshot *snap = table_snapshot(d->table, r);
 		if (!snap) {
-			log_error("snapshot failed resource=%s: out of memory", d->full_names[r]);
+			log_error("snapshot failed resource=%s: out of memory",
+				  d->res[r]->full_name);
 			continue;
 		}
 		log_debug("publish resource=%s generation=%llu devices=%zu healthy=%zu",
-			  d->full_names[r], (unsigned long long)gen, snap->n_devices,
+			  d->res[r]->full_name, (unsigned long long)gen, snap->n_devices,
 			  snap->n_healthy);
 		if (rs->m) {
 			atomic_store(&rs->m->devices, snap->n_devices);
@@ -379,11 +390,13 @@ static void on_retry(struct loop *loop, void *data)
 	(void)loop;
 	struct res_state *rs = data;
 	rs->state = REG_IDLE;
+	if (rs->retired)
+		return;
 	if (kubelet_socket_present(rs->d))
 		register_resource(rs->d, rs->r);
 	else
 		log_info("waiting for kubelet socket=%s resource=%s", rs->d->kubelet_sock,
-			 rs->d->full_names[rs->r]);
+			 rs->full_name);
 }
 
 static void on_registered(void *data, int status, const char *message)
@@ -395,10 +408,14 @@ static void on_registered(void *data, int status, const char *message)
 		atomic_fetch_add(status == 0 ? &rs->m->registrations : &rs->m->registration_errors,
 				 1);
 	}
+	if (rs->retired) {
+		rs->state = REG_IDLE;
+		return;
+	}
 	if (status == 0) {
 		rs->state = REG_DONE;
 		rs->failures = 0;
-		log_info("registered with kubelet resource=%s endpoint=%s", d->full_names[rs->r],
+		log_info("registered with kubelet resource=%s endpoint=%s", rs->full_name,
 			 rs->endpoint);
 	} else {
 		unsigned shift = rs->failures < 6 ? rs->failures : 6;
@@ -409,7 +426,7 @@ static void on_registered(void *data, int status, const char *message)
 		rs->state = REG_BACKOFF;
 		log_warn("registration failed resource=%s status=%d reason=\"%s\" attempt=%u "
 			 "retry_ms=%lld",
-			 d->full_names[rs->r], status, message, rs->failures, (long long)delay);
+			 rs->full_name, status, message, rs->failures, (long long)delay);
 		loop_timer_set(d->loop, loop_now_us() + delay * 1000, on_retry, rs);
 	}
 	if (rs->again && d->exit_code < 0) {
@@ -422,15 +439,15 @@ static void on_registered(void *data, int status, const char *message)
 
 static void register_resource(struct daemon *d, size_t r)
 {
-	struct res_state *rs = &d->res[r];
+	struct res_state *rs = d->res[r];
 	if (rs->state == REG_IN_FLIGHT) {
 		rs->again = true;
 		return;
 	}
 	loop_timer_cancel(d->loop, on_retry, rs);
-	log_info("registering with kubelet resource=%s endpoint=%s previous=%s", d->full_names[r],
-		 rs->endpoint, reg_state_name[rs->state]);
-	int e = kubelet_register(d->rpc, d->kubelet_sock, rs->endpoint, d->full_names[r],
+	log_info("registering with kubelet resource=%s endpoint=%s previous=%s",
+		 d->res[r]->full_name, rs->endpoint, reg_state_name[rs->state]);
+	int e = kubelet_register(d->rpc, d->kubelet_sock, rs->endpoint, d->res[r]->full_name,
 				 REGISTER_TIMEOUT_MS, on_registered, rs);
 	if (e < 0) {
 		on_registered(rs, 2 /* UNKNOWN */, strerror(-e));
@@ -442,10 +459,10 @@ static void register_resource(struct daemon *d, size_t r)
 /* Creates resource r's socket under a fresh name and serves it. */
 static int serve_resource(struct daemon *d, size_t r)
 {
-	struct res_state *rs = &d->res[r];
+	struct res_state *rs = d->res[r];
 	char path[PATH_MAX];
-	int n = snprintf(rs->endpoint, sizeof(rs->endpoint), "usbdp-%s.%u.sock", d->names[r],
-			 rs->seq++);
+	int n = snprintf(rs->endpoint, sizeof(rs->endpoint), "usbdp-%s.%u.sock",
+			 d->res[r]->dev->name, rs->seq++);
 	if (n < 0 || (size_t)n >= sizeof(rs->endpoint))
 		return -ENAMETOOLONG;
 	n = snprintf(path, sizeof(path), "%s%s", d->cfg->plugin_dir, rs->endpoint);
@@ -457,8 +474,8 @@ static int serve_resource(struct daemon *d, size_t r)
 	}
 	int e = servers_listen(d->servers, r, path);
 	if (e < 0)
-		log_error("cannot serve resource=%s socket=%s err=\"%s\"", d->full_names[r], path,
-			  strerror(-e));
+		log_error("cannot serve resource=%s socket=%s err=\"%s\"", d->res[r]->full_name,
+			  path, strerror(-e));
 	if (rs->m) {
 		atomic_store(&rs->m->serving, e == 0);
 		atomic_store(&rs->m->registered, 0); /* a new socket: not registered yet */
@@ -476,18 +493,20 @@ static void on_settle(struct loop *loop, void *data)
 	d->kubelet_seen = false;
 	bool present = kubelet_socket_present(d);
 	for (size_t r = 0; r < d->n_res; r++) {
+		if (d->res[r]->retired)
+			continue;
 		bool reserve = !servers_socket_ok(d->servers, r);
-		if (reserve && d->res[r].m)
-			atomic_store(&d->res[r].m->serving, 0);
+		if (reserve && d->res[r]->m)
+			atomic_store(&d->res[r]->m->serving, 0);
 		if (reserve) {
-			log_info("socket gone, serving again resource=%s", d->full_names[r]);
+			log_info("socket gone, serving again resource=%s", d->res[r]->full_name);
 			if (serve_resource(d, r) < 0) {
 				loop_timer_set(d->loop, loop_now_us() + DIR_RETRY_MS * 1000,
 					       on_settle, d);
 				continue;
 			}
 		}
-		if (present && (reserve || kubelet_new || d->res[r].state == REG_IDLE))
+		if (present && (reserve || kubelet_new || d->res[r]->state == REG_IDLE))
 			register_resource(d, r);
 	}
 	if (!present)
@@ -523,9 +542,10 @@ static void on_plugin_event(struct loop *loop, int fd, uint32_t events, void *da
 			} else if (strncmp(name, "usbdp-", 6) == 0 &&
 				   (ev->mask & (IN_DELETE | IN_MOVED_FROM))) {
 				for (size_t r = 0; r < d->n_res; r++)
-					if (strcmp(name, d->res[r].endpoint) == 0) {
+					if (!d->res[r]->retired &&
+					    strcmp(name, d->res[r]->endpoint) == 0) {
 						log_info("plugin socket deleted resource=%s",
-							 d->full_names[r]);
+							 d->res[r]->full_name);
 						act = true;
 					}
 			} else if (ev->mask & IN_Q_OVERFLOW) {
@@ -592,7 +612,7 @@ static void remove_stale_sockets(struct daemon *d)
 	char pattern[PATH_MAX];
 	for (size_t r = 0; r < d->n_res; r++) {
 		int n = snprintf(pattern, sizeof(pattern), "%susbdp-%s.*.sock", d->cfg->plugin_dir,
-				 d->names[r]);
+				 d->res[r]->dev->name);
 		if (n < 0 || (size_t)n >= sizeof(pattern))
 			continue;
 		glob_t gl;
@@ -617,6 +637,134 @@ static void remove_stale_sockets(struct daemon *d)
 	}
 }
 
+/* ---- SIGHUP: reload ---- */
+
+static int add_slot(struct daemon *d, const struct cfg_device *dev);
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_device(const struct cfg_device *a, const struct cfg_device *b)
+{
+	if (strcmp(a->name, b->name) || a->n_groups != b->n_groups)
+		return false;
+	for (size_t g = 0; g < a->n_groups; g++) {
+		const struct cfg_group *x = &a->groups[g], *y = &b->groups[g];
+		if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb)
+			return false;
+		for (size_t i = 0; i < x->n_paths; i++) {
+			const struct cfg_path *p = &x->paths[i], *q = &y->paths[i];
+			if (!str_eq(p->path, q->path) || !str_eq(p->mount_path, q->mount_path) ||
+			    p->type != q->type || strcmp(p->permissions, q->permissions) ||
+			    p->read_only != q->read_only || p->limit != q->limit ||
+			    p->optional != q->optional)
+				return false;
+		}
+		for (size_t i = 0; i < x->n_usb; i++) {
+			const struct cfg_usb *u = &x->usb[i], *v = &y->usb[i];
+			if (u->vendor != v->vendor || u->product != v->product ||
+			    u->usb_class != v->usb_class || !str_eq(u->serial, v->serial) ||
+			    !str_eq(u->port, v->port) || !str_eq(u->mount_path, v->mount_path))
+				return false;
+		}
+	}
+	return true;
+}
+
+static void retire(struct daemon *d, size_t r)
+{
+	struct res_state *rs = d->res[r];
+	rs->retired = true;
+	loop_timer_cancel(d->loop, on_retry, rs);
+	servers_stop(d->servers, r);
+	table_clear_resource(d->table, r);
+	if (rs->m) {
+		atomic_store(&rs->m->active, 0);
+		atomic_store(&rs->m->registered, 0);
+		atomic_store(&rs->m->serving, 0);
+	}
+	log_info("resource removed by reload resource=%s: no longer served", rs->full_name);
+}
+
+static void warn_setting(const char *what, const char *old, const char *now)
+{
+	if (!str_eq(old, now))
+		log_warn("reload: %s changed from \"%s\" to \"%s\": it takes effect at the next "
+			 "start; still using \"%s\"",
+			 what, old, now, old);
+}
+
+/* Reads the flags and the config file again and applies the devices list,
+ * the log level and the grace period. Resources not changed keep their
+ * socket, streams and registration; changed ones are rescanned on the
+ * same socket; removed ones stop being served; new ones are served and
+ * registered. A config that does not load changes nothing. */
+static void reload(struct daemon *d)
+{
+	struct config *nc = calloc(1, sizeof(*nc));
+	char err[1024];
+	struct config **list = realloc(d->reloaded, (d->n_reloaded + 1) * sizeof(*list));
+	if (list)
+		d->reloaded = list;
+	if (!nc || !list) {
+		free(nc);
+		log_error("reload failed: out of memory");
+		return;
+	}
+	if (config_load(nc, d->argc, d->argv, err, sizeof(err)) < 0) {
+		log_error("reload refused: %s: keeping the running configuration", err);
+		free(nc);
+		return;
+	}
+	d->reloaded[d->n_reloaded++] = nc;
+	warn_setting("domain", d->cfg->domain, nc->domain);
+	warn_setting("plugin-directory", d->cfg->plugin_dir, nc->plugin_dir);
+	warn_setting("listen", d->cfg->listen, nc->listen);
+	log_set_level(nc->log_level);
+	table_set_grace(d->table, nc->grace_ms);
+	size_t n_before = d->n_res;
+	for (size_t r = 0; r < n_before; r++) {
+		struct res_state *rs = d->res[r];
+		if (rs->retired)
+			continue;
+		const struct cfg_device *now = NULL;
+		for (size_t j = 0; j < nc->n_devices && !now; j++)
+			if (strcmp(nc->devices[j].name, rs->dev->name) == 0)
+				now = &nc->devices[j];
+		if (!now) {
+			retire(d, r);
+		} else if (same_device(rs->dev, now)) {
+			rs->dev = now; /* the same, from the config that stays */
+		} else {
+			rs->dev = now;
+			table_clear_resource(d->table, r); /* rescanned below */
+			log_info("resource changed by reload resource=%s: rescanning",
+				 rs->full_name);
+		}
+	}
+	for (size_t j = 0; j < nc->n_devices; j++) {
+		bool known = false;
+		for (size_t r = 0; r < n_before && !known; r++)
+			known = !d->res[r]->retired &&
+				strcmp(d->res[r]->dev->name, nc->devices[j].name) == 0;
+		if (known)
+			continue;
+		if (add_slot(d, &nc->devices[j]) < 0) {
+			log_error("reload: out of memory adding resource=%s", nc->devices[j].name);
+			continue;
+		}
+		log_info("resource added by reload resource=%s", d->res[d->n_res - 1]->full_name);
+		if (serve_resource(d, d->n_res - 1) == 0 && kubelet_socket_present(d))
+			register_resource(d, d->n_res - 1);
+	}
+	if (start_usb(d) < 0)
+		log_error("reload: cannot start USB discovery err=\"%s\"", strerror(errno));
+	d->rescan = true;
+	d->usb_dirty = d->usb != NULL;
+}
+
 /* ---- signals ---- */
 
 static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
@@ -626,8 +774,8 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 	struct signalfd_siginfo si;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP received: rescanning devices");
-			d->rescan = true;
+			log_info("SIGHUP received: reloading the configuration");
+			reload(d);
 			continue;
 		}
 		log_info("signal received signal=%s: stopping", strsignal((int)si.ssi_signo));
@@ -647,22 +795,36 @@ static void on_rpc_jobs(struct loop *loop, int fd, uint32_t events, void *data)
 
 /* ---- start and stop ---- */
 
+/* A resource slot for dev: its names, metrics, table and (once the gRPC
+ * side exists) server entries. The slot's index is the same in all. */
+static int add_slot(struct daemon *d, const struct cfg_device *dev)
+{
+	struct res_state *rs = calloc(1, sizeof(*rs));
+	struct res_state **a = realloc(d->res, (d->n_res + 1) * sizeof(*a));
+	if (a)
+		d->res = a;
+	if (!rs || !a || asprintf(&rs->full_name, "%s/%s", d->cfg->domain, dev->name) < 0) {
+		free(rs);
+		return -ENOMEM;
+	}
+	rs->d = d;
+	rs->r = d->n_res;
+	rs->dev = dev;
+	rs->m = metrics_resource(d->metrics, rs->full_name);
+	if (table_add_resource(d->table, rs->full_name) != (ssize_t)rs->r ||
+	    (d->servers && servers_add(d->servers, dev->name, rs->full_name) != (ssize_t)rs->r)) {
+		free(rs->full_name);
+		free(rs);
+		return -ENOMEM;
+	}
+	if (d->servers)
+		servers_set_metrics(d->servers, rs->r, rs->m);
+	d->res[d->n_res++] = rs;
+	return 0;
+}
+
 static int setup(struct daemon *d)
 {
-	d->n_res = d->cfg->n_devices;
-	d->names = calloc(d->n_res, sizeof(*d->names));
-	d->full_names = calloc(d->n_res, sizeof(*d->full_names));
-	d->res = calloc(d->n_res, sizeof(*d->res));
-	if (!d->names || !d->full_names || !d->res)
-		return -ENOMEM;
-	for (size_t r = 0; r < d->n_res; r++) {
-		d->names[r] = d->cfg->devices[r].name;
-		if (asprintf(&d->full_names[r], "%s/%s", d->cfg->domain, d->names[r]) < 0) {
-			d->full_names[r] = NULL;
-			return -ENOMEM;
-		}
-		d->res[r] = (struct res_state){.d = d, .r = r};
-	}
 	int n = snprintf(d->kubelet_sock, sizeof(d->kubelet_sock), "%s%s", d->cfg->plugin_dir,
 			 KUBELET_SOCKET_NAME);
 	if (n < 0 || (size_t)n >= sizeof(d->kubelet_sock))
@@ -686,11 +848,11 @@ static int setup(struct daemon *d)
 
 	if (!(d->metrics = metrics_new()))
 		return -ENOMEM;
-	for (size_t r = 0; r < d->n_res; r++)
-		d->res[r].m = metrics_resource(d->metrics, d->full_names[r]);
-	d->table = table_new(d->n_res, (const char *const *)d->full_names, d->cfg->grace_ms);
-	if (!d->table)
+	if (!(d->table = table_new(0, NULL, d->cfg->grace_ms)))
 		return -ENOMEM;
+	for (size_t r = 0; r < d->cfg->n_devices; r++)
+		if (add_slot(d, &d->cfg->devices[r]) < 0)
+			return -ENOMEM;
 	d->dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->dev_fd < 0)
 		return -errno;
@@ -701,7 +863,7 @@ static int setup(struct daemon *d)
 		return e;
 	for (size_t r = 0; r < d->n_res; r++) {
 		struct snapshot *s = table_snapshot(d->table, r);
-		log_info("resource=%s devices=%zu healthy=%zu", d->full_names[r],
+		log_info("resource=%s devices=%zu healthy=%zu", d->res[r]->full_name,
 			 s ? s->n_devices : 0, s ? s->n_healthy : 0);
 		snapshot_unref(s);
 	}
@@ -713,12 +875,14 @@ static int setup(struct daemon *d)
 		return e;
 	if ((e = rpc_start(d->rpc)) < 0)
 		return e;
-	d->servers = servers_new(d->rpc, d->n_res, (const char *const *)d->names,
-				 (const char *const *)d->full_names);
-	if (!d->servers)
+	if (!(d->servers = servers_new(d->rpc, 0, NULL, NULL)))
 		return -ENOMEM;
-	for (size_t r = 0; r < d->n_res; r++)
-		servers_set_metrics(d->servers, r, d->res[r].m);
+	for (size_t r = 0; r < d->n_res; r++) {
+		if (servers_add(d->servers, d->res[r]->dev->name, d->res[r]->full_name) !=
+		    (ssize_t)r)
+			return -ENOMEM;
+		servers_set_metrics(d->servers, r, d->res[r]->m);
+	}
 	publish(d);
 	/* Without its HTTP endpoint the plugin still does its main job: the
 	 * failure is logged (and the probes will say so). */
@@ -756,17 +920,27 @@ static void teardown(struct daemon *d)
 	for (size_t i = 0; i < d->n_warned; i++)
 		free(d->warned[i]);
 	free(d->warned);
-	for (size_t r = 0; d->full_names && r < d->n_res; r++)
-		free(d->full_names[r]);
-	free(d->full_names);
-	free(d->names);
+	for (size_t r = 0; r < d->n_res; r++) {
+		free(d->res[r]->full_name);
+		free(d->res[r]);
+	}
 	free(d->res);
+	for (size_t i = 0; i < d->n_reloaded; i++) {
+		config_free(d->reloaded[i]);
+		free(d->reloaded[i]);
+	}
+	free(d->reloaded);
 }
 
-int daemon_run(const struct config *cfg)
+int daemon_run(const struct config *cfg, int argc, char **argv)
 {
-	struct daemon d = {
-	    .cfg = cfg, .sig_fd = -1, .plugin_fd = -1, .dev_fd = -1, .exit_code = -1};
+	struct daemon d = {.cfg = cfg,
+			   .argc = argc,
+			   .argv = argv,
+			   .sig_fd = -1,
+			   .plugin_fd = -1,
+			   .dev_fd = -1,
+			   .exit_code = -1};
 	int e = setup(&d);
 	if (e < 0) {
 		log_error("start-up failed err=\"%s\"", strerror(-e));

@@ -6,7 +6,8 @@
 #include "config.h"
 
 /* Runs until SIGTERM or SIGINT; returns the process exit status (0 after a
- * clean stop, 1 when start-up failed -- with the reason logged). */
-int daemon_run(const struct config *cfg);
+ * clean stop, 1 when start-up failed -- with the reason logged). argv is
+ * read again on SIGHUP, with the config file, to reload the devices. */
+int daemon_run(const struct config *cfg, int argc, char **argv);
 
 #endif

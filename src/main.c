@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return r < 0 ? 1 : 0;
 	}
-	int status = daemon_run(&cfg);
+	int status = daemon_run(&cfg, argc, argv);
 	config_free(&cfg);
 	return status;
 }

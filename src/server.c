@@ -90,17 +90,17 @@ struct res {
 	dev_t dev;
 	ino_t ino;
 	struct metrics_res *metrics; /* may be NULL */
+	char *name;		     /* config name, for env vars */
+	char *full_name;	     /* domain/name, for logs */
 };
 
 struct servers {
 	struct rpc *rpc;
 	pthread_mutex_t mu; /* everything in here, all res and gsrv and calls */
 	pthread_cond_t cond;
-	unsigned live; /* gsrv not yet freed */
-	struct res *res;
+	unsigned live;	  /* gsrv not yet freed */
+	struct res **res; /* pointers: gsrv and calls hold them across growth */
 	size_t n;
-	const char *const *names;
-	const char *const *full_names;
 };
 
 static void call_fn(struct rpc_tag *tag, bool ok);
@@ -146,7 +146,7 @@ static void request_call(struct gsrv *gs)
 		return;
 	struct call *c = calloc(1, sizeof(*c));
 	if (!c) {
-		log_error("server out of memory resource=%s", gs->res->s->full_names[gs->res->r]);
+		log_error("server out of memory resource=%s", gs->res->full_name);
 		return;
 	}
 	c->tag.fn = call_fn;
@@ -235,8 +235,7 @@ static void stream_send(struct call *c)
 	n++;
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
 	if (e != GRPC_CALL_OK) {
-		log_warn("ListAndWatch send failed resource=%s err=%d", res->s->full_names[res->r],
-			 (int)e);
+		log_warn("ListAndWatch send failed resource=%s err=%d", res->full_name, (int)e);
 		grpc_byte_buffer_destroy(c->send_bb);
 		c->send_bb = NULL;
 		return;
@@ -244,9 +243,8 @@ static void stream_send(struct call *c)
 	c->in_flight = true;
 	c->sent_any = true;
 	c->sent_gen = gen;
-	log_debug("ListAndWatch send resource=%s devices=%zu generation=%llu",
-		  res->s->full_names[res->r], res->snap ? res->snap->n_devices : 0,
-		  (unsigned long long)c->sent_gen);
+	log_debug("ListAndWatch send resource=%s devices=%zu generation=%llu", res->full_name,
+		  res->snap ? res->snap->n_devices : 0, (unsigned long long)c->sent_gen);
 }
 
 static void stream_unlink(struct call *c)
@@ -275,8 +273,7 @@ static void stream_start(struct call *c)
 	res->n_streams++;
 	if (res->metrics)
 		atomic_store(&res->metrics->streams, res->n_streams);
-	log_info("ListAndWatch opened resource=%s streams=%zu", res->s->full_names[res->r],
-		 res->n_streams);
+	log_info("ListAndWatch opened resource=%s streams=%zu", res->full_name, res->n_streams);
 	grpc_op op;
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -299,8 +296,7 @@ static void close_fn(struct rpc_tag *tag, bool ok)
 	struct res *res = c->gs->res;
 	c->closed = true;
 	stream_unlink(c);
-	log_info("ListAndWatch closed resource=%s streams=%zu", s->full_names[res->r],
-		 res->n_streams);
+	log_info("ListAndWatch closed resource=%s streams=%zu", res->full_name, res->n_streams);
 	if (!c->in_flight)
 		call_free(c);
 	pthread_mutex_unlock(&s->mu);
@@ -514,7 +510,6 @@ static void call_fn(struct rpc_tag *tag, bool ok)
 			break;
 		}
 		struct snapshot *snap = snapshot_ref(res->snap);
-		size_t r = res->r;
 		pthread_mutex_unlock(&s->mu);
 		size_t len;
 		uint8_t *data = rpc_buffer_read(c->recv_bb, &len);
@@ -525,7 +520,7 @@ static void call_fn(struct rpc_tag *tag, bool ok)
 			break;
 		}
 		if (snap)
-			handle_unary(c, snap, s->names[r], s->full_names[r], data, len);
+			handle_unary(c, snap, res->name, res->full_name, data, len);
 		else {
 			pthread_mutex_lock(&s->mu);
 			finish(c, NULL, GRPC_STATUS_UNAVAILABLE, "device list not ready");
@@ -553,22 +548,40 @@ struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
 	struct servers *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->res = calloc(n ? n : 1, sizeof(*s->res));
-	if (!s->res) {
-		free(s);
-		return NULL;
-	}
 	s->rpc = rpc;
-	s->n = n;
-	s->names = names;
-	s->full_names = full_names;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	for (size_t r = 0; r < n; r++) {
-		s->res[r].s = s;
-		s->res[r].r = r;
-	}
+	for (size_t r = 0; r < n; r++)
+		if (servers_add(s, names[r], full_names[r]) < 0) {
+			servers_free(s);
+			return NULL;
+		}
 	return s;
+}
+
+ssize_t servers_add(struct servers *s, const char *name, const char *full_name)
+{
+	struct res *res = calloc(1, sizeof(*res));
+	if (!res)
+		return -ENOMEM;
+	res->s = s;
+	res->name = strdup(name);
+	res->full_name = strdup(full_name);
+	pthread_mutex_lock(&s->mu);
+	struct res **a =
+	    res->name && res->full_name ? realloc(s->res, (s->n + 1) * sizeof(*a)) : NULL;
+	if (!a) {
+		pthread_mutex_unlock(&s->mu);
+		free(res->name);
+		free(res->full_name);
+		free(res);
+		return -ENOMEM;
+	}
+	s->res = a;
+	res->r = s->n;
+	s->res[s->n++] = res;
+	pthread_mutex_unlock(&s->mu);
+	return (ssize_t)res->r;
 }
 
 static void shutdown_fn(struct rpc_tag *tag, bool ok)
@@ -610,7 +623,7 @@ int servers_listen(struct servers *s, size_t r, const char *path)
 {
 	if (r >= s->n)
 		return -EINVAL;
-	struct res *res = &s->res[r];
+	struct res *res = s->res[r];
 	char addr[4200];
 	int n = snprintf(addr, sizeof(addr), "unix:%s", path);
 	if (n < 0 || (size_t)n >= sizeof(addr))
@@ -661,7 +674,7 @@ int servers_listen(struct servers *s, size_t r, const char *path)
 	res->ino = st.st_ino;
 	request_call(gs);
 	pthread_mutex_unlock(&s->mu);
-	log_info("serving resource=%s socket=%s", s->full_names[r], path);
+	log_info("serving resource=%s socket=%s", s->res[r]->full_name, path);
 	return 0;
 }
 
@@ -670,8 +683,8 @@ void servers_stop(struct servers *s, size_t r)
 	if (r >= s->n)
 		return;
 	pthread_mutex_lock(&s->mu);
-	res_shutdown(&s->res[r]);
-	remove_socket(&s->res[r]);
+	res_shutdown(s->res[r]);
+	remove_socket(s->res[r]);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -680,7 +693,7 @@ bool servers_socket_ok(struct servers *s, size_t r)
 	if (r >= s->n)
 		return false;
 	pthread_mutex_lock(&s->mu);
-	struct res *res = &s->res[r];
+	struct res *res = s->res[r];
 	struct stat st;
 	bool ok = res->gs && res->path && stat(res->path, &st) == 0 && st.st_dev == res->dev &&
 		  st.st_ino == res->ino;
@@ -699,7 +712,7 @@ void servers_publish(struct servers *s, size_t r, struct snapshot *snap)
 	uint8_t *bytes = list_bytes(snap, &len);
 	grpc_byte_buffer *msg = bytes ? rpc_buffer_from(bytes, len) : NULL;
 	pthread_mutex_lock(&s->mu);
-	struct res *res = &s->res[r];
+	struct res *res = s->res[r];
 	struct snapshot *old = res->snap;
 	grpc_byte_buffer *old_msg = res->lw_msg;
 	uint8_t *old_bytes = res->lw_bytes;
@@ -729,14 +742,14 @@ void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m)
 {
 	pthread_mutex_lock(&s->mu);
 	if (r < s->n)
-		s->res[r].metrics = m;
+		s->res[r]->metrics = m;
 	pthread_mutex_unlock(&s->mu);
 }
 
 size_t servers_n_streams(struct servers *s, size_t r)
 {
 	pthread_mutex_lock(&s->mu);
-	size_t n = r < s->n ? s->res[r].n_streams : 0;
+	size_t n = r < s->n ? s->res[r]->n_streams : 0;
 	pthread_mutex_unlock(&s->mu);
 	return n;
 }
@@ -747,8 +760,8 @@ void servers_free(struct servers *s)
 		return;
 	pthread_mutex_lock(&s->mu);
 	for (size_t r = 0; r < s->n; r++) {
-		res_shutdown(&s->res[r]);
-		remove_socket(&s->res[r]);
+		res_shutdown(s->res[r]);
+		remove_socket(s->res[r]);
 	}
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -760,10 +773,13 @@ void servers_free(struct servers *s)
 		}
 	pthread_mutex_unlock(&s->mu);
 	for (size_t r = 0; r < s->n; r++) {
-		snapshot_unref(s->res[r].snap);
-		if (s->res[r].lw_msg)
-			grpc_byte_buffer_destroy(s->res[r].lw_msg);
-		free(s->res[r].lw_bytes);
+		snapshot_unref(s->res[r]->snap);
+		if (s->res[r]->lw_msg)
+			grpc_byte_buffer_destroy(s->res[r]->lw_msg);
+		free(s->res[r]->lw_bytes);
+		free(s->res[r]->name);
+		free(s->res[r]->full_name);
+		free(s->res[r]);
 	}
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->mu);

@@ -17,9 +17,11 @@
 struct servers;
 
 /* names[r]: the resource's config name ("serial"), used for env vars;
- * full_names[r]: "domain/name", used in logs. Both borrowed. */
+ * full_names[r]: "domain/name", used in logs. Both copied. */
 struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
 			    const char *const *full_names);
+/* Appends a resource (names copied); its index, or -ENOMEM. */
+ssize_t servers_add(struct servers *s, const char *name, const char *full_name);
 /* Stops every server (cancels streams), waits for them: call before
  * rpc_free. NULL is a no-op. */
 void servers_free(struct servers *s);

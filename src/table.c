@@ -25,7 +25,7 @@ struct resource {
 struct table {
 	struct resource *res;
 	size_t n_res;
-	const char *const *names;
+	const char **names; /* borrowed strings, our array */
 	int64_t grace_us;
 };
 
@@ -34,15 +34,33 @@ struct table *table_new(size_t n_resources, const char *const *names, unsigned g
 	struct table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->res = calloc(n_resources ? n_resources : 1, sizeof(*t->res));
-	if (!t->res) {
-		free(t);
-		return NULL;
-	}
-	t->n_res = n_resources;
-	t->names = names;
 	t->grace_us = (int64_t)grace_ms * 1000;
+	for (size_t r = 0; r < n_resources; r++)
+		if (table_add_resource(t, names[r]) < 0) {
+			table_free(t);
+			return NULL;
+		}
 	return t;
+}
+
+ssize_t table_add_resource(struct table *t, const char *name)
+{
+	struct resource *res = realloc(t->res, (t->n_res + 1) * sizeof(*res));
+	if (!res)
+		return -ENOMEM;
+	t->res = res;
+	const char **names = realloc(t->names, (t->n_res + 1) * sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	t->names = names;
+	memset(&t->res[t->n_res], 0, sizeof(*t->res));
+	t->names[t->n_res] = name;
+	return (ssize_t)t->n_res++;
+}
+
+void table_set_grace(struct table *t, unsigned grace_ms)
+{
+	t->grace_us = (int64_t)grace_ms * 1000;
 }
 
 static void entry_clear(struct entry *e)
@@ -62,6 +80,7 @@ void table_free(struct table *t)
 		free(t->res[r].entries);
 	}
 	free(t->res);
+	free(t->names);
 	free(t);
 }
 
@@ -230,6 +249,16 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 	if (changed)
 		res->generation++;
 	return changed ? 1 : 0;
+}
+
+void table_clear_resource(struct table *t, size_t r)
+{
+	if (r >= t->n_res || t->res[r].n == 0)
+		return;
+	for (size_t i = 0; i < t->res[r].n; i++)
+		entry_clear(&t->res[r].entries[i]);
+	t->res[r].n = 0;
+	t->res[r].generation++;
 }
 
 int table_expire(struct table *t, int64_t now_us)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "instance.h"
 
@@ -44,6 +45,11 @@ const struct snap_device *snapshot_find(const struct snapshot *s, const char *id
 /* names[r] (borrowed, must outlive the table) is used in log lines. */
 struct table *table_new(size_t n_resources, const char *const *names, unsigned grace_ms);
 void table_free(struct table *t);
+/* Appends a resource (name borrowed); its index, or -ENOMEM. */
+ssize_t table_add_resource(struct table *t, const char *name);
+/* Drops every instance of resource r at once (it left the config). */
+void table_clear_resource(struct table *t, size_t r);
+void table_set_grace(struct table *t, unsigned grace_ms);
 
 /* Replaces what group g of resource r provides with insts[0..n) (ownership
  * of the array and its contents passes to the table, also on error).
