@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from kubelet import Kubelet  # noqa: E402
 
 BIN = os.environ.get("UDP_BIN", os.path.join(ROOT, "bin", "usb-device-plugin"))
-IDLE_S = float(os.environ.get("BENCH_IDLE_S", "30"))
+IDLE_S = float(os.environ.get("BENCH_IDLE_S", "60"))
 
 
 def out(name, value, unit=""):
@@ -54,6 +54,16 @@ def proc_stats(pid):
     return ticks, switches, rss
 
 
+def smaps(pid, field):
+    """A field of /proc/PID/smaps_rollup in kB: Pss counts shared library
+    pages once per process sharing them; Anonymous is the plugin's own."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
 class Run:
     def __init__(self, n_files):
         self.tmp = tempfile.TemporaryDirectory()
@@ -71,6 +81,7 @@ class Run:
                                      stdin=subprocess.DEVNULL)
         self.plugin = self.kubelet.wait_plugin("example.com/serial", timeout=30)
         self.plugin.stream.wait(lambda d: len(d) == n_files, timeout=30)
+        self.n = n_files
         self.ready_s = time.monotonic() - self.t0
 
     def close(self):
@@ -87,6 +98,8 @@ def bench_startup():
             time.sleep(0.5)  # let gRPC's threads settle before reading RSS
             out("startup_to_first_list_ms_%d_devices" % n, "%.1f" % (r.ready_s * 1000))
             out("rss_kib_%d_devices" % n, proc_stats(r.proc.pid)[2])
+            out("pss_kib_%d_devices" % n, smaps(r.proc.pid, "Pss"))
+            out("anon_kib_%d_devices" % n, smaps(r.proc.pid, "Anonymous"))
         finally:
             r.close()
 
@@ -125,6 +138,49 @@ def bench_event_to_update(r):
     out("file_created_to_listandwatch_p99_us", "%.0f" % pct(lat, 99))
 
 
+def bench_storm(n=1000):
+    """n device files created in one burst: time until the kubelet has the
+    whole list, and how many lists it took."""
+    r = Run(0)
+    try:
+        s = r.plugin.stream
+        before = s.count()
+        t = time.monotonic()
+        for i in range(n):
+            mknod(os.path.join(r.dev, "tty%d" % i))
+        s.wait(lambda d: len(d) == n, timeout=60)
+        out("storm_%d_files_to_settled_list_ms" % n, "%.1f" % ((time.monotonic() - t) * 1000))
+        out("storm_%d_files_lists_sent" % n, s.count() - before)
+    finally:
+        r.close()
+
+
+def bench_concurrent_allocate(r, threads=8, calls=250):
+    import threading
+    ids = sorted(r.plugin.stream.latest())
+    errors = []
+
+    def worker(k):
+        from kubelet import Plugin  # noqa: F401 (same process, own channel)
+        import grpc
+        ch = r.plugin.channel
+        for i in range(calls):
+            try:
+                r.plugin.allocate([ids[(k + i) % len(ids)]])
+            except grpc.RpcError as e:  # pragma: no cover - counted
+                errors.append(e)
+        del ch
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    t = time.monotonic()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    total = time.monotonic() - t
+    out("allocate_per_s_%d_threads" % threads, "%.0f" % (threads * calls / total))
+    out("allocate_errors_concurrent", len(errors))
+
+
 def bench_idle(r):
     time.sleep(1)
     t0, c0, _ = proc_stats(r.proc.pid)
@@ -142,9 +198,11 @@ def main():
         sys.exit("no %s: run make first" % BIN)
     out("binary", BIN)
     bench_startup()
+    bench_storm()
     r = Run(10)
     try:
         bench_allocate(r)
+        bench_concurrent_allocate(r)
         bench_event_to_update(r)
         bench_idle(r)
     finally:

@@ -71,6 +71,34 @@ def bench_latency(n=50):
             k.stop()
 
 
+def bench_storm(devices=143):
+    """A plug storm: 143 CH340s plugged back to back, 7 uevents each = 1,001
+    events: time from the first to the kubelet holding the whole list, and
+    how many lists it took."""
+    with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
+        pd = tmp + "/"
+        k = Kubelet(pd).start()
+        p = start(world, pd, open(os.path.join(tmp, "log"), "w"))
+        try:
+            s = k.wait_plugin("example.com/ch340", timeout=10).stream
+            s.wait(lambda d: d == {})
+            before = s.count()
+            n0 = len(world.sent)
+            t = time.monotonic()
+            for i in range(devices):
+                bus, port = divmod(i, 100)
+                world.plug(uw.ch340(port="%d-%d" % (bus + 1, port + 1)))
+            s.wait(lambda d: len(d) == devices and all(h == "Healthy" for h in d.values()),
+                   timeout=60)
+            out("usb_storm_%d_uevents_to_settled_list_ms" % (len(world.sent) - n0),
+                "%.0f" % ((time.monotonic() - t) * 1000))
+            out("usb_storm_lists_sent", s.count() - before)
+        finally:
+            p.terminate()
+            p.wait(10)
+            k.stop()
+
+
 def bench_enumeration(n=1000):
     with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()
@@ -110,6 +138,7 @@ def main():
         print("usb benchmarks skipped: %s" % reason)
         return
     bench_latency()
+    bench_storm()
     bench_enumeration()
 
 
