@@ -152,7 +152,9 @@ static void update_watches(struct daemon *d)
 	free(dirs);
 }
 
-static void scan_paths(struct daemon *d)
+/* Brings the table up to date with one kind of group (paths or usb) of
+ * every resource: expand each group now and hand the result over. */
+static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
 	for (size_t r = 0; r < d->n_res; r++) {
@@ -160,19 +162,27 @@ static void scan_paths(struct daemon *d)
 			continue;
 		const struct cfg_device *dev = d->res[r]->dev;
 		for (size_t g = 0; g < dev->n_groups; g++) {
-			if (!dev->groups[g].n_paths)
+			const struct cfg_group *grp = &dev->groups[g];
+			if (usb ? !grp->n_usb : !grp->n_paths)
 				continue;
 			struct dev_instance *insts = NULL;
 			size_t n = 0;
-			int e = paths_expand(&dev->groups[g], g, &insts, &n);
+			int e = usb ? usb_expand(d->usb, grp, g, &insts, &n)
+				    : paths_expand(grp, g, &insts, &n);
 			if (e < 0) {
-				log_warn("path scan failed resource=%s group=%zu err=\"%s\"",
-					 d->res[r]->full_name, g, strerror(-e));
+				log_warn("%s scan failed resource=%s group=%zu err=\"%s\"",
+					 usb ? "usb" : "path", d->res[r]->full_name, g,
+					 strerror(-e));
 				continue;
 			}
 			table_update_group(d->table, r, g, insts, n, now);
 		}
 	}
+}
+
+static void scan_paths(struct daemon *d)
+{
+	scan_groups(d, false);
 	update_watches(d);
 }
 
@@ -232,25 +242,7 @@ static void on_dev_event(struct loop *loop, int fd, uint32_t events, void *data)
 
 static void scan_usb(struct daemon *d)
 {
-	int64_t now = loop_now_us();
-	for (size_t r = 0; r < d->n_res; r++) {
-		if (d->res[r]->retired)
-			continue;
-		const struct cfg_device *dev = d->res[r]->dev;
-		for (size_t g = 0; g < dev->n_groups; g++) {
-			if (!dev->groups[g].n_usb)
-				continue;
-			struct dev_instance *insts = NULL;
-			size_t n = 0;
-			int e = usb_expand(d->usb, &dev->groups[g], g, &insts, &n);
-			if (e < 0) {
-				log_error("usb matching failed resource=%s group=%zu err=\"%s\"",
-					  d->res[r]->full_name, g, strerror(-e));
-				continue;
-			}
-			table_update_group(d->table, r, g, insts, n, now);
-		}
-	}
+	scan_groups(d, true);
 }
 
 static void on_usb_changed(void *data)

@@ -104,6 +104,26 @@ struct buf {
 	bool oom;
 };
 
+static bool buf_init(struct buf *b, size_t cap)
+{
+	*b = (struct buf){.cap = cap, .s = malloc(cap)};
+	if (b->s)
+		b->s[0] = '\0';
+	return b->s != NULL;
+}
+
+/* The text, or NULL (and nothing to free) when it ran out of memory. */
+static char *buf_finish(struct buf *b, size_t *len)
+{
+	if (b->oom) {
+		free(b->s);
+		return NULL;
+	}
+	if (len)
+		*len = b->len;
+	return b->s;
+}
+
 static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void put(struct buf *b, const char *fmt, ...)
@@ -166,11 +186,9 @@ static void per_resource(struct buf *b, struct metrics *m, const char *name, con
 
 char *metrics_render(struct metrics *m, size_t *len)
 {
-	struct buf b = {.cap = 4096};
-	b.s = malloc(b.cap);
-	if (!b.s)
+	struct buf b;
+	if (!buf_init(&b, 4096))
 		return NULL;
-	b.s[0] = '\0';
 	put(&b, "# HELP usbdp_build_info The plugin's version.\n# TYPE usbdp_build_info gauge\n"
 		"usbdp_build_info{version=\"");
 	label(&b, UDP_VERSION);
@@ -244,21 +262,14 @@ char *metrics_render(struct metrics *m, size_t *len)
 	    "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
 	    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
 	    rss * sysconf(_SC_PAGESIZE));
-	if (b.oom) {
-		free(b.s);
-		return NULL;
-	}
-	*len = b.len;
-	return b.s;
+	return buf_finish(&b, len);
 }
 
 char *metrics_health(struct metrics *m, bool *ready)
 {
-	struct buf b = {.cap = 256};
-	b.s = malloc(b.cap);
-	if (!b.s)
+	struct buf b;
+	if (!buf_init(&b, 256))
 		return NULL;
-	b.s[0] = '\0';
 	*ready = true;
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < m->n_res; i++) {
@@ -276,9 +287,5 @@ char *metrics_health(struct metrics *m, bool *ready)
 	pthread_mutex_unlock(&m->mu);
 	if (*ready)
 		put(&b, "ok\n");
-	if (b.oom) {
-		free(b.s);
-		return NULL;
-	}
-	return b.s;
+	return buf_finish(&b, NULL);
 }
