@@ -56,7 +56,9 @@ struct res_state {
 	uint64_t published;
 	bool published_any;
 	struct metrics_res *m;
-	const struct cfg_device *dev; /* in one of the daemon's configs */
+	const struct cfg_device *dev; /* in one of the daemon's configs; NULL once retired */
+	char *name;		      /* the device's name, kept when retired */
+	struct kubelet_call *call;    /* the Register call in flight */
 	char *full_name;	      /* domain/name */
 	bool retired;		      /* removed from the config by a reload */
 };
@@ -395,6 +397,7 @@ static void on_registered(void *data, int status, const char *message)
 {
 	struct res_state *rs = data;
 	struct daemon *d = rs->d;
+	rs->call = NULL;
 	if (rs->m) {
 		atomic_store(&rs->m->registered, status == 0);
 		atomic_fetch_add(status == 0 ? &rs->m->registrations : &rs->m->registration_errors,
@@ -439,8 +442,8 @@ static void register_resource(struct daemon *d, size_t r)
 	loop_timer_cancel(d->loop, on_retry, rs);
 	log_info("registering with kubelet resource=%s endpoint=%s previous=%s",
 		 d->res[r]->full_name, rs->endpoint, reg_state_name[rs->state]);
-	int e = kubelet_register(d->rpc, d->kubelet_sock, rs->endpoint, d->res[r]->full_name,
-				 REGISTER_TIMEOUT_MS, on_registered, rs);
+	int e = kubelet_register(d->rpc, d->kubelet_sock, rs->endpoint, rs->full_name,
+				 REGISTER_TIMEOUT_MS, on_registered, rs, &rs->call);
 	if (e < 0) {
 		on_registered(rs, 2 /* UNKNOWN */, strerror(-e));
 		return;
@@ -453,8 +456,8 @@ static int serve_resource(struct daemon *d, size_t r)
 {
 	struct res_state *rs = d->res[r];
 	char path[PATH_MAX];
-	int n = snprintf(rs->endpoint, sizeof(rs->endpoint), "usbdp-%s.%u.sock",
-			 d->res[r]->dev->name, rs->seq++);
+	int n =
+	    snprintf(rs->endpoint, sizeof(rs->endpoint), "usbdp-%s.%u.sock", rs->name, rs->seq++);
 	if (n < 0 || (size_t)n >= sizeof(rs->endpoint))
 		return -ENAMETOOLONG;
 	n = snprintf(path, sizeof(path), "%s%s", d->cfg->plugin_dir, rs->endpoint);
@@ -604,7 +607,7 @@ static void remove_stale_sockets(struct daemon *d)
 	char pattern[PATH_MAX];
 	for (size_t r = 0; r < d->n_res; r++) {
 		int n = snprintf(pattern, sizeof(pattern), "%susbdp-%s.*.sock", d->cfg->plugin_dir,
-				 d->res[r]->dev->name);
+				 d->res[r]->name);
 		if (n < 0 || (size_t)n >= sizeof(pattern))
 			continue;
 		glob_t gl;
@@ -669,6 +672,7 @@ static void retire(struct daemon *d, size_t r)
 {
 	struct res_state *rs = d->res[r];
 	rs->retired = true;
+	rs->dev = NULL;
 	loop_timer_cancel(d->loop, on_retry, rs);
 	servers_stop(d->servers, r);
 	table_clear_resource(d->table, r);
@@ -686,6 +690,28 @@ static void warn_setting(const char *what, const char *old, const char *now)
 		log_warn("reload: %s changed from \"%s\" to \"%s\": it takes effect at the next "
 			 "start; still using \"%s\"",
 			 what, old, now, old);
+}
+
+/* Frees the reloaded configs no resource points into any more, so that
+ * reloading does not grow memory. */
+static void drop_unused_configs(struct daemon *d)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < d->n_reloaded; i++) {
+		const struct config *c = d->reloaded[i];
+		bool used = false;
+		for (size_t r = 0; r < d->n_res && !used; r++) {
+			const struct cfg_device *dev = d->res[r]->dev;
+			used = dev && dev >= c->devices && dev < c->devices + c->n_devices;
+		}
+		if (used) {
+			d->reloaded[k++] = d->reloaded[i];
+		} else {
+			config_free(d->reloaded[i]);
+			free(d->reloaded[i]);
+		}
+	}
+	d->n_reloaded = k;
 }
 
 /* Reads the flags and the config file again and applies the devices list,
@@ -723,7 +749,7 @@ static void reload(struct daemon *d)
 			continue;
 		const struct cfg_device *now = NULL;
 		for (size_t j = 0; j < nc->n_devices && !now; j++)
-			if (strcmp(nc->devices[j].name, rs->dev->name) == 0)
+			if (strcmp(nc->devices[j].name, rs->name) == 0)
 				now = &nc->devices[j];
 		if (!now) {
 			retire(d, r);
@@ -740,7 +766,7 @@ static void reload(struct daemon *d)
 		bool known = false;
 		for (size_t r = 0; r < n_before && !known; r++)
 			known = !d->res[r]->retired &&
-				strcmp(d->res[r]->dev->name, nc->devices[j].name) == 0;
+				strcmp(d->res[r]->name, nc->devices[j].name) == 0;
 		if (known)
 			continue;
 		if (add_slot(d, &nc->devices[j]) < 0) {
@@ -751,6 +777,7 @@ static void reload(struct daemon *d)
 		if (serve_resource(d, d->n_res - 1) == 0 && kubelet_socket_present(d))
 			register_resource(d, d->n_res - 1);
 	}
+	drop_unused_configs(d);
 	if (start_usb(d) < 0)
 		log_error("reload: cannot start USB discovery err=\"%s\"", strerror(errno));
 	d->rescan = true;
@@ -802,9 +829,22 @@ static int add_slot(struct daemon *d, const struct cfg_device *dev)
 	rs->d = d;
 	rs->r = d->n_res;
 	rs->dev = dev;
+	if (!(rs->name = strdup(dev->name))) {
+		free(rs->full_name);
+		free(rs);
+		return -ENOMEM;
+	}
+	/* A name served before (removed, then added back by reloads) goes on
+	 * with its socket numbers: gRPC unlinks an old listener's file
+	 * whenever it gets to it, so a name is never reused. */
+	for (size_t r = 0; r < d->n_res; r++)
+		if (d->res[r]->retired && strcmp(d->res[r]->name, rs->name) == 0 &&
+		    d->res[r]->seq > rs->seq)
+			rs->seq = d->res[r]->seq;
 	rs->m = metrics_resource(d->metrics, rs->full_name);
 	if (table_add_resource(d->table, rs->full_name) != (ssize_t)rs->r ||
 	    (d->servers && servers_add(d->servers, dev->name, rs->full_name) != (ssize_t)rs->r)) {
+		free(rs->name);
 		free(rs->full_name);
 		free(rs);
 		return -ENOMEM;
@@ -870,8 +910,7 @@ static int setup(struct daemon *d)
 	if (!(d->servers = servers_new(d->rpc, 0, NULL, NULL)))
 		return -ENOMEM;
 	for (size_t r = 0; r < d->n_res; r++) {
-		if (servers_add(d->servers, d->res[r]->dev->name, d->res[r]->full_name) !=
-		    (ssize_t)r)
+		if (servers_add(d->servers, d->res[r]->name, d->res[r]->full_name) != (ssize_t)r)
 			return -ENOMEM;
 		servers_set_metrics(d->servers, r, d->res[r]->m);
 	}
@@ -891,9 +930,11 @@ static int setup(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
-	http_stop(d->http);	  /* first: it reads the metrics */
-	servers_free(d->servers); /* stops serving, removes our sockets */
-	rpc_free(d->rpc);	  /* runs the last registration callbacks */
+	http_stop(d->http); /* first: it reads the metrics */
+	for (size_t r = 0; r < d->n_res; r++)
+		kubelet_cancel(d->res[r]->call); /* a kubelet that never answers */
+	servers_free(d->servers);		 /* stops serving, removes our sockets */
+	rpc_free(d->rpc);			 /* runs the last registration callbacks */
 	usb_watch_free(d->usb);
 	usbids_close(d->ids);
 	if (d->loop)
@@ -913,6 +954,7 @@ static void teardown(struct daemon *d)
 		free(d->warned[i]);
 	free(d->warned);
 	for (size_t r = 0; r < d->n_res; r++) {
+		free(d->res[r]->name);
 		free(d->res[r]->full_name);
 		free(d->res[r]);
 	}

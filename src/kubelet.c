@@ -11,7 +11,7 @@
 #include "deviceplugin.pb-c.h"
 #include "log.h"
 
-struct reg_call {
+struct kubelet_call {
 	struct rpc_tag tag; /* completes on the gRPC thread */
 	struct rpc_job job; /* then finishes on the loop */
 	struct rpc *rpc;
@@ -28,7 +28,8 @@ struct reg_call {
 
 static void reg_finish(struct rpc_job *job)
 {
-	struct reg_call *rc = (struct reg_call *)((char *)job - offsetof(struct reg_call, job));
+	struct kubelet_call *rc =
+	    (struct kubelet_call *)((char *)job - offsetof(struct kubelet_call, job));
 	char *details = grpc_slice_to_c_string(rc->details);
 	rc->done(rc->data, (int)rc->status, details ? details : "");
 	gpr_free(details);
@@ -48,14 +49,15 @@ static void reg_finish(struct rpc_job *job)
 
 static void reg_complete(struct rpc_tag *tag, bool ok)
 {
-	struct reg_call *rc = (struct reg_call *)tag;
+	struct kubelet_call *rc = (struct kubelet_call *)tag;
 	if (!ok && rc->status == GRPC_STATUS_OK)
 		rc->status = GRPC_STATUS_UNKNOWN;
 	rpc_post(rc->rpc, &rc->job);
 }
 
 int kubelet_register(struct rpc *rpc, const char *socket_path, const char *endpoint,
-		     const char *resource_name, int timeout_ms, kubelet_done_cb done, void *data)
+		     const char *resource_name, int timeout_ms, kubelet_done_cb done, void *data,
+		     struct kubelet_call **call)
 {
 	char target[4200];
 	int n = snprintf(target, sizeof(target), "unix:%s", socket_path);
@@ -72,7 +74,7 @@ int kubelet_register(struct rpc *rpc, const char *socket_path, const char *endpo
 	req.options = &opts;
 	size_t len = v1beta1__register_request__get_packed_size(&req);
 	uint8_t *buf = malloc(len ? len : 1);
-	struct reg_call *rc = calloc(1, sizeof(*rc));
+	struct kubelet_call *rc = calloc(1, sizeof(*rc));
 	if (!buf || !rc) {
 		free(buf);
 		free(rc);
@@ -124,5 +126,13 @@ int kubelet_register(struct rpc *rpc, const char *socket_path, const char *endpo
 		free(rc);
 		return -EIO;
 	}
+	if (call)
+		*call = rc;
 	return 0;
+}
+
+void kubelet_cancel(struct kubelet_call *call)
+{
+	if (call)
+		grpc_call_cancel(call->call, NULL);
 }
