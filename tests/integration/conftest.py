@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -156,18 +155,14 @@ class PluginProcess:
 
 
 @pytest.fixture
-def run_plugin(plugin_dir):
-    """run_plugin(*device_json, extra=[...]) starts the plugin; every plugin
-    started is stopped with SIGTERM at the end and must exit 0, clean."""
+def start_raw():
+    """start_raw(args, env=None) runs the plugin with exactly these flags.
+    Every plugin started is stopped with SIGTERM at the end and must exit
+    0 with a clean sanitizer/valgrind log."""
     started = []
 
-    def start(*devices, extra=(), env=None, plugin_directory=None):
-        # port 0: each plugin its own free port (logged), tests run side by side
-        args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
-                "--domain", "example.com", "--listen", "127.0.0.1:0"]
-        for d in devices:
-            args += ["--device", d if isinstance(d, str) else json.dumps(d)]
-        p = PluginProcess(args + list(extra), env=env)
+    def start(args, env=None):
+        p = PluginProcess(list(args), env=env)
         started.append(p)
         return p
 
@@ -177,6 +172,21 @@ def run_plugin(plugin_dir):
             rc = p.stop()
             assert rc == 0, "plugin exited %r; log:\n%s" % (rc, p.log()[-4000:])
         p.check_clean()
+
+
+@pytest.fixture
+def run_plugin(plugin_dir, start_raw):
+    """run_plugin(*device_json, extra=[...]) starts the plugin with the
+    tests' usual flags (see start_raw for the end of its life)."""
+    def start(*devices, extra=(), env=None, plugin_directory=None):
+        # port 0: each plugin its own free port (logged), tests run side by side
+        args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
+                "--domain", "example.com", "--listen", "127.0.0.1:0"]
+        for d in devices:
+            args += ["--device", d if isinstance(d, str) else json.dumps(d)]
+        return start_raw(args + list(extra), env=env)
+
+    return start
 
 
 def sha1_id(slot, *paths):

@@ -2,7 +2,6 @@
 text-format parser, and the endpoint's behaviour with bad clients."""
 
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request

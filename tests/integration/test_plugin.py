@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from conftest import SLOW, sha1_id
-from kubelet import Kubelet, api, wait_until
+from kubelet import Kubelet
 
 RES = "example.com/serial"
 

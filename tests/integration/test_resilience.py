@@ -12,9 +12,8 @@ import threading
 import time
 
 import grpc
-import pytest
 
-from conftest import SLOW, WRAP, PluginProcess, sha1_id
+from conftest import SLOW, WRAP, sha1_id
 from kubelet import Kubelet, api, wait_until
 
 DOMAIN = "example.com"
@@ -62,26 +61,6 @@ def stuck_stream(endpoint_path):
                            request_serializer=api.Empty.SerializeToString,
                            response_deserializer=api.ListAndWatchResponse.FromString)(api.Empty())
     return ch, call
-
-
-@pytest.fixture
-def start_raw(plugin_dir):
-    """start_raw(args) runs the plugin with exactly these flags (run_plugin
-    always adds --log-level, which would win over a config file's); stopped
-    and checked like run_plugin's."""
-    started = []
-
-    def start(args):
-        p = PluginProcess(list(args))
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        if p.proc.poll() is None:
-            rc = p.stop()
-            assert rc == 0, "plugin exited %r; log:\n%s" % (rc, p.log()[-4000:])
-        p.check_clean()
 
 
 # ---- 1 ----
@@ -696,9 +675,14 @@ def test_sighup_storm_under_load(devdir, tmp_path, kubelet, plugin_dir, start_ra
             # not awaited, so a reload may read the next file already.
             plugin.wait_log(r"SIGHUP received", start=mark)
         # the last file was a (i = 29), and the last reload read it
+        # registered on the socket that exists now (not a stream of an
+        # incarnation a later reload already replaced) and listing want
+        def settled(res):
+            p = kubelet.plugins.get(res)
+            return (p is not None and os.path.exists(os.path.join(plugin_dir, p.endpoint))
+                    and p.stream.ended is None and p.stream.latest() == want[res])
         for res in (keep, change, flip):
-            wait_until(lambda: kubelet.plugins.get(res) and
-                       kubelet.plugins[res].stream.latest() == want[res], 3 * SLOW,
+            wait_until(lambda: settled(res), 3 * SLOW,
                        "%s registered and listing %r after the storm" % (res, want[res]))
     finally:
         stop.set()

@@ -1,7 +1,7 @@
 """pytest fixtures for running the plugin inside a fake USB world
 (usbworld.World, umockdev). Import them into conftest.py:
 
-    from usbfixtures import usb_world, run_in_world, start_in_world  # noqa: F401
+    from usbfixtures import usb_world, start_in_world  # noqa: F401
 
 usb_world          a usbworld.World, closed after the test (skips the test
                    when umockdev's GObject introspection is not importable)
@@ -11,16 +11,12 @@ start_in_world     start_in_world(world, args, asan=None, valgrind=None, env=Non
                    libasan -> libasan goes first in LD_PRELOAD); valgrind=None:
                    follows UDP_WRAP as every other plugin test does (True
                    forces valgrind for this process).
-run_in_world       like conftest's run_plugin, in usb_world: start(*devices,
-                   extra=(), env=None) with the usual flags; every plugin
-                   started is stopped at the end, must exit 0 and be clean.
 
 The plugin needs nothing else: LD_PRELOAD + UMOCKDEV_DIR from World.env()
 redirect its /sys, /dev and netlink uevent socket into the world, where the
 test adds devices (world.present_at_start(...) before starting it,
 world.plug(...)/unplug(...) while it runs)."""
 
-import json
 
 import pytest
 
@@ -61,27 +57,3 @@ def start_in_world(world, args, asan=None, valgrind=None, env=None):
         finally:
             c.WRAP = old
     return c.PluginProcess(args, env=e)
-
-
-@pytest.fixture
-def run_in_world(usb_world, plugin_dir):
-    """run_in_world(*device_json, extra=[...], env=None) starts the plugin in
-    usb_world with conftest's usual flags; all are stopped (SIGTERM) at the
-    end and must exit 0 without sanitizer/valgrind reports."""
-    started = []
-
-    def start(*devices, extra=(), env=None, plugin_directory=None, asan=None, valgrind=None):
-        args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
-                "--domain", "example.com"]
-        for d in devices:
-            args += ["--device", d if isinstance(d, str) else json.dumps(d)]
-        p = start_in_world(usb_world, args + list(extra), asan=asan, valgrind=valgrind, env=env)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        if p.proc.poll() is None:
-            rc = p.stop()
-            assert rc == 0, "plugin exited %r; log:\n%s" % (rc, p.log()[-4000:])
-        p.check_clean()
