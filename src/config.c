@@ -1137,10 +1137,31 @@ static int apply_grace(const struct src *s, const struct cfg_node *n, const char
 	return 0;
 }
 
+/* Empty: off; else an absolute path. */
+static int apply_nfd_file(const struct src *s, const struct cfg_node *n, const char *leaf,
+			  const char *v, struct config *cfg)
+{
+	free(cfg->nfd_file);
+	cfg->nfd_file = NULL;
+	if (!*v)
+		return 0;
+	if (*v != '/' || v[strlen(v) - 1] == '/')
+		return fail(s, n, NULL, leaf, "must be an absolute file path, got \"%s\"", v);
+	return (cfg->nfd_file = strdup(v)) ? 0 : -ENOMEM;
+}
+
 typedef int (*apply_fn)(const struct src *s, const struct cfg_node *n, const char *leaf,
 			const char *v, struct config *cfg);
 
-enum setting { SET_DOMAIN, SET_LISTEN, SET_LOG_LEVEL, SET_PLUGIN_DIR, SET_GRACE, N_SETTINGS };
+enum setting {
+	SET_DOMAIN,
+	SET_LISTEN,
+	SET_LOG_LEVEL,
+	SET_PLUGIN_DIR,
+	SET_GRACE,
+	SET_NFD,
+	N_SETTINGS
+};
 
 static const struct setting_def {
 	const char *name; /* flag without "--", and config file key */
@@ -1154,6 +1175,7 @@ static const struct setting_def {
     [SET_PLUGIN_DIR] = {"plugin-directory", "PLUGIN_DIRECTORY", CONFIG_DEFAULT_PLUGIN_DIR,
 			apply_plugin_dir},
     [SET_GRACE] = {"grace-period", "GRACE_PERIOD", STR(CONFIG_DEFAULT_GRACE_MS) "ms", apply_grace},
+    [SET_NFD] = {"nfd-features-file", "NFD_FEATURES_FILE", "", apply_nfd_file},
 };
 
 /* ---- flags ---- */
@@ -1167,8 +1189,8 @@ struct flags {
 };
 
 static const char *const flag_names[] = {
-    "device",	    "config",  "domain", "listen", "log-level", "plugin-directory",
-    "grace-period", "version", "help",	 "list",   NULL};
+    "device",	    "config",  "domain", "listen", "log-level",		"plugin-directory",
+    "grace-period", "version", "help",	 "list",   "nfd-features-file", NULL};
 
 static int parse_bool_text(const char *t, bool *out)
 {
@@ -1444,8 +1466,15 @@ static int parse_file(const char *path, struct cfg_node **root, char *err, size_
 
 /* ---- putting it together ---- */
 
-static const char *const top_keys[] = {"domain",       "listen",  "log-level", "plugin-directory",
-				       "grace-period", "devices", "device",    NULL};
+static const char *const top_keys[] = {"domain",
+				       "listen",
+				       "log-level",
+				       "plugin-directory",
+				       "grace-period",
+				       "devices",
+				       "device",
+				       "nfd-features-file",
+				       NULL};
 
 /* Checks the file's top level; *devices is its devices list (or NULL),
  * *key the name it was given under. */
@@ -1644,6 +1673,7 @@ void config_free(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->plugin_dir);
 	free(cfg->config_file);
+	free(cfg->nfd_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1676,6 +1706,10 @@ const char *config_usage(void)
 	       "                           Unhealthy before it is dropped: 30s, 500ms, 2m,\n"
 	       "                           1m30s, or a number of seconds.\n"
 	       "                           Env GRACE_PERIOD. Default: 30s\n"
+	       "  --nfd-features-file FILE Keep FILE, a node-feature-discovery local feature\n"
+	       "                           file, up to date with what is plugged in (one\n"
+	       "                           label per resource and per USB vendor:product).\n"
+	       "                           Env NFD_FEATURES_FILE. Default: off\n"
 	       "  --list                   Print every USB device on this node with its\n"
 	       "                           nodes and the resources it matches, and exit: a\n"
 	       "                           dry run for writing config (also: list).\n"

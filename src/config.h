@@ -62,6 +62,7 @@ struct config {
 	char *config_file; /* NULL when none was given or found */
 	enum log_level log_level;
 	unsigned grace_ms; /* how long a vanished instance stays listed Unhealthy */
+	char *nfd_file;	   /* NULL: off; else the NFD local feature file to keep */
 	bool show_version;
 	bool show_help;
 	bool show_list; /* --list: print the USB devices and what they match */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "nfd.h"
 #include "paths.h"
 #include "rpc.h"
 #include "server.h"
@@ -96,6 +97,7 @@ struct daemon {
 	struct metrics *metrics;
 	struct http *http;
 	int64_t pending_since_us; /* first device event not yet published */
+	char *nfd_written;	  /* the feature lines last written (joined) */
 	bool usb_dirty;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
 	int exit_code;
@@ -305,6 +307,80 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 		 path, d->res[r1]->full_name, d->res[r2]->full_name, id1, id2);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The node-feature-discovery feature file: "usbdp.NAME=N" per resource
+ * with N > 0 healthy devices, "usbdp.usb-VVVV-PPPP=N" per USB model
+ * plugged in. Rewritten (atomically) only when its content changes. */
+static void write_features(struct daemon *d)
+{
+	if (!d->cfg->nfd_file)
+		return;
+	uint32_t ids[512];
+	size_t n_ids = d->usb ? usb_watch_settled_ids(d->usb, ids, 512) : 0;
+	if (n_ids > 512)
+		n_ids = 512;
+	char **lines = calloc(d->n_res + n_ids + 1, sizeof(*lines));
+	size_t n = 0;
+	bool oom = !lines;
+	for (size_t r = 0; !oom && r < d->n_res; r++) {
+		uint64_t healthy = d->res[r]->m ? atomic_load(&d->res[r]->m->healthy) : 0;
+		if (d->res[r]->retired || !healthy)
+			continue;
+		oom = asprintf(&lines[n], "usbdp.%s=%llu", d->res[r]->name,
+			       (unsigned long long)healthy) < 0;
+		n += !oom;
+	}
+	qsort(ids, n_ids, sizeof(*ids), cmp_u32);
+	for (size_t i = 0; !oom && i < n_ids;) {
+		size_t j = i;
+		while (j < n_ids && ids[j] == ids[i])
+			j++;
+		oom = asprintf(&lines[n], "usbdp.usb-%04x-%04x=%zu", ids[i] >> 16, ids[i] & 0xffff,
+			       j - i) < 0;
+		n += !oom;
+		i = j;
+	}
+	char *joined = NULL;
+	size_t len = 0;
+	FILE *f = oom ? NULL : open_memstream(&joined, &len);
+	if (f) {
+		qsort(lines, n, sizeof(*lines), cmp_str);
+		for (size_t i = 0; i < n; i++)
+			fprintf(f, "%s\n", lines[i]);
+		fclose(f);
+	}
+	if (joined && !(d->nfd_written && strcmp(joined, d->nfd_written) == 0)) {
+		int e = nfd_write(d->cfg->nfd_file, (const char *const *)lines, n);
+		if (e < 0) {
+			log_warn("cannot write the NFD feature file path=%s err=\"%s\"",
+				 d->cfg->nfd_file, strerror(-e));
+			free(joined);
+		} else {
+			log_debug("NFD feature file written path=%s features=%zu", d->cfg->nfd_file,
+				  n);
+			free(d->nfd_written);
+			d->nfd_written = joined;
+		}
+	} else {
+		free(joined);
+	}
+	for (size_t i = 0; lines && i < n; i++)
+		free(lines[i]);
+	free(lines);
+	if (oom)
+		log_warn("cannot write the NFD feature file: out of memory");
+}
+
 static void publish(struct daemon *d)
 {
 	bool any = false;
@@ -336,6 +412,8 @@ static void publish(struct daemon *d)
 	d->pending_since_us = 0;
 	if (any && d->n_res > 1)
 		table_shared_nodes(d->table, on_shared, d);
+	if (any)
+		write_features(d);
 	int64_t next = table_next_expiry(d->table);
 	if (next)
 		loop_timer_set(d->loop, next, on_expire, d);
@@ -362,11 +440,14 @@ static void on_idle(struct loop *loop, void *data)
 		d->last_rescan_us = loop_now_us();
 		scan_paths(d);
 	}
+	bool usb_changed = d->usb_dirty;
 	if (d->usb_dirty) {
 		d->usb_dirty = false;
 		scan_usb(d);
 	}
 	publish(d);
+	if (usb_changed) /* a model no group matches still makes a label */
+		write_features(d);
 }
 
 /* ---- kubelet registration ---- */
@@ -950,6 +1031,7 @@ static void teardown(struct daemon *d)
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	metrics_free(d->metrics);
+	free(d->nfd_written);
 	for (size_t i = 0; i < d->n_warned; i++)
 		free(d->warned[i]);
 	free(d->warned);

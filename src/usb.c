@@ -839,6 +839,20 @@ enum usb_mode usb_watch_mode(const struct usb_watch *w)
 	return w->mode;
 }
 
+size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < w->n_devs; i++) {
+		const struct usb_dev *d = w->devs[i];
+		if (!d->bound || d->vendor < 0 || d->product < 0)
+			continue;
+		if (n < max)
+			out[n] = (uint32_t)d->vendor << 16 | (uint32_t)d->product;
+		n++;
+	}
+	return n;
+}
+
 size_t usb_watch_count(const struct usb_watch *w)
 {
 	return w->n_devs;

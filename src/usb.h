@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -42,6 +43,10 @@ void usb_watch_free(struct usb_watch *w);
 
 enum usb_mode usb_watch_mode(const struct usb_watch *w);
 const char *usb_mode_name(enum usb_mode mode);
+/* Writes (vendor << 16 | product) of every settled USB device into out
+ * (at most max); returns how many there are (may exceed max). */
+size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t max);
+
 /* Number of usb_devices known (settled or not). */
 size_t usb_watch_count(const struct usb_watch *w);
 

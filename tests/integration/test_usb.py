@@ -316,3 +316,32 @@ def test_device_without_serial_moved_to_another_port_is_another_device(world, ku
     pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy",
                                    "1a86-7523-port-1-2": "Healthy"},
                    what="another CH340 in the first port takes its ID back")
+
+
+def test_nfd_feature_file_follows_plugs(world, kubelet, start, tmp_path):
+    feat = tmp_path / "features.d" / "usb-device-plugin"
+    feat.parent.mkdir()
+    world.present_at_start(uw.ch340(port="1-1"))
+    start(usbdev("ch340", CH340), usbdev("ftdi", FT232R),
+          extra=["--nfd-features-file", str(feat), "--grace-period", "60s"])
+    pl = kubelet.wait_plugin("example.com/ch340")
+    pl.stream.wait(lambda d: len(d) == 1)
+
+    def features():
+        if not feat.exists():
+            return None
+        lines = [ln for ln in feat.read_text().splitlines() if not ln.startswith("#")]
+        return dict(ln.split("=", 1) for ln in lines)
+    wait_until(lambda: features() == {"usbdp.ch340": "1", "usbdp.usb-1a86-7523": "1",
+                                      "usbdp.usb-1d6b-0002": "2"}, 5 * SLOW,
+               "labels for the CH340 (and the root hubs' model)")
+    ft = world.plug(uw.ft232r(port="1-2"))
+    bare = world.plug(uw.bare(port="1-3"))  # matched by no group: a model label all the same
+    wait_until(lambda: (features() or {}).get("usbdp.ftdi") == "1" and
+               features().get("usbdp.usb-1209-0001") == "1", 5 * SLOW, "FTDI and bare labels")
+    world.unplug(ft)
+    world.unplug(bare)
+    wait_until(lambda: "usbdp.ftdi" not in features() and
+               "usbdp.usb-0403-6001" not in features(), 5 * SLOW, "labels gone after unplug")
+    # written atomically: no temporary file left beside it
+    assert sorted(os.listdir(feat.parent)) == ["usb-device-plugin"]
