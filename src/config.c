@@ -1185,12 +1185,22 @@ struct flags {
 	const char *config;
 	const char **devices; /* malloc'd array of pointers into argv */
 	size_t n_devices;
-	bool help, version, list;
+	bool help, version, list, udev_rules;
 };
 
-static const char *const flag_names[] = {
-    "device",	    "config",  "domain", "listen", "log-level",		"plugin-directory",
-    "grace-period", "version", "help",	 "list",   "nfd-features-file", NULL};
+static const char *const flag_names[] = {"device",
+					 "config",
+					 "domain",
+					 "listen",
+					 "log-level",
+					 "plugin-directory",
+					 "grace-period",
+					 "version",
+					 "help",
+					 "list",
+					 "nfd-features-file",
+					 "udev-rules",
+					 NULL};
 
 static int parse_bool_text(const char *t, bool *out)
 {
@@ -1242,8 +1252,8 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 		       sug ? "did you mean --" : "see --help", sug ? sug : "", sug ? "?" : "");
 		return -EINVAL;
 	}
-	bool is_bool =
-	    strcmp(key, "version") == 0 || strcmp(key, "help") == 0 || strcmp(key, "list") == 0;
+	bool is_bool = strcmp(key, "version") == 0 || strcmp(key, "help") == 0 ||
+		       strcmp(key, "list") == 0 || strcmp(key, "udev-rules") == 0;
 	if (is_bool) {
 		bool v = true;
 		if (eq && parse_bool_text(eq + 1, &v) < 0) {
@@ -1251,7 +1261,10 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 			       eq + 1);
 			return -EINVAL;
 		}
-		*(key[0] == 'v' ? &f->version : key[0] == 'h' ? &f->help : &f->list) = v;
+		*(key[0] == 'v'	  ? &f->version
+		  : key[0] == 'h' ? &f->help
+		  : key[0] == 'u' ? &f->udev_rules
+				  : &f->list) = v;
 		return 0;
 	}
 	const char *value = eq ? eq + 1 : NULL;
@@ -1627,6 +1640,7 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	    (r = load_devices(&f, &file, list, key, cfg)) < 0)
 		goto out;
 	cfg->show_list = f.list;
+	cfg->show_udev_rules = f.udev_rules;
 	if (cfg->n_devices == 0 && !f.list) {
 		errput(err, errlen,
 		       "no devices configured: give --device or a config file with a devices "
@@ -1710,6 +1724,8 @@ const char *config_usage(void)
 	       "                           file, up to date with what is plugged in (one\n"
 	       "                           label per resource and per USB vendor:product).\n"
 	       "                           Env NFD_FEATURES_FILE. Default: off\n"
+	       "  --udev-rules             Print udev rules for the configured USB devices\n"
+	       "                           (tag, group plugdev, mode 0660) and exit.\n"
 	       "  --list                   Print every USB device on this node with its\n"
 	       "                           nodes and the resources it matches, and exit: a\n"
 	       "                           dry run for writing config (also: list).\n"

@@ -65,7 +65,8 @@ struct config {
 	char *nfd_file;	   /* NULL: off; else the NFD local feature file to keep */
 	bool show_version;
 	bool show_help;
-	bool show_list; /* --list: print the USB devices and what they match */
+	bool show_list;	      /* --list: print the USB devices and what they match */
+	bool show_udev_rules; /* --udev-rules: print rules for the config's USB entries */
 	struct cfg_device *devices;
 	size_t n_devices;
 };

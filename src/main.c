@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "udevrules.h"
 #include "usb.h"
 #include "usbids.h"
 
@@ -28,6 +29,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg.log_level);
+	if (cfg.show_udev_rules) {
+		int r = udev_rules_write(stdout, &cfg);
+		config_free(&cfg);
+		return r < 0 ? 1 : 0;
+	}
 	if (cfg.show_list) {
 		struct usbids *ids = usbids_open(NULL);
 		int r = usb_list(stdout, &cfg, ids);

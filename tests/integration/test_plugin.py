@@ -377,3 +377,32 @@ def test_node_offered_by_two_resources_is_warned_about_once(devdir, kubelet, run
     devdir.add("ttyUSB1")
     plugin.wait_log(r"node offered by two resources node=%s" % devdir.p("ttyUSB1"))
     assert plugin.log().count("node=%s " % devdir.p("ttyUSB0")) == 1
+
+
+def test_udev_rules_for_usb_entries_and_the_shipped_file():
+    import subprocess
+    from conftest import BIN, ROOT
+    dev = ('{"name": "dongle", "groups": [{"usb": [{"vendor": "0403", "product": "6001", '
+           '"serial": "A5*"}, {"class": "cdc-acm", "port": "1-1.*"}, '
+           '{"vendor": "1a86", "serial": "bad\\"quote"}]}]}')
+    out = subprocess.run([BIN, "--udev-rules", "--device", dev], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("#")]
+    tail = ', TAG+="usb-device-plugin", GROUP="plugdev", MODE="0660"'
+    assert lines == [
+        'SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="0403", '
+        'ATTR{idProduct}=="6001", ATTR{serial}=="A5*"' + tail,
+        'SUBSYSTEM!="usb", SUBSYSTEMS=="usb", ATTRS{idVendor}=="0403", '
+        'ATTRS{idProduct}=="6001", ATTRS{serial}=="A5*"' + tail,
+        'SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", KERNEL=="1-1.*", '
+        'ATTR{bDeviceClass}=="02"' + tail,
+        'SUBSYSTEM!="usb", SUBSYSTEMS=="usb", KERNELS=="1-1.*", '
+        'ATTRS{bInterfaceClass}=="02"' + tail]
+    assert "# not written: a quote" in out.stdout
+    shipped = subprocess.run([BIN, "--udev-rules", "--config",
+                              os.path.join(ROOT, "config", "default.yaml")],
+                             capture_output=True, text=True, timeout=10)
+    with open(os.path.join(ROOT, "udev-rules", "70-usb-device-plugin.rules")) as f:
+        assert f.read() == shipped.stdout, \
+            "udev-rules/70-usb-device-plugin.rules is stale: regenerate it (see its README)"
