@@ -5,7 +5,8 @@
 #                   integration tests again under valgrind
 #   make bench      figures: Allocate latency, event-to-update latency, RSS, idle CPU
 #   make lint       cppcheck + clang-format --dry-run
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+# The release, from VERSION; the image and the manifests use the same tag.
+VERSION := $(shell cat VERSION)
 
 PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd
 CC       ?= cc
@@ -41,11 +42,11 @@ build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h: proto/deviceplugin.
 	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/deviceplugin.proto
 	protoc-c --c_out=build/gen -Ibuild/gen build/gen/deviceplugin.proto
 
-build/obj/%.o: %.c build/gen/deviceplugin.pb-c.h
+build/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
 	@mkdir -p build/obj
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-build/san/%.o: %.c build/gen/deviceplugin.pb-c.h
+build/san/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 

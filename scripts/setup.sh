@@ -10,7 +10,8 @@ build_pkgs=(gcc make pkg-config libc6-dev
 	libcjson-dev libyaml-dev libudev-dev libusb-1.0-0-dev usb.ids libmicrohttpd-dev)
 test_pkgs=(python3 python3-grpcio python3-protobuf protobuf-compiler
 	umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi
-	python3-pytest valgrind python3-prometheus-client)
+	python3-pytest valgrind python3-prometheus-client python3-yaml
+	clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -1148,7 +1148,8 @@ int usb_list(FILE *out, const struct config *cfg, struct usbids *ids)
 	if (!w.udev)
 		return -ENOMEM;
 	int r = scan(&w);
-	qsort(w.devs, w.n_devs, sizeof(*w.devs), cmp_port);
+	if (w.n_devs)
+		qsort(w.devs, w.n_devs, sizeof(*w.devs), cmp_port);
 	fprintf(
 	    out, "%zu USB device%s (events: %s; udev database: %s; names: %s)\n", w.n_devs,
 	    w.n_devs == 1 ? "" : "s", access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel",
