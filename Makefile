@@ -27,7 +27,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
 
-.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image
 all: bin/usb-device-plugin
 
 setup:
@@ -98,6 +98,11 @@ valgrind: bin/usb-device-plugin build/usbprobe
 
 test-valgrind: setup-test
 	@$(MAKE) --no-print-directory valgrind
+
+# The container image (podman; a debootstrap'd base when none can be
+# pulled), smoke-tested: see docs/image.md.
+image: setup
+	scripts/image.sh
 
 bench: setup-test
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Builds the container image with podman and smoke-tests it (make image).
+#
+#   scripts/image.sh
+#   BASE=debian:bookworm IMAGE=example.org/usb-device-plugin scripts/image.sh
+#   SMOKE=chroot scripts/image.sh     smoke test: auto (default), podman,
+#                                     containerd or chroot only
+#
+# 1. installs podman and runc (later debootstrap, containerd) when missing;
+# 2. uses $BASE (default debian:bookworm-slim) when it is in local storage or
+#    can be pulled; else builds localhost/debian:bookworm-slim once with
+#    debootstrap from this machine's Debian mirror and reuses it afterwards;
+# 3. podman build -t IMAGE:VERSION -t IMAGE:latest;
+# 4. runs the image's --version: podman run, else a private containerd + ctr
+#    (which also starts the plugin), else chroot into the exported filesystem;
+# 5. prints the image size.
+# Safe to re-run. Temporary files and the private containerd go away on
+# exit; the host's /var/lib/containerd and /run/containerd/containerd.sock
+# are never used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${IMAGE:-usb-device-plugin}
+BASE=${BASE:-debian:bookworm-slim}
+LOCAL_BASE=localhost/debian:bookworm-slim
+# The release, from the VERSION file, as the Makefile and the manifests.
+VERSION=$(cat VERSION)
+REVISION=$(git rev-parse HEAD 2>/dev/null || true)
+SMOKE=${SMOKE:-auto}
+case "$SMOKE" in auto | podman | containerd | chroot) ;; *) echo "SMOKE: auto, podman, containerd or chroot" >&2; exit 2 ;; esac
+TAG=$(printf '%s' "$VERSION" | tr -c 'A-Za-z0-9_.-' '-')
+
+say() { printf 'image: %s\n' "$*" >&2; }
+die() { say "FAILED: $*"; exit 1; }
+
+start=$(date +%s)
+tmp=""
+ctrd_pid=""
+ctr=(ctr)
+# containerd's shims put their sockets in /run/containerd/s whatever its
+# state dir: the folders this run makes there go again at the end.
+had_run=""; had_run_s=""
+[ -d /run/containerd ] && had_run=1
+[ -d /run/containerd/s ] && had_run_s=1
+cleanup() {
+	local rc=$?
+	if [ -n "$ctrd_pid" ] && kill -0 "$ctrd_pid" 2>/dev/null; then
+		# A task still running (a failure half-way) goes first: its
+		# shim would outlive containerd.
+		local t
+		for t in $("${ctr[@]}" task ls -q 2>/dev/null); do
+			"${ctr[@]}" task kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+			sleep 0.5
+			"${ctr[@]}" task delete -f "$t" >/dev/null 2>&1 || true
+			"${ctr[@]}" container delete "$t" >/dev/null 2>&1 || true
+		done
+		kill "$ctrd_pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$ctrd_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$ctrd_pid" 2>/dev/null || true
+	fi
+	[ -n "$had_run_s" ] || rmdir /run/containerd/s 2>/dev/null || true
+	[ -n "$had_run" ] || rmdir /run/containerd 2>/dev/null || true
+	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
+		# Whatever a container left mounted below it, deepest first.
+		findmnt -rn -o TARGET | awk -v t="$tmp/" 'index($0, t) == 1' | sort -r |
+			while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		rm -rf --one-file-system "$tmp"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+apt_updated=""
+need() { # need PACKAGE... : apt-get install what dpkg does not have
+	local missing=() p status
+	for p in "$@"; do
+		status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+		[ "$status" = installed ] || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Debian mirror apt uses here, for a suite: "URI SUITE" lines from
+# sources.list (one-line format) and *.sources (deb822), type deb only.
+apt_sources() {
+	local f
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -r "$f" ] || continue
+		awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) while ($i !~ /\]$/) i++; if ($i ~ /^\[/ || $i ~ /\]$/) i++;
+			print $i, $(i + 1) }' "$f"
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		awk 'function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no")
+				for (u in uris) for (s in suites) print uris[u], suites[s];
+				types = ""; enabled = ""; delete uris; delete suites }
+			/^[ \t]*$/ { flush(); next }
+			/^#/ { next }
+			{ key = tolower($1); sub(/:$/, "", key); $1 = "" ; sub(/^ +/, "") }
+			key == "types" { types = $0 }
+			key == "enabled" { enabled = tolower($0) }
+			key == "uris" { n = split($0, a, / +/); for (j = 1; j <= n; j++) uris[j] = a[j] }
+			key == "suites" { n = split($0, a, / +/); for (j = 1; j <= n; j++) suites[j] = a[j] }
+			END { flush() }' "$f"
+	done
+}
+
+http_get() { # http_get PORT PATH: the whole answer of 127.0.0.1:PORT, CRs removed
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&3
+		timeout 5 cat <&3 | tr -d '\r'
+	)
+}
+
+# 1. podman, with runc: Debian's podman prefers crun, which refuses cgroup
+# v1/v2 hybrid hosts ("cgroups in hybrid mode not supported").
+need podman runc
+command -v podman >/dev/null || die "podman is not installed"
+podman() { command podman --runtime runc "$@"; }
+
+# 2. The base image.
+base_arg=()
+if podman image exists "$BASE"; then
+	say "base: $BASE (local storage: $(podman image inspect --format '{{.RepoTags}}' "$BASE"))"
+elif timeout 60 podman --runtime runc pull -q "$BASE" >/dev/null 2>&1; then
+	say "base: $BASE (pulled)"
+elif podman image exists "$LOCAL_BASE"; then
+	say "base: $BASE cannot be pulled; using $LOCAL_BASE (built earlier with debootstrap)"
+	base_arg=(--build-arg "BASE=$LOCAL_BASE")
+else
+	case "$BASE" in
+	debian:bookworm-slim | debian:bookworm | docker.io/library/debian:bookworm*) ;;
+	*) die "base image $BASE is not in local storage and cannot be pulled" ;;
+	esac
+	say "base: $BASE cannot be pulled (no registry); building $LOCAL_BASE with debootstrap"
+	need debootstrap debian-archive-keyring
+	sources=$(apt_sources | awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u)
+	mirror=$(printf '%s\n' "$sources" | awk '$2 == "bookworm" { print $1; exit }')
+	[ -n "$mirror" ] || die "no Debian bookworm mirror in /etc/apt/sources.list{,.d}"
+	tmp=$(mktemp -d /tmp/usbdp-image.XXXXXX)
+	root="$tmp/base"
+	say "debootstrap --variant=minbase bookworm from $mirror"
+	debootstrap --variant=minbase bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+		{ tail -20 "$tmp/debootstrap.log" >&2; die "debootstrap"; }
+	# apt in the base reads the same suites as this machine (main only).
+	printf '%s\n' "$sources" | awk '{ print "deb", $1, $2, "main" }' >"$root/etc/apt/sources.list"
+	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
+	tar --numeric-owner --xattrs -C "$root" -c . |
+		podman import --change 'CMD ["/bin/bash"]' \
+			--message "debootstrap --variant=minbase bookworm $mirror" - "$LOCAL_BASE" >/dev/null
+	rm -rf --one-file-system "$root"
+	say "base: $LOCAL_BASE built and kept in podman's storage"
+	base_arg=(--build-arg "BASE=$LOCAL_BASE")
+fi
+
+# 3. Build.
+say "building $IMAGE:$TAG (version $VERSION)"
+podman build --network=host --pull=never "${base_arg[@]}" \
+	--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
+	-t "$IMAGE:$TAG" -t "$IMAGE:latest" . || die "podman build"
+
+# 4. Smoke test: the image's entrypoint prints the version we built.
+ref="$IMAGE:$TAG"
+want="$VERSION"
+check_version() { # check_version OUTPUT HOW
+	local got
+	got=$(printf '%s' "$1" | tr -d '\r' | tail -n 1)
+	[ "$got" = "$want" ] || [ "$got" = "usb-device-plugin $want" ] ||
+		die "$2: --version printed '$got', expected '$want'"
+}
+[ -d "$tmp" ] || tmp=$(mktemp -d /tmp/usbdp-image.XXXXXX)
+verified=""
+
+if [ "$SMOKE" != auto ] && [ "$SMOKE" != podman ]; then
+	:
+elif out=$(timeout 60 podman --runtime runc run --rm "$ref" --version 2>"$tmp/podman-run.err"); then
+	check_version "$out" "podman run"
+	verified="podman run --rm $ref --version: $out"
+else
+	say "podman run does not work here: $(tail -n 1 "$tmp/podman-run.err")"
+fi
+
+if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = containerd ]; } &&
+	need containerd 2>"$tmp/containerd-install.err"; then
+	ns=usbdp-smoke
+	sock="$tmp/containerd.sock"
+	mkdir -p "$tmp/ctrd/root" "$tmp/ctrd/state" "$tmp/dp"
+	cat >"$tmp/ctrd/config.toml" <<-EOF
+		version = 2
+		root = "$tmp/ctrd/root"
+		state = "$tmp/ctrd/state"
+		[grpc]
+		  address = "$sock"
+		[ttrpc]
+		  address = "$sock.ttrpc"
+		[debug]
+		  address = ""
+		[metrics]
+		  address = ""
+		[plugins."io.containerd.grpc.v1.cri"]
+		  restrict_oom_score_adj = true
+	EOF
+	containerd --config "$tmp/ctrd/config.toml" --log-level warn >"$tmp/containerd.log" 2>&1 &
+	ctrd_pid=$!
+	ctr=(ctr --address "$sock" --namespace "$ns")
+	for _ in $(seq 100); do
+		"${ctr[@]}" version >/dev/null 2>&1 && break
+		kill -0 "$ctrd_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if "${ctr[@]}" version >/dev/null 2>&1; then
+		podman save -q --format oci-archive -o "$tmp/image.tar" "$ref" >/dev/null
+		"${ctr[@]}" images import --snapshotter native --index-name "$ref" "$tmp/image.tar" >/dev/null
+		cname="usbdp-smoke-$$"
+		# FIFOs and runc's state in $tmp too; runc's default cgroup (/NAME),
+		# not one below a namespace cgroup that would outlive the run.
+		mkdir -p "$tmp/fifo" "$tmp/runc"
+		run_opts=(--rm --snapshotter native --fifo-dir "$tmp/fifo" --runc-root "$tmp/runc" --cgroup "")
+		if out=$(timeout 60 "${ctr[@]}" run "${run_opts[@]}" "$ref" "$cname" \
+			/usr/bin/usb-device-plugin --version 2>"$tmp/ctr-run.err"); then
+			check_version "$out" "ctr run"
+			verified="containerd $("${ctr[@]}" version 2>/dev/null | awk '/Version:/ { v = $2 } END { print v }') + runc: ctr run $ref --version: $out"
+			# And a start as manifests/usb-device-plugin.yaml runs it: host
+			# network, read-only root, every capability dropped, the default
+			# seccomp profile; the plugin directory (read-write), /dev, /sys
+			# and /run/udev (read-only) from the host; config/default.yaml
+			# where the ConfigMap goes. No kubelet here, and /healthz on a
+			# free loopback port instead of :8080.
+			port=""
+			for _ in $(seq 20); do
+				p=$((20000 + RANDOM % 10000))
+				ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { port=$p; break; }
+			done
+			[ -n "$port" ] || die "no free port for /healthz"
+			mkdir -p "$tmp/config"
+			cp config/default.yaml "$tmp/config/config.yaml"
+			mounts=(--mount "type=bind,src=$tmp/dp,dst=/var/lib/kubelet/device-plugins,options=rbind:rw"
+				--mount "type=bind,src=$tmp/config,dst=/etc/usb-device-plugin,options=rbind:ro"
+				--mount "type=bind,src=/dev,dst=/dev,options=rbind:ro"
+				--mount "type=bind,src=/sys,dst=/sys,options=rbind:ro")
+			[ -d /run/udev ] && mounts+=(--mount "type=bind,src=/run/udev,dst=/run/udev,options=rbind:ro")
+			# ctr 1.6 takes no "ALL": its default set, one by one.
+			nocaps=()
+			for c in CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP \
+				NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE; do
+				nocaps+=(--cap-drop "CAP_$c")
+			done
+			"${ctr[@]}" run "${run_opts[@]}" --net-host --read-only "${nocaps[@]}" --seccomp "${mounts[@]}" \
+				"$ref" "$cname-run" /usr/bin/usb-device-plugin \
+				--config /etc/usb-device-plugin/config.yaml --listen "127.0.0.1:$port" \
+				>"$tmp/plugin.log" 2>&1 &
+			run_pid=$!
+			started=""
+			for _ in $(seq 50); do
+				grep -qs 'waiting for kubelet' "$tmp/plugin.log" && grep -qs 'usb enumeration' "$tmp/plugin.log" &&
+					[ -S "$tmp/dp/usbdp-serial.0.sock" ] && [ -S "$tmp/dp/usbdp-fuse.0.sock" ] &&
+					{ started=1; break; }
+				kill -0 "$run_pid" 2>/dev/null || break
+				sleep 0.2
+			done
+			healthz="" metrics=""
+			if [ -n "$started" ]; then
+				healthz=$(http_get "$port" /healthz) || true
+				metrics=$(http_get "$port" /metrics) || true
+			fi
+			"${ctr[@]}" task kill -s SIGTERM "$cname-run" >/dev/null 2>&1 || true
+			rc=0
+			for _ in $(seq 50); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.2; done
+			if kill -0 "$run_pid" 2>/dev/null; then
+				"${ctr[@]}" task kill -s SIGKILL "$cname-run" >/dev/null 2>&1 || true
+			fi
+			wait "$run_pid" || rc=$?
+			if [ -z "$started" ] || [ "$rc" -ne 0 ] || ! grep -q 'level=info stopped' "$tmp/plugin.log"; then
+				sed 's/^/  plugin: /' "$tmp/plugin.log" >&2
+				die "ctr run: the plugin did not start, serve its socket and stop on SIGTERM (exit $rc)"
+			fi
+			# No kubelet: /healthz says 503, not registered; /metrics lists the
+			# resources (fuse: 10 when the host has /dev/fuse).
+			if ! { printf '%s\n' "$healthz" | head -n 1 | grep -q ' 503' &&
+				printf '%s\n' "$healthz" | grep -q 'not registered with the kubelet'; }; then
+				die "ctr run: GET /healthz answered: $healthz"
+			fi
+			if ! { printf '%s\n' "$metrics" | head -n 1 | grep -q ' 200' &&
+				printf '%s\n' "$metrics" | grep -q '^usbdp_devices{resource="usb-device-plugin.dev/serial"' &&
+				{ [ ! -e /dev/fuse ] ||
+					printf '%s\n' "$metrics" | grep -q '^usbdp_devices{resource="usb-device-plugin.dev/fuse",health="healthy"} 10$'; }; }; then
+				die "ctr run: GET /metrics answered: $(printf '%s\n' "$metrics" | head -n 20)"
+			fi
+			[ -z "$(ls -A "$tmp/dp")" ] || die "ctr run: the plugin left $(ls "$tmp/dp") behind"
+			verified="$verified; and started as the DaemonSet runs it (host network, read-only root, no capabilities, seccomp, config/default.yaml, host /dev /sys read-only): sockets for serial (USB) and fuse in the plugin directory, GET /healthz 503 (no kubelet), GET /metrics 200 with the devices, SIGTERM: exit 0, sockets removed"
+			"${ctr[@]}" images rm --sync "$ref" >/dev/null 2>&1 || true
+		else
+			say "ctr run failed: $(tail -n 3 "$tmp/ctr-run.err" | tr '\n' ' ')"
+		fi
+	else
+		say "containerd did not start: $(tail -n 3 "$tmp/containerd.log" | tr '\n' ' ')"
+	fi
+	kill "$ctrd_pid" 2>/dev/null || true
+	wait "$ctrd_pid" 2>/dev/null || true
+	ctrd_pid=""
+fi
+
+if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = chroot ]; }; then
+	say "no container runtime works here; running the image's filesystem chrooted"
+	cid=$(podman create "$ref")
+	mkdir -p "$tmp/rootfs"
+	podman export "$cid" | tar -C "$tmp/rootfs" -x
+	podman rm "$cid" >/dev/null
+	out=$(chroot "$tmp/rootfs" /usr/bin/usb-device-plugin --version) || die "chroot: --version"
+	check_version "$out" "chroot"
+	chroot "$tmp/rootfs" /usr/bin/usb-device-plugin --help >/dev/null || die "chroot: --help"
+	verified="chroot into the exported image filesystem: --version: $out; --help: ok"
+fi
+[ -n "$verified" ] || die "smoke test ($SMOKE): nothing ran the image"
+say "verified: $verified"
+
+# 5. Size.
+size=$(podman image inspect --format '{{.Size}}' "$ref")
+say "$IMAGE:$TAG and $IMAGE:latest: $(awk -v s="$size" 'BEGIN { printf "%.1f MiB (%d bytes)", s / 1048576, s }')"
+say "done in $(($(date +%s) - start)) s"
