@@ -381,7 +381,8 @@ static void write_features(struct daemon *d)
 		log_warn("cannot write the NFD feature file: out of memory");
 }
 
-static void publish(struct daemon *d)
+/* Publishes what changed; true when some resource had a new generation. */
+static bool publish(struct daemon *d)
 {
 	bool any = false;
 	for (size_t r = 0; r < d->n_res; r++) {
@@ -407,9 +408,7 @@ static void publish(struct daemon *d)
 		rs->published_any = true;
 		any = true;
 	}
-	if (any && d->pending_since_us)
-		metrics_latency(d->metrics, (double)(loop_now_us() - d->pending_since_us) / 1e6);
-	d->pending_since_us = 0;
+
 	if (any && d->n_res > 1)
 		table_shared_nodes(d->table, on_shared, d);
 	if (any)
@@ -419,6 +418,7 @@ static void publish(struct daemon *d)
 		loop_timer_set(d->loop, next, on_expire, d);
 	else
 		loop_timer_cancel(d->loop, on_expire, d);
+	return any;
 }
 
 static void on_expire(struct loop *loop, void *data)
@@ -435,6 +435,13 @@ static void on_idle(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct daemon *d = data;
+	/* The events a scan takes in are timed from the first of them to the
+	 * publication of what they changed. */
+	int64_t since = 0;
+	if (d->rescan || d->usb_dirty) {
+		since = d->pending_since_us;
+		d->pending_since_us = 0;
+	}
 	if (d->rescan) {
 		d->rescan = false;
 		d->last_rescan_us = loop_now_us();
@@ -445,7 +452,8 @@ static void on_idle(struct loop *loop, void *data)
 		d->usb_dirty = false;
 		scan_usb(d);
 	}
-	publish(d);
+	if (publish(d) && since)
+		metrics_latency(d->metrics, (double)(loop_now_us() - since) / 1e6);
 	if (usb_changed) /* a model no group matches still makes a label */
 		write_features(d);
 }
