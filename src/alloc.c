@@ -44,23 +44,35 @@ static int add_env(V1beta1__ContainerAllocateResponse *c, const char *key, const
 	return 0;
 }
 
-static bool has_container_path(const V1beta1__ContainerAllocateResponse *c, const char *path)
+/* The host path c already has at container path path (and whether as a
+ * Mount), or NULL. */
+static const char *held_at(const V1beta1__ContainerAllocateResponse *c, const char *path,
+			   bool *mount)
 {
 	for (size_t i = 0; i < c->n_devices; i++)
-		if (strcmp(c->devices[i]->container_path, path) == 0)
-			return true;
+		if (strcmp(c->devices[i]->container_path, path) == 0) {
+			*mount = false;
+			return c->devices[i]->host_path;
+		}
 	for (size_t i = 0; i < c->n_mounts; i++)
-		if (strcmp(c->mounts[i]->container_path, path) == 0)
-			return true;
-	return false;
+		if (strcmp(c->mounts[i]->container_path, path) == 0) {
+			*mount = true;
+			return c->mounts[i]->host_path;
+		}
+	return NULL;
 }
 
 /* Adds the DeviceSpec or Mount of node, once per container path (two count
- * slots of one instance share their nodes). */
-static int add_node(V1beta1__ContainerAllocateResponse *c, const struct dev_node *node)
+ * slots of one instance, or two instances sharing a file through a path's
+ * limit, share their nodes). -EEXIST, with *held set, when the container
+ * path already holds another file: one of the two would be lost. */
+static int add_node(V1beta1__ContainerAllocateResponse *c, const struct dev_node *node,
+		    const char **held)
 {
-	if (has_container_path(c, node->container_path))
-		return 0;
+	bool mount = false;
+	*held = held_at(c, node->container_path, &mount);
+	if (*held)
+		return strcmp(*held, node->host_path) == 0 && mount == node->mount ? 0 : -EEXIST;
 	if (node->mount) {
 		V1beta1__Mount *m = malloc(sizeof(*m));
 		if (!m)
@@ -131,9 +143,16 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 		}
 		char *paths = NULL;
 		for (size_t i = 0; i < si->inst.n_nodes && r == 0; i++) {
-			r = add_node(c, &si->inst.nodes[i]);
+			const struct dev_node *node = &si->inst.nodes[i];
+			const char *held = NULL;
+			r = add_node(c, node, &held);
+			if (r == -EEXIST)
+				snprintf(err, errlen,
+					 "device \"%s\": container path %s already holds %s, "
+					 "not also %s",
+					 id, node->container_path, held, node->host_path);
 			if (r == 0)
-				r = append(&paths, ",", si->inst.nodes[i].container_path);
+				r = append(&paths, ",", node->container_path);
 		}
 		if (r == 0) {
 			snprintf(key, sizeof(key), "%s_%zu", prefix, k);

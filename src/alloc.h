@@ -21,8 +21,9 @@
 #include "table.h"
 
 /* Every container request answered in order. Errors: -ENOENT for an
- * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request;
- * err then names the ID and why. The response is freed with
+ * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request,
+ * -EEXIST when two devices would put different files at one container
+ * path; err then names the ID and why. The response is freed with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). */
 int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__AllocateRequest *req,
 		   V1beta1__AllocateResponse **out, char *err, size_t errlen);

@@ -468,6 +468,37 @@ static int json_failure(const char *buf, size_t len, size_t off, const char *why
 	return -EBADMSG;
 }
 
+/* What strict JSON refuses in strings and cJSON lets through: a control
+ * character (JSON wants it escaped; libyaml would fold a raw line break
+ * into a space, so the same text would mean one thing in a file, another
+ * in a flag) and an escaped NUL (cJSON's strings end there: the rest would
+ * be dropped silently). The offset of the first one in buf with *why, or
+ * len. */
+static size_t json_bad_string(const char *buf, size_t len, const char **why)
+{
+	bool in_str = false, esc = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (!in_str) {
+			in_str = c == '"';
+		} else if (c < 0x20) {
+			*why = "unescaped control character";
+			return i;
+		} else if (esc) {
+			esc = false;
+			if (c == 'u' && len - i > 4 && memcmp(buf + i + 1, "0000", 4) == 0) {
+				*why = "\\u0000 (NUL)";
+				return i - 1;
+			}
+		} else if (c == '\\') {
+			esc = true;
+		} else if (c == '"') {
+			in_str = false;
+		}
+	}
+	return len;
+}
+
 /* Parses strictly: one value, then only whitespace to the end. */
 static int json_parse(const char *buf, size_t len, cJSON **out, struct cfgtree_error *e)
 {
@@ -510,6 +541,19 @@ static int json_parse(const char *buf, size_t len, cJSON **out, struct cfgtree_e
 	if (off < len) {
 		cJSON_Delete(j);
 		return json_failure(buf, len, off, NULL, " after the JSON value", e);
+	}
+	const char *why = NULL;
+	if ((off = json_bad_string(buf, len, &why)) < len) {
+		unsigned line, column;
+		cJSON_Delete(j);
+		position(buf, len, off, &line, &column);
+		if (buf[off] == '\\')
+			seterr(e, line, column, true, "%s in a string is not supported", why);
+		else
+			seterr(e, line, column, true,
+			       "%s 0x%02x in a string (write \\n, \\t or \\u00XX)", why,
+			       (unsigned char)buf[off]);
+		return -EBADMSG;
 	}
 	*out = j;
 	return 0;

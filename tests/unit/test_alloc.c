@@ -168,6 +168,54 @@ TEST(allocate_refuses)
 	table_free(t);
 }
 
+/* Found by fuzz_requests: two devices whose files differ but land on the
+ * same container path (a fixed mountPath) were answered with the first
+ * file only, silently. Now refused; the same file shared by two devices
+ * (a path entry's limit) is still given once. */
+TEST(allocate_refuses_colliding_container_paths)
+{
+	static const char *const one[] = {"t/one"};
+	struct table *t = table_new(1, one, 1000);
+	const char *fp[] = {"p"}, *fq[] = {"q"}, *fr[] = {"r", "ctl"}, *fs[] = {"s", "ctl"};
+	struct dev_instance *v = calloc(4, sizeof(*v));
+	v[0] = mk("p", 1, 1, fp, 0);
+	v[1] = mk("q", 1, 1, fq, 0);
+	v[2] = mk("r", 1, 2, fr, 0);
+	v[3] = mk("s", 1, 2, fs, 0);
+	for (int i = 0; i < 2; i++) {
+		free(v[i].nodes[0].container_path);
+		v[i].nodes[0].container_path = strdup("/c/shared");
+	}
+	table_update_group(t, 0, 0, v, 4, 1);
+	struct snapshot *s = table_snapshot(t, 0);
+	char *pq[] = {"p-0", "q-0"}, *rs[] = {"r-0", "s-0"};
+	V1beta1__ContainerAllocateRequest c0 = creq(2, pq);
+	V1beta1__ContainerAllocateRequest *cs[] = {&c0};
+	V1beta1__AllocateRequest req = V1BETA1__ALLOCATE_REQUEST__INIT;
+	req.n_container_requests = 1;
+	req.container_requests = cs;
+	V1beta1__AllocateResponse *resp = NULL;
+	char err[256] = "";
+	CHECK_INT(alloc_allocate(s, "one", &req, &resp, err, sizeof(err)), -EEXIST);
+	CHECK(resp == NULL);
+	CHECK_CONTAINS(err, "\"q-0\"");
+	CHECK_CONTAINS(err, "/c/shared");
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	resp = NULL;
+	c0 = creq(2, rs);
+	CHECK_INT(alloc_allocate(s, "one", &req, &resp, err, sizeof(err)), 0);
+	if (resp) {
+		const V1beta1__ContainerAllocateResponse *r0 = resp->container_responses[0];
+		CHECK_INT(r0->n_devices, 3); /* r, ctl, s */
+		CHECK_STR(r0->devices[1]->container_path, "/c/ctl");
+		CHECK_STR(env(r0, "USBDP_ONE_1"), "/c/s,/c/ctl");
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	}
+	snapshot_unref(s);
+	table_free(t);
+}
+
 /* Runs GetPreferredAllocation for one container; returns the instances
  * ("a", "b", "c") of the chosen IDs, in order, as one string. */
 static void prefer(struct snapshot *s, size_t n_avail, char **avail, size_t n_must, char **must,
@@ -245,6 +293,7 @@ int main(void)
 	unlink(probe);
 	RUN(allocate_answers_in_order);
 	RUN(allocate_refuses);
+	RUN(allocate_refuses_colliding_container_paths);
 	RUN(preferred_spreads);
 	RUN(env_prefix);
 	char cmd[128];

@@ -1225,6 +1225,59 @@ TEST(cfgtree_json)
 	cfgtree_free(NULL);
 }
 
+/* Found by fuzz_config_file: cJSON lets raw control characters through
+ * in strings, and libyaml then folds a raw line break into a space, so a
+ * JSON file and the same text given to --device meant different paths.
+ * Strict JSON wants them escaped. */
+TEST(json_control_characters)
+{
+	struct cfgtree_error e = {0};
+	struct cfg_node *root = NULL;
+	CHECK_INT(cfgtree_check_json("[\"a\nb\"]", 7, &e), -EBADMSG);
+	CHECK_INT(e.line, 1);
+	CHECK_INT(e.column, 4);
+	CHECK_CONTAINS(e.msg, "control character");
+	CHECK_INT(cfgtree_parse_json("{\"k\": \"\tx\"}", 11, &root, &e), -EBADMSG);
+	cfgtree_free(root);
+	/* Escaped, and outside strings: fine. */
+	const char *ok1 = "[\"a\\nb\\t\"]\n", *ok2 = "[\"\\\\\",\n\t1]";
+	CHECK_INT(cfgtree_check_json(ok1, strlen(ok1), &e), 0);
+	CHECK_INT(cfgtree_check_json(ok2, strlen(ok2), &e), 0);
+	/* A file that starts like JSON must be JSON. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "ctl.json",
+		   "{\"devices\": [{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": "
+		   "\"/dev/a\n  b\"}]}]}]}\n");
+	snprintf(want, sizeof(want),
+		 "%s:1: invalid JSON at column 66: unescaped control character 0x0a in a string",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+	/* A --device value that is not JSON may be YAML, which folds the line. */
+	struct config c;
+	EXPECT_OK(&c, "--device", PATH_DEV("{\"path\": \"/dev/a\n  b\"}"));
+	CHECK_STR(c.devices[0].groups[0].paths[0].path, "/dev/a b");
+	config_free(&c);
+}
+
+/* Found by fuzz_config_file: cJSON cuts a string at an escaped NUL, so
+ * {"path": "/dev/a\u0000b"} given to --device configured /dev/a and a key
+ * "name\u0000x" was read as "name". JSON that cJSON cannot hold is refused;
+ * as YAML (--device's fallback) the NUL is seen and refused too. */
+TEST(json_escaped_nul)
+{
+	struct cfgtree_error e = {0};
+	const char *doc = "{\"a\": \"x\\u0000y\"}";
+	CHECK_INT(cfgtree_check_json(doc, strlen(doc), &e), -EBADMSG);
+	CHECK_INT(e.column, 9);
+	CHECK_CONTAINS(e.msg, "\\u0000");
+	doc = "[\"\\\\u0000\"]"; /* an escaped backslash, then u0000: fine */
+	CHECK_INT(cfgtree_check_json(doc, strlen(doc), &e), 0);
+	EXPECT_ERR("--device #1: groups[0].paths[0].path: contains a NUL character", "--device",
+		   PATH_DEV("{\"path\": \"/dev/a\\u0000b\"}"));
+	EXPECT_ERR("--device #1: name: required key is missing", "--device",
+		   "{\"name\\u0000x\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}]}]}");
+}
+
 static void setup(const char *argv0)
 {
 	(void)argv0;
@@ -1285,6 +1338,8 @@ int main(int argc, char **argv)
 	RUN(long_message_truncated);
 	RUN(cfgtree_yaml);
 	RUN(cfgtree_json);
+	RUN(json_control_characters);
+	RUN(json_escaped_nul);
 	teardown();
 	return CHECK_SUMMARY();
 }
