@@ -58,6 +58,9 @@ bin/usb-device-plugin: $(OBJ)
 build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+# Keep the test objects: no "rm" after the test summary, faster rebuilds.
+.PRECIOUS: build/san/%.o build/obj/%.o
+
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
