@@ -199,8 +199,3 @@ void http_stop(struct http *h)
 	close(h->fd);
 	free(h);
 }
-
-int http_port(const struct http *h)
-{
-	return h ? h->port : 0;
-}

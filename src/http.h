@@ -13,7 +13,5 @@ struct http;
  * failure. */
 struct http *http_start(const char *addr, struct metrics *m);
 void http_stop(struct http *h); /* NULL: no-op */
-/* The port actually bound. */
-int http_port(const struct http *h);
 
 #endif

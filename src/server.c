@@ -746,14 +746,6 @@ void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m)
 	pthread_mutex_unlock(&s->mu);
 }
 
-size_t servers_n_streams(struct servers *s, size_t r)
-{
-	pthread_mutex_lock(&s->mu);
-	size_t n = r < s->n ? s->res[r]->n_streams : 0;
-	pthread_mutex_unlock(&s->mu);
-	return n;
-}
-
 void servers_free(struct servers *s)
 {
 	if (!s)

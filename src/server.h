@@ -43,7 +43,4 @@ struct metrics_res;
 /* Where resource r counts its streams and Allocate calls (borrowed). */
 void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m);
 
-/* Open ListAndWatch streams of resource r. */
-size_t servers_n_streams(struct servers *s, size_t r);
-
 #endif

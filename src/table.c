@@ -306,11 +306,6 @@ uint64_t table_generation(const struct table *t, size_t r)
 	return r < t->n_res ? t->res[r].generation : 0;
 }
 
-size_t table_n_resources(const struct table *t)
-{
-	return t->n_res;
-}
-
 size_t table_n_instances(const struct table *t, size_t r)
 {
 	return r < t->n_res ? t->res[r].n : 0;

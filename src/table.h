@@ -67,7 +67,6 @@ int table_expire(struct table *t, int64_t now_us);
 int64_t table_next_expiry(const struct table *t);
 
 uint64_t table_generation(const struct table *t, size_t r);
-size_t table_n_resources(const struct table *t);
 /* Number of instances (present or gone) of resource r. */
 size_t table_n_instances(const struct table *t, size_t r);
 

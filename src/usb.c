@@ -834,11 +834,6 @@ void usb_watch_free(struct usb_watch *w)
 	free(w);
 }
 
-enum usb_mode usb_watch_mode(const struct usb_watch *w)
-{
-	return w->mode;
-}
-
 size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t max)
 {
 	size_t n = 0;
@@ -851,11 +846,6 @@ size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t ma
 		n++;
 	}
 	return n;
-}
-
-size_t usb_watch_count(const struct usb_watch *w)
-{
-	return w->n_devs;
 }
 
 /* ---- matching and instances ---- */

@@ -41,14 +41,10 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 				usb_changed_cb cb, void *data);
 void usb_watch_free(struct usb_watch *w);
 
-enum usb_mode usb_watch_mode(const struct usb_watch *w);
 const char *usb_mode_name(enum usb_mode mode);
 /* Writes (vendor << 16 | product) of every settled USB device into out
  * (at most max); returns how many there are (may exceed max). */
 size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t max);
-
-/* Number of usb_devices known (settled or not). */
-size_t usb_watch_count(const struct usb_watch *w);
 
 /* The instances group g (index gi of its device) has now: with entries
  * E1..Ek, the settled devices matching each entry (a device is taken by the
