@@ -73,6 +73,9 @@ def test_metrics_count_what_happens(devdir, kubelet, run_plugin):
     with pytest.raises(grpc.RpcError):
         pl.allocate(["nope"])
     r = (("resource", RES),)
+    # the kubelet has our Register before we have its answer: wait for ours
+    wait_until(lambda: metrics(port).get(("usbdp_registered", r)) == 1, 5 * SLOW,
+               "usbdp_registered 1")
     m = metrics(port)
     assert m[("usbdp_devices", (("health", "healthy"), ("resource", RES)))] == 1
     assert m[("usbdp_devices", (("health", "unhealthy"), ("resource", RES)))] == 1

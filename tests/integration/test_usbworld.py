@@ -406,12 +406,16 @@ def test_replug_reuses_node_names_and_new_devnum(usb_world, probe_bin):
     p = Probe(probe_bin, usb_world).ready()
     dev = uw.ch340("1-1")
     nums = []
-    for _ in range(3):
+    for k in range(3):
         usb_world.plug(dev)
         assert dev.ttys() == ["/dev/ttyUSB0"]
         nums.append(dev.devnum)
+        # libusb's own thread reads sysfs when it handles an "add": a device
+        # already gone by then is skipped, so each cycle waits for the last
+        p.wait(lambda ls: sum("kind=ARRIVED" in x for x in ls) == k + 1,
+               what="ARRIVED #%d" % (k + 1))
         usb_world.unplug(dev)
-    p.wait(lambda ls: sum("kind=LEFT" in x for x in ls) == 3, what="3 LEFT")
+        p.wait(lambda ls: sum("kind=LEFT" in x for x in ls) == k + 1, what="LEFT #%d" % (k + 1))
     assert nums == [2, 3, 4]  # the kernel hands out the next address
     assert [e["addr"] for e in p.events("libusb")] == ["2", "2", "3", "3", "4", "4"]
     # the same node name and bus number at another port
