@@ -564,6 +564,8 @@ static int serve_resource(struct daemon *d, size_t r)
 		atomic_store(&rs->m->serving, e == 0);
 		atomic_store(&rs->m->registered, 0); /* a new socket: not registered yet */
 	}
+	if (e == 0) /* after the metrics: what the log says, /healthz says too */
+		log_info("serving resource=%s socket=%s", rs->full_name, path);
 	return e;
 }
 

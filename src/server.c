@@ -674,7 +674,6 @@ int servers_listen(struct servers *s, size_t r, const char *path)
 	res->ino = st.st_ino;
 	request_call(gs);
 	pthread_mutex_unlock(&s->mu);
-	log_info("serving resource=%s socket=%s", s->res[r]->full_name, path);
 	return 0;
 }
 
