@@ -494,6 +494,13 @@ static void on_registered(void *data, int status, const char *message)
 	}
 	if (rs->retired) {
 		rs->state = REG_IDLE;
+		/* A Register of a removed incarnation that the kubelet took after
+		 * the new one's would leave it dialing a gone socket: register the
+		 * live slot of that name again. */
+		for (size_t r = 0; status == 0 && r < d->n_res; r++)
+			if (!d->res[r]->retired && strcmp(d->res[r]->name, rs->name) == 0 &&
+			    kubelet_socket_present(d))
+				register_resource(d, r);
 		return;
 	}
 	if (status == 0) {
@@ -765,6 +772,7 @@ static void retire(struct daemon *d, size_t r)
 	rs->retired = true;
 	rs->dev = NULL;
 	loop_timer_cancel(d->loop, on_retry, rs);
+	kubelet_cancel(rs->call);
 	servers_stop(d->servers, r);
 	table_clear_resource(d->table, r);
 	if (rs->m) {
