@@ -2,9 +2,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cdi.h"
+#include "tmpl.h"
 
 #define FREE_MSG(m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
 
@@ -14,7 +18,7 @@ int alloc_env_prefix(const char *name, char *buf, size_t len)
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
 	for (char *p = buf; *p; p++)
-		*p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+		*p = *p == '-' || *p == '.' ? '_' : (char)toupper((unsigned char)*p);
 	return 0;
 }
 
@@ -29,19 +33,74 @@ static int push(void ***arr, size_t *n, void *item)
 	return 0;
 }
 
-static int add_env(V1beta1__ContainerAllocateResponse *c, const char *key, const char *value)
+/* Env and annotation entries are both {base, key, value} messages: one
+ * description of each lets the same code fill either map. */
+struct map_kind {
+	size_t size;
+	void (*init)(void *);
+	size_t key_off, value_off;
+};
+
+static void env_init(void *e)
 {
-	V1beta1__ContainerAllocateResponse__EnvsEntry *e = malloc(sizeof(*e));
+	v1beta1__container_allocate_response__envs_entry__init(e);
+}
+
+static void ann_init(void *e)
+{
+	v1beta1__container_allocate_response__annotations_entry__init(e);
+}
+
+static const struct map_kind env_map = {
+    sizeof(V1beta1__ContainerAllocateResponse__EnvsEntry), env_init,
+    offsetof(V1beta1__ContainerAllocateResponse__EnvsEntry, key),
+    offsetof(V1beta1__ContainerAllocateResponse__EnvsEntry, value)};
+static const struct map_kind ann_map = {
+    sizeof(V1beta1__ContainerAllocateResponse__AnnotationsEntry), ann_init,
+    offsetof(V1beta1__ContainerAllocateResponse__AnnotationsEntry, key),
+    offsetof(V1beta1__ContainerAllocateResponse__AnnotationsEntry, value)};
+
+static char **field_at(void *msg, size_t off)
+{
+	return (char **)((char *)msg + off);
+}
+
+static int new_entry(void ***arr, size_t *n, const struct map_kind *k, const char *key,
+		     const char *value)
+{
+	void *e = malloc(k->size);
 	if (!e)
 		return -ENOMEM;
-	v1beta1__container_allocate_response__envs_entry__init(e);
-	e->key = strdup(key);
-	e->value = strdup(value);
-	if (!e->key || !e->value || push((void ***)&c->envs, &c->n_envs, e) < 0) {
+	k->init(e);
+	char **kp = field_at(e, k->key_off), **vp = field_at(e, k->value_off);
+	*kp = strdup(key);
+	*vp = strdup(value);
+	if (!*kp || !*vp || push(arr, n, e) < 0) {
 		FREE_MSG(e);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int add_env(V1beta1__ContainerAllocateResponse *c, const char *key, const char *value)
+{
+	return new_entry((void ***)&c->envs, &c->n_envs, &env_map, key, value);
+}
+
+static int append(char **buf, const char *sep, const char *s);
+
+/* Sets key to value, or, when key is there already with another value,
+ * appends ",value": two devices decorating one key are both seen. */
+static int map_set(void ***arr, size_t *n, const struct map_kind *k, const char *key,
+		   const char *value)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(*field_at((*arr)[i], k->key_off), key) != 0)
+			continue;
+		char **v = field_at((*arr)[i], k->value_off);
+		return strcmp(*v, value) == 0 ? 0 : append(v, ",", value);
+	}
+	return new_entry(arr, n, k, key, value);
 }
 
 /* The host path c already has at container path path (and whether as a
@@ -119,8 +178,68 @@ static int append(char **buf, const char *sep, const char *s)
 	return 0;
 }
 
-static int container_answer(const struct snapshot *s, const char *prefix,
-			    const V1beta1__ContainerAllocateRequest *creq,
+/* The instance's env and annotation templates, expanded for device k. */
+static int decorate(V1beta1__ContainerAllocateResponse *c, const struct tmpl_ctx *ctx, char *err,
+		    size_t errlen)
+{
+	const struct dev_instance *inst = ctx->inst;
+	int r = 0;
+	for (int m = 0; m < 2 && r == 0; m++) {
+		const struct dev_kv *kv = m ? inst->ann_tmpl : inst->env_tmpl;
+		size_t n = m ? inst->n_ann_tmpl : inst->n_env_tmpl;
+		for (size_t i = 0; i < n && r == 0; i++) {
+			char *key = NULL, *value = NULL;
+			r = tmpl_expand(kv[i].key, ctx, &key);
+			if (r == 0)
+				r = tmpl_expand(kv[i].value, ctx, &value);
+			if (r == 0 && !*key) {
+				snprintf(err, errlen,
+					 "device \"%s\": %s template \"%s\" expands to "
+					 "an empty name",
+					 ctx->id, m ? "annotation" : "env", kv[i].key);
+				r = -EINVAL;
+			} else if (r == 0) {
+				r = m ? map_set((void ***)&c->annotations, &c->n_annotations,
+						&ann_map, key, value)
+				      : map_set((void ***)&c->envs, &c->n_envs, &env_map, key,
+						value);
+			} else if (r == -EINVAL) {
+				snprintf(err, errlen, "device \"%s\": bad template \"%s\"", ctx->id,
+					 kv[i].key);
+			}
+			free(key);
+			free(value);
+		}
+	}
+	return r;
+}
+
+/* The CDI device of an instance, once per container. */
+static int add_cdi(V1beta1__ContainerAllocateResponse *c, const char *kind,
+		   const struct dev_instance *inst)
+{
+	char name[512];
+	if (inst->n_nodes == 0) /* nothing to inject: a virtual device */
+		return 0;
+	if (cdi_device_name(kind, inst, name, sizeof(name)) < 0)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < c->n_cdi_devices; i++)
+		if (strcmp(c->cdi_devices[i]->name, name) == 0)
+			return 0;
+	V1beta1__CDIDevice *d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	v1beta1__cdidevice__init(d);
+	if (!(d->name = strdup(name)) ||
+	    push((void ***)&c->cdi_devices, &c->n_cdi_devices, d) < 0) {
+		FREE_MSG(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int container_answer(const struct snapshot *s, const char *name, const char *prefix,
+			    const char *cdi_kind, const V1beta1__ContainerAllocateRequest *creq,
 			    V1beta1__ContainerAllocateResponse *c, char *err, size_t errlen)
 {
 	char key[256];
@@ -142,10 +261,13 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 			break;
 		}
 		char *paths = NULL;
+		if (cdi_kind)
+			r = add_cdi(c, cdi_kind, &si->inst);
 		for (size_t i = 0; i < si->inst.n_nodes && r == 0; i++) {
 			const struct dev_node *node = &si->inst.nodes[i];
 			const char *held = NULL;
-			r = add_node(c, node, &held);
+			if (!cdi_kind) /* else the runtime injects them from the CDI spec */
+				r = add_node(c, node, &held);
 			if (r == -EEXIST)
 				snprintf(err, errlen,
 					 "device \"%s\": container path %s already holds %s, "
@@ -166,12 +288,23 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 			snprintf(key, sizeof(key), "%s_%zu_%s", prefix, k, si->inst.env[i].suffix);
 			r = add_env(c, key, si->inst.env[i].value);
 		}
+		if (r == 0) {
+			struct tmpl_ctx ctx = {.id = id,
+					       .index = k,
+					       .slot = d->slot,
+					       .resource = name,
+					       .inst = &si->inst};
+			r = decorate(c, &ctx, err, errlen);
+		}
 		free(paths);
 		if (r == 0)
 			r = append(&ids, ",", id);
 		if (r < 0) {
 			if (r == -ENOMEM)
 				snprintf(err, errlen, "out of memory");
+			else if (r == -ENAMETOOLONG)
+				snprintf(err, errlen, "device \"%s\": CDI device name too long",
+					 id);
 			break;
 		}
 	}
@@ -185,8 +318,9 @@ static int container_answer(const struct snapshot *s, const char *prefix,
 	return r;
 }
 
-int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__AllocateRequest *req,
-		   V1beta1__AllocateResponse **out, char *err, size_t errlen)
+int alloc_allocate(const struct snapshot *s, const char *name, const char *cdi_kind,
+		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out, char *err,
+		   size_t errlen)
 {
 	char prefix[128];
 	if (alloc_env_prefix(name, prefix, sizeof(prefix)) < 0) {
@@ -219,7 +353,8 @@ int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__Al
 			r = -ENOMEM;
 			break;
 		}
-		r = container_answer(s, prefix, req->container_requests[i], c, err, errlen);
+		r = container_answer(s, name, prefix, cdi_kind, req->container_requests[i], c, err,
+				     errlen);
 	}
 	if (r < 0) {
 		FREE_MSG(resp);

@@ -11,6 +11,9 @@
  *   USBDP_<NAME>_<k>_ID   device k's ID
  *   USBDP_<NAME>_<k>_<S>  each of the instance's own variables (dev_env:
  *                         for USB devices TTY, BUS, VENDOR, PRODUCT, ...)
+ * then the group's env and annotations templates (tmpl.h), expanded for
+ * each device; a key two devices set to different values gets both,
+ * comma-separated, in request order.
  */
 #ifndef UDP_ALLOC_H
 #define UDP_ALLOC_H
@@ -20,13 +23,16 @@
 #include "deviceplugin.pb-c.h"
 #include "table.h"
 
-/* Every container request answered in order. Errors: -ENOENT for an
+/* Every container request answered in order. With cdi_kind (NULL: off),
+ * the nodes of each device are named as the CDI device of cdi.h instead of
+ * DeviceSpecs and Mounts (devices without nodes name none). Errors: -ENOENT for an
  * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request,
  * -EEXIST when two devices would put different files at one container
  * path; err then names the ID and why. The response is freed with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). */
-int alloc_allocate(const struct snapshot *s, const char *name, const V1beta1__AllocateRequest *req,
-		   V1beta1__AllocateResponse **out, char *err, size_t errlen);
+int alloc_allocate(const struct snapshot *s, const char *name, const char *cdi_kind,
+		   const V1beta1__AllocateRequest *req, V1beta1__AllocateResponse **out, char *err,
+		   size_t errlen);
 
 /* Chooses allocation_size IDs per container request: must_include first,
  * then spreading over distinct instances (fewest already chosen), then

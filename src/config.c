@@ -3,7 +3,9 @@
  * of the first problem. See docs/config-reference.md. */
 #include "config.h"
 #include "paths.h"
+#include "tmpl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "cdi.h"
 #include "cfgtree.h"
 #include "log.h"
 
@@ -385,16 +390,40 @@ static void group_clear(struct cfg_group *g)
 		free(g->usb[i].mount_path);
 	}
 	free(g->usb);
+	if (g->virt) {
+		free(g->virt->id_prefix);
+		free(g->virt->device_file_prefix);
+		free(g->virt);
+	}
+	free(g->dev_name);
+	dev_kv_free(g->env, g->n_env);
+	dev_kv_free(g->annotations, g->n_annotations);
 	memset(g, 0, sizeof(*g));
 }
 
-static void device_clear(struct cfg_device *d)
+void config_device_clear(struct cfg_device *d)
 {
+	if (!d)
+		return;
 	for (size_t i = 0; d->groups && i < d->n_groups; i++)
 		group_clear(&d->groups[i]);
 	free(d->groups);
 	free(d->name);
 	memset(d, 0, sizeof(*d));
+}
+
+bool config_resource_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > MAX_NAME)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		bool alnum = is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+		if (!alnum && (!strchr("-_.", c) || i == 0 || i == len - 1))
+			return false;
+	}
+	return true;
 }
 
 static bool name_valid(const char *name)
@@ -757,34 +786,183 @@ static int parse_group_entries(const struct src *s, const struct cfg_node *list,
 	return 0;
 }
 
-static const char *const group_keys[] = {"paths", "usb", "count", NULL};
+static const char *const group_keys[] = {"paths", "usb",	 "virtual", "count",
+					 "env",	  "annotations", NULL};
 static const char *const group_misplaced[] = {"mountPath", "type",     "permissions", "readOnly",
 					      "limit",	   "optional", "vendor",      "product",
-					      "serial",	   NULL};
+					      "serial",	   "idPrefix", NULL};
+
+/* A template (tmpl.h) of an env or annotations map: refused with where. */
+static int check_template(const struct src *s, const struct cfg_node *n, const char *path,
+			  const char *leaf, const char *what, const char *text, enum tmpl_kind kind)
+{
+	char why[256];
+	if (tmpl_check(text, kind, why, sizeof(why)) < 0)
+		return fail(s, n, path, leaf, "%s \"%.60s\": %s", what, text, why);
+	return 0;
+}
+
+/* Appends (key, value) to a decorations list. */
+static int kv_push(struct dev_kv **kv, size_t *n, const char *key, const char *value)
+{
+	struct dev_kv *a = reallocarray(*kv, *n + 1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*kv = a;
+	a[*n].key = strdup(key);
+	a[*n].value = strdup(value);
+	if (!a[*n].key || !a[*n].value) {
+		free(a[*n].key);
+		free(a[*n].value);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* A group's env or annotations: a map of templates. Env names, once
+ * expanded, must still be names: the literal parts are checked here. */
+static int parse_decor(const struct src *s, const struct cfg_node *map, const char *path,
+		       const char *key, enum tmpl_kind kind, struct dev_kv **kv, size_t *n_kv)
+{
+	const struct cfg_node *m = field(map, key);
+	if (!m)
+		return 0;
+	int r = expect_kind(s, m, path, key, CFG_MAP);
+	char sub[PATH_BUF];
+	for (size_t i = 0; r == 0 && i < m->n_pairs; i++) {
+		const struct cfg_node *k = m->pairs[i].key, *v = m->pairs[i].value;
+		const char *text = "";
+		int n = snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+		if (n < 0 || (size_t)n >= sizeof(sub))
+			return path_too_long(s, map, path);
+		if (!*k->text)
+			return fail(s, k, sub, NULL, "empty key");
+		if (strcmp(key, "env") == 0 &&
+		    (strchr(k->text, '=') || (!strchr(k->text, '{') && is_digit(k->text[0]))))
+			return fail(s, k, sub, k->text,
+				    "not a valid environment variable name (no '=', not starting "
+				    "with a digit)");
+		if ((r = check_template(s, k, sub, k->text, "key", k->text, kind)) < 0 ||
+		    (!is_null(v) && (r = get_string(s, v, sub, k->text, &text)) < 0) ||
+		    (r = check_template(s, v, sub, k->text, "value", text, kind)) < 0)
+			return r;
+		r = kv_push(kv, n_kv, k->text, text);
+	}
+	return r;
+}
+
+/* A literal prefix as a template: braces doubled, then suffix appended. */
+static char *prefix_template(const char *prefix, const char *suffix)
+{
+	size_t n = strlen(prefix), k = 0;
+	char *t = malloc(2 * n + strlen(suffix) + 1);
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		t[k++] = prefix[i];
+		if (prefix[i] == '{' || prefix[i] == '}')
+			t[k++] = prefix[i];
+	}
+	strcpy(t + k, suffix);
+	return t;
+}
+
+static const char *const virtual_keys[] = {
+    "count", "idPrefix", "envPrefix", "annotationPrefix", "deviceFilePrefix", NULL};
+
+/* {count, idPrefix, envPrefix, annotationPrefix, deviceFilePrefix}: the
+ * prefixes of env and annotations become templates "<prefix>{index}" =
+ * "{id}" of the group. */
+static int parse_virtual(const struct src *s, const struct cfg_node *map, const char *parent,
+			 struct cfg_group *g)
+{
+	char path[PATH_BUF];
+	const struct cfg_node *n;
+	const char *t;
+	int r = snprintf(path, sizeof(path), "%s%svirtual", parent, *parent ? "." : "");
+	if (r < 0 || (size_t)r >= sizeof(path))
+		return path_too_long(s, map, parent);
+	if ((r = expect_kind(s, map, parent, "virtual", CFG_MAP)) < 0 ||
+	    (r = check_keys(s, map, path, virtual_keys, NULL, NULL)) < 0)
+		return r;
+	if (!(g->virt = calloc(1, sizeof(*g->virt))))
+		return -ENOMEM;
+	g->virt->count = 1;
+	if ((n = field(map, "count")) &&
+	    (r = get_uint(s, n, path, "count", 1, MAX_COUNT, &g->virt->count)) < 0)
+		return r;
+	t = "virtual";
+	if ((n = field(map, "idPrefix")) && (r = get_string(s, n, path, "idPrefix", &t)) < 0)
+		return r;
+	if (!(g->virt->id_prefix = dup_trim(t)))
+		return -ENOMEM;
+	for (const char *c = g->virt->id_prefix; *c || c == g->virt->id_prefix; c++)
+		if (!*c || !(isalnum((unsigned char)*c) || strchr("-_.", *c)))
+			return fail(s, n, path, "idPrefix",
+				    "\"%s\" must be a non-empty string of letters, digits, '-', "
+				    "'_' and '.' (device IDs are <idPrefix>-<node>-<i>)",
+				    g->virt->id_prefix);
+	if ((n = field(map, "deviceFilePrefix")) &&
+	    (r = get_abs_path(s, n, path, "deviceFilePrefix", false,
+			      &g->virt->device_file_prefix)) < 0)
+		return r;
+	static const char *const pre_keys[] = {"envPrefix", "annotationPrefix"};
+	for (int i = 0; i < 2; i++) {
+		if (!(n = field(map, pre_keys[i])))
+			continue;
+		if ((r = get_string(s, n, path, pre_keys[i], &t)) < 0)
+			return r;
+		if (!*t)
+			return fail(s, n, path, pre_keys[i], "must not be empty");
+		if (i == 0 && (strchr(t, '=') || is_digit(*t)))
+			return fail(s, n, path, pre_keys[i],
+				    "\"%s\" cannot start an environment variable name", t);
+		char *key = prefix_template(t, "{index}");
+		r = key ? kv_push(i ? &g->annotations : &g->env, i ? &g->n_annotations : &g->n_env,
+				  key, "{id}")
+			: -ENOMEM;
+		free(key);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
 
 static int parse_group(const struct src *s, const struct cfg_node *map, const char *path,
 		       struct cfg_group *g)
 {
-	const struct cfg_node *paths = NULL, *usb = NULL, *n = NULL;
+	const struct cfg_node *paths = NULL, *usb = NULL, *virt = NULL, *n = NULL;
 	int r = expect_kind(s, map, path, NULL, CFG_MAP);
 	if (r < 0)
 		return r;
 	r = check_keys(s, map, path, group_keys, group_misplaced,
-		       "it belongs in an entry of the group's paths or usb list");
+		       "it belongs in an entry of the group's paths, usb or virtual");
 	if (r < 0)
 		return r;
-	if (field(map, "paths") && field(map, "usb"))
+	virt = field(map, "virtual");
+	if (!!field(map, "paths") + !!field(map, "usb") + !!virt > 1)
 		return fail(s, map, path, NULL,
-			    "a group may not mix paths and usb: put them in separate groups");
+			    "a group has one of paths, usb or virtual: put them in separate "
+			    "groups");
 	if ((r = group_list(s, map, path, "paths", &paths)) < 0 ||
 	    (r = group_list(s, map, path, "usb", &usb)) < 0)
 		return r;
-	if (!paths && !usb)
-		return fail(s, map, path, NULL, "a group needs a non-empty paths or usb list");
+	if (!paths && !usb && !virt)
+		return fail(s, map, path, NULL,
+			    "a group needs a non-empty paths or usb list, or a virtual map");
 	g->count = 1;
 	if ((n = field(map, "count")) &&
 	    (r = get_uint(s, n, path, "count", 1, MAX_COUNT, &g->count)) < 0)
 		return r;
+	enum tmpl_kind kind = usb ? TMPL_USB : paths ? TMPL_PATHS : TMPL_VIRTUAL;
+	if ((virt && (r = parse_virtual(s, virt, path, g)) < 0) ||
+	    (r = parse_decor(s, map, path, "env", kind, &g->env, &g->n_env)) < 0 ||
+	    (r = parse_decor(s, map, path, "annotations", kind, &g->annotations,
+			     &g->n_annotations)) < 0)
+		return r;
+	if (virt)
+		return 0;
 	const struct cfg_node *list = paths ? paths : usb;
 	if (usb)
 		g->usb = calloc(list->n_items, sizeof(*g->usb));
@@ -899,7 +1077,7 @@ struct devlist {
 static void devlist_free(struct devlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		device_clear(&l->v[i]);
+		config_device_clear(&l->v[i]);
 	free(l->v);
 	free(l->lines);
 	memset(l, 0, sizeof(*l));
@@ -939,7 +1117,7 @@ static int devlist_add(struct devlist *l, const struct src *s, const struct cfg_
 	memset(d, 0, sizeof(*d));
 	r = parse_device(s, node, path, d, &name_node, &leaf);
 	if (r < 0) {
-		device_clear(d);
+		config_device_clear(d);
 		return r;
 	}
 	l->lines[l->n++] = name_node ? name_node->line : 0;
@@ -1150,6 +1328,29 @@ static int apply_nfd_file(const struct src *s, const struct cfg_node *n, const c
 	return (cfg->nfd_file = strdup(v)) ? 0 : -ENOMEM;
 }
 
+static int apply_cdi(const struct src *s, const struct cfg_node *n, const char *leaf, const char *v,
+		     struct config *cfg)
+{
+	static const char *const yes[] = {"1",	  "t",	 "T",	"true", "TRUE",
+					  "True", "yes", "Yes", NULL};
+	static const char *const no[] = {"0",	  "f",	"F",  "false", "FALSE",
+					 "False", "no", "No", NULL};
+	if (in_list(v, yes) || in_list(v, no)) {
+		cfg->cdi = in_list(v, yes);
+		return 0;
+	}
+	return fail(s, n, NULL, leaf, "expected true or false, got \"%s\"", v);
+}
+
+static int apply_cdi_dir(const struct src *s, const struct cfg_node *n, const char *leaf,
+			 const char *v, struct config *cfg)
+{
+	if (*v != '/')
+		return fail(s, n, NULL, leaf, "must be an absolute directory path, got \"%s\"", v);
+	free(cfg->cdi_dir);
+	return (cfg->cdi_dir = strdup(v)) ? 0 : -ENOMEM;
+}
+
 typedef int (*apply_fn)(const struct src *s, const struct cfg_node *n, const char *leaf,
 			const char *v, struct config *cfg);
 
@@ -1160,6 +1361,8 @@ enum setting {
 	SET_PLUGIN_DIR,
 	SET_GRACE,
 	SET_NFD,
+	SET_CDI,
+	SET_CDI_DIR,
 	N_SETTINGS
 };
 
@@ -1176,6 +1379,8 @@ static const struct setting_def {
 			apply_plugin_dir},
     [SET_GRACE] = {"grace-period", "GRACE_PERIOD", STR(CONFIG_DEFAULT_GRACE_MS) "ms", apply_grace},
     [SET_NFD] = {"nfd-features-file", "NFD_FEATURES_FILE", "", apply_nfd_file},
+    [SET_CDI] = {"cdi", "CDI", "false", apply_cdi},
+    [SET_CDI_DIR] = {"cdi-dir", "CDI_DIR", CONFIG_DEFAULT_CDI_DIR, apply_cdi_dir},
 };
 
 /* ---- flags ---- */
@@ -1183,24 +1388,16 @@ static const struct setting_def {
 struct flags {
 	const char *value[N_SETTINGS]; /* borrowed from argv; NULL: not given */
 	const char *config;
+	const char *format;   /* --config-format */
 	const char **devices; /* malloc'd array of pointers into argv */
 	size_t n_devices;
 	bool help, version, list, udev_rules;
 };
 
-static const char *const flag_names[] = {"device",
-					 "config",
-					 "domain",
-					 "listen",
-					 "log-level",
-					 "plugin-directory",
-					 "grace-period",
-					 "version",
-					 "help",
-					 "list",
-					 "nfd-features-file",
-					 "udev-rules",
-					 NULL};
+static const char *const flag_names[] = {
+    "device",	    "config",  "domain",	"listen", "log-level",	       "plugin-directory",
+    "grace-period", "version", "help",		"list",	  "nfd-features-file", "udev-rules",
+    "cdi",	    "cdi-dir", "config-format", NULL};
 
 static int parse_bool_text(const char *t, bool *out)
 {
@@ -1226,6 +1423,10 @@ static int flag_store(struct flags *f, const char *name, const char *value)
 	}
 	if (strcmp(name, "config") == 0) {
 		f->config = value;
+		return 0;
+	}
+	if (strcmp(name, "config-format") == 0) {
+		f->format = value;
 		return 0;
 	}
 	const char **d = reallocarray(f->devices, f->n_devices + 1, sizeof(*d));
@@ -1268,6 +1469,8 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 		return 0;
 	}
 	const char *value = eq ? eq + 1 : NULL;
+	if (strcmp(key, "cdi") == 0 && !value) /* a boolean: --cdi, --cdi=false */
+		value = "true";
 	/* "--domain --listen x": --domain lacks its value (--flag=--v still works). */
 	if (!value && *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
 		value = argv[++*i];
@@ -1337,6 +1540,9 @@ static const char *const default_files[] = {
     "./config.yaml",
     "./config.yml",
     "./config.json",
+    /* smarter-device-manager's image reads config/conf.yaml from /root: its
+     * DaemonSet mounts the ConfigMap there, so only the image changes. */
+    "/root/config/conf.yaml",
     NULL,
 };
 
@@ -1477,17 +1683,183 @@ static int parse_file(const char *path, struct cfg_node **root, char *err, size_
 	return r;
 }
 
+/* ---- smarter-device-manager's config file ---- */
+
+static const char *const sdm_keys[] = {"devicematch", "nummaxdevices", NULL};
+
+/* Go's RE2 syntax that POSIX ERE reads differently or not at all: refused
+ * rather than matching something else silently. */
+static const char *re2_only(const char *re)
+{
+	for (const char *c = re; *c; c++) {
+		if (*c == '\\' && c[1] && strchr("dDsSpPbBAzQE", c[1]))
+			return c[1] == 'd' ? "\\d (write [0-9])" : "a Perl-style escape";
+		if (*c == '\\' && c[1])
+			c++;
+		else if (*c == '(' && c[1] == '?')
+			return "(?...) groups";
+	}
+	return NULL;
+}
+
+static int parse_sdm_entry(const struct src *s, const struct cfg_node *item, const char *path,
+			   struct config *cfg)
+{
+	const struct cfg_node *n = NULL;
+	const char *pattern;
+	unsigned max = 0;
+	int r = expect_kind(s, item, path, NULL, CFG_MAP);
+	if (r < 0 || (r = check_keys(s, item, path, sdm_keys, NULL, NULL)) < 0 ||
+	    (r = required(s, item, path, "devicematch", &n)) < 0 ||
+	    (r = get_string(s, n, path, "devicematch", &pattern)) < 0)
+		return r;
+	if (strcmp(pattern, "nvidia-gpu") == 0) {
+		warn(s, n, path, "devicematch",
+		     "\"nvidia-gpu\" skipped: GPUs are not offered as /dev files here; use "
+		     "NVIDIA's device plugin for them");
+		return 0;
+	}
+	const char *bad = re2_only(pattern);
+	if (bad)
+		return fail(s, n, path, "devicematch",
+			    "\"%s\" uses %s, which POSIX extended regular expressions do not have",
+			    pattern, bad);
+	const struct cfg_node *pn = n;
+	if ((r = required(s, item, path, "nummaxdevices", &n)) < 0 ||
+	    (r = get_uint(s, n, path, "nummaxdevices", 1, MAX_COUNT, &max)) < 0)
+		return r;
+	struct cfg_match *m = &cfg->matches[cfg->n_matches];
+	int e = regcomp(&m->regex, pattern, REG_EXTENDED | REG_NOSUB);
+	if (e != 0) {
+		char why[160];
+		regerror(e, &m->regex, why, sizeof(why));
+		return fail(s, pn, path, "devicematch", "invalid regular expression \"%s\": %s",
+			    pattern, why);
+	}
+	if (!(m->pattern = strdup(pattern))) {
+		regfree(&m->regex);
+		return -ENOMEM;
+	}
+	m->max = max;
+	m->line = item->line;
+	cfg->n_matches++;
+	return 0;
+}
+
+/* A YAML list of {devicematch, nummaxdevices} into cfg->matches. */
+static int parse_sdm(const struct src *s, const struct cfg_node *root, struct config *cfg)
+{
+	char path[PATH_BUF], buf[80];
+	if (is_null(root) || root->kind != CFG_SEQ)
+		return fail(s, root, NULL, NULL,
+			    "expected smarter-device-manager's format, a list of {devicematch, "
+			    "nummaxdevices}, got %s",
+			    root ? got(root, buf, sizeof(buf)) : "an empty file");
+	if (root->n_items == 0)
+		return fail(s, root, NULL, NULL, "the list of devicematch entries is empty");
+	if (!(cfg->matches = calloc(root->n_items, sizeof(*cfg->matches))))
+		return -ENOMEM;
+	for (size_t i = 0; i < root->n_items; i++) {
+		if (path_index(path, sizeof(path), "", "", i) < 0)
+			return path_too_long(s, root, "");
+		int r = parse_sdm_entry(s, root->items[i], path, cfg);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_format(const char *v, const char *label, enum cfg_format *out, char *err,
+			size_t errlen)
+{
+	if (strcmp(v, "auto") == 0)
+		*out = CFG_FORMAT_AUTO;
+	else if (strcmp(v, "generic-device-plugin") == 0)
+		*out = CFG_FORMAT_GDP;
+	else if (strcmp(v, "smarter-device-manager") == 0)
+		*out = CFG_FORMAT_SDM;
+	else {
+		errput(err, errlen,
+		       "%s: unknown format \"%s\" (allowed: auto, generic-device-plugin, "
+		       "smarter-device-manager)",
+		       label, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the simulator's environment ---- */
+
+/* $USBDP_VIRTUAL_RESOURCE (and its companions) add one resource of
+ * virtual devices, for a DaemonSet that runs without a config file. */
+static int add_env_virtual(struct devlist *l, char *err, size_t errlen)
+{
+	static const struct {
+		const char *env, *key;
+	} vars[] = {{"USBDP_VIRTUAL_COUNT", "count"},
+		    {"USBDP_VIRTUAL_ID_PREFIX", "idPrefix"},
+		    {"USBDP_VIRTUAL_ENV_PREFIX", "envPrefix"},
+		    {"USBDP_VIRTUAL_ANNOTATION_PREFIX", "annotationPrefix"},
+		    {"USBDP_VIRTUAL_DEVICE_FILE_PREFIX", "deviceFilePrefix"}};
+	const char *name = getenv("USBDP_VIRTUAL_RESOURCE");
+	if (!name || !*name)
+		return 0;
+	for (size_t j = 0; j < l->n; j++)
+		if (strcmp(l->v[j].name, name) == 0) {
+			errput(err, errlen,
+			       "$USBDP_VIRTUAL_RESOURCE: \"%s\" is also the name of a configured "
+			       "device",
+			       name);
+			return -EINVAL;
+		}
+	cJSON *dev = cJSON_CreateObject(), *groups = cJSON_AddArrayToObject(dev, "groups");
+	cJSON *group = cJSON_CreateObject(), *virt = cJSON_AddObjectToObject(group, "virtual");
+	bool ok = dev && groups && group && virt && cJSON_AddStringToObject(dev, "name", name) &&
+		  cJSON_AddItemToArray(groups, group);
+	if (!ok)
+		cJSON_Delete(group);
+	for (size_t i = 0; ok && i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i].env);
+		if (v && *v)
+			ok = cJSON_AddStringToObject(virt, vars[i].key, v) != NULL;
+	}
+	char *text = ok ? cJSON_PrintUnformatted(dev) : NULL;
+	cJSON_Delete(dev);
+	struct cfg_node *root = NULL;
+	int r = text ? cfgtree_parse_json(text, strlen(text), &root, NULL) : -ENOMEM;
+	free(text);
+	struct src s = {.name = "$USBDP_VIRTUAL_*", .err = err, .errlen = errlen};
+	if (r == 0)
+		r = devlist_add(l, &s, root, NULL, l->n);
+	cfgtree_free(root);
+	return r;
+}
+
+/* $NODE_NAME (the downward API's spec.nodeName) or the host name, as a
+ * device ID part: lower case, [a-z0-9.-]. */
+static int resolve_node_name(struct config *cfg)
+{
+	char host[256] = "node";
+	const char *v = getenv("NODE_NAME");
+	if (!v || !*v) {
+		if (gethostname(host, sizeof(host)) < 0 || !host[0])
+			snprintf(host, sizeof(host), "node");
+		host[sizeof(host) - 1] = '\0';
+		v = host;
+	}
+	if (!(cfg->node_name = strdup(v)))
+		return -ENOMEM;
+	for (char *c = cfg->node_name; *c; c++)
+		*c = isalnum((unsigned char)*c) || *c == '.' ? (char)tolower((unsigned char)*c)
+							     : '-';
+	return 0;
+}
+
 /* ---- putting it together ---- */
 
-static const char *const top_keys[] = {"domain",
-				       "listen",
-				       "log-level",
-				       "plugin-directory",
-				       "grace-period",
-				       "devices",
-				       "device",
-				       "nfd-features-file",
-				       NULL};
+static const char *const top_keys[] = {"domain",       "listen",  "log-level", "plugin-directory",
+				       "grace-period", "devices", "device",    "nfd-features-file",
+				       "cdi",	       "cdi-dir", NULL};
 
 /* Checks the file's top level; *devices is its devices list (or NULL),
  * *key the name it was given under. */
@@ -1537,9 +1909,12 @@ static int resolve_settings(const struct flags *f, const struct src *file,
 		} else if (n) {
 			s = *file;
 			leaf = d->name;
-			r = get_string(&s, n, NULL, leaf, &v);
-			if (r < 0)
+			if (i == SET_CDI && n->kind == CFG_SCALAR && classify(n) == SC_BOOL)
+				v = n->text;
+			else if ((r = get_string(&s, n, NULL, leaf, &v)) < 0)
 				return r;
+		} else if (i == SET_DOMAIN && cfg->format == CFG_FORMAT_SDM) {
+			v = CONFIG_SDM_DOMAIN; /* its resources are smarter-devices/NAME */
 		}
 		if (r < 0 || (size_t)r >= sizeof(label))
 			return -ENAMETOOLONG;
@@ -1589,6 +1964,8 @@ static int load_devices(const struct flags *f, const struct src *file, const str
 	for (size_t i = 0; r == 0 && i < f->n_devices; i++)
 		r = add_flag_device(&from_flags, file, f->devices[i], i);
 	struct devlist *use = f->n_devices ? &from_flags : &from_file;
+	if (r == 0)
+		r = add_env_virtual(use, file->err, file->errlen);
 	if (r == 0) {
 		cfg->devices = use->v;
 		cfg->n_devices = use->n;
@@ -1612,6 +1989,30 @@ static int apply_defaults(struct config *cfg)
 	return 0;
 }
 
+/* The file as the chosen (or recognised) format: its devices list or its
+ * smarter-device-manager entries. */
+static int load_file(const struct flags *f, const struct src *file, const struct cfg_node *root,
+		     const struct cfg_node **list, const char **key, struct config *cfg)
+{
+	const char *v = f->format ? f->format : getenv("CONFIG_FORMAT");
+	enum cfg_format fmt = CFG_FORMAT_AUTO;
+	int r = 0;
+	if (v && *v &&
+	    (r = parse_format(v, f->format ? "--config-format" : "$CONFIG_FORMAT", &fmt, file->err,
+			      file->errlen)) < 0)
+		return r;
+	if (fmt == CFG_FORMAT_AUTO) /* a list of {devicematch, ...}: theirs */
+		fmt = root && root->kind == CFG_SEQ && root->n_items &&
+			      (cfgtree_get(root->items[0], "devicematch") ||
+			       cfgtree_get(root->items[0], "nummaxdevices"))
+			  ? CFG_FORMAT_SDM
+			  : CFG_FORMAT_GDP;
+	cfg->format = fmt;
+	if (fmt == CFG_FORMAT_SDM)
+		return parse_sdm(file, root, cfg);
+	return check_top(file, root, list, key);
+}
+
 static int load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
 	struct flags f = {0};
@@ -1633,18 +2034,27 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	if (cfg->config_file) {
 		file.name = cfg->config_file;
 		if ((r = parse_file(cfg->config_file, &root, err, errlen)) < 0 ||
-		    (r = check_top(&file, root, &list, &key)) < 0)
+		    (r = load_file(&f, &file, root, &list, &key, cfg)) < 0)
 			goto out;
 	}
 	if ((r = resolve_settings(&f, &file, root, cfg)) < 0 ||
-	    (r = load_devices(&f, &file, list, key, cfg)) < 0)
+	    (r = load_devices(&f, &file, list, key, cfg)) < 0 || (r = resolve_node_name(cfg)) < 0)
 		goto out;
+	char kind[CDI_KIND_MAX];
+	if (cfg->cdi && cdi_kind(cfg->domain, "x", kind, sizeof(kind)) < 0) {
+		errput(err, errlen,
+		       "cdi: the domain \"%s\" cannot be a CDI vendor (it must start with a "
+		       "letter)",
+		       cfg->domain);
+		r = -EINVAL;
+		goto out;
+	}
 	cfg->show_list = f.list;
 	cfg->show_udev_rules = f.udev_rules;
-	if (cfg->n_devices == 0 && !f.list) {
+	if (cfg->n_devices == 0 && cfg->n_matches == 0 && !f.list) {
 		errput(err, errlen,
-		       "no devices configured: give --device or a config file with a devices "
-		       "list");
+		       "no devices configured: give --device, a config file with a devices "
+		       "list, a smarter-device-manager config or $USBDP_VIRTUAL_RESOURCE");
 		r = -EINVAL;
 	}
 out:
@@ -1681,13 +2091,20 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; cfg->devices && i < cfg->n_devices; i++)
-		device_clear(&cfg->devices[i]);
+		config_device_clear(&cfg->devices[i]);
 	free(cfg->devices);
 	free(cfg->domain);
 	free(cfg->listen);
 	free(cfg->plugin_dir);
 	free(cfg->config_file);
 	free(cfg->nfd_file);
+	free(cfg->cdi_dir);
+	free(cfg->node_name);
+	for (size_t i = 0; cfg->matches && i < cfg->n_matches; i++) {
+		regfree(&cfg->matches[i].regex);
+		free(cfg->matches[i].pattern);
+	}
+	free(cfg->matches);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -3,16 +3,23 @@
 #ifndef UDP_CONFIG_H
 #define UDP_CONFIG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "instance.h"
 #include "log.h"
 
 #define CONFIG_DEFAULT_DOMAIN	  "usb-device-plugin.dev"
 #define CONFIG_DEFAULT_LISTEN	  ":8080"
 #define CONFIG_DEFAULT_PLUGIN_DIR "/var/lib/kubelet/device-plugins/"
 #define CONFIG_DEFAULT_GRACE_MS	  30000
+#define CONFIG_DEFAULT_CDI_DIR	  "/var/run/cdi"
+/* smarter-device-manager's resources are all smarter-devices/NAME. */
+#define CONFIG_SDM_DOMAIN "smarter-devices"
+/* Where smarter-device-manager's devicematch expressions look. */
+#define CONFIG_SDM_DEV_DIR "/dev"
 
 enum cfg_path_type {
 	CFG_PATH_DEVICE = 0, /* a device node: DeviceSpec with cgroup permissions */
@@ -41,18 +48,51 @@ struct cfg_usb {
 			    * (ends in '/') the device's class nodes are put in */
 };
 
+/* A virtual group: devices that need no file (scheduler and quota tests,
+ * clusters without the hardware). */
+struct cfg_virtual {
+	unsigned count;		  /* devices, >= 1 */
+	char *id_prefix;	  /* IDs are <id_prefix>-<node>-<i> */
+	char *device_file_prefix; /* NULL, or device i is the file <prefix><i> */
+};
+
 struct cfg_group {
 	struct cfg_path *paths;
 	size_t n_paths;
 	struct cfg_usb *usb;
 	size_t n_usb;
+	struct cfg_virtual *virt; /* NULL unless a virtual group */
+	/* smarter-device-manager: the file /dev/<dev_name> (every device below
+	 * it when a directory), IDs "0".."count-1". Only in derived devices. */
+	char *dev_name;
 	unsigned count; /* >= 1 */
+	/* Allocate decorations: templates, checked by tmpl_check at load. */
+	struct dev_kv *env;
+	size_t n_env;
+	struct dev_kv *annotations;
+	size_t n_annotations;
 };
 
 struct cfg_device {
 	char *name; /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
 	struct cfg_group *groups;
 	size_t n_groups;
+};
+
+/* One entry of a smarter-device-manager config file: every file under
+ * /dev whose name relative to /dev matches regex (POSIX ERE) becomes a
+ * resource of its own, offered nummaxdevices times. */
+struct cfg_match {
+	char *pattern;
+	regex_t regex;
+	unsigned max;  /* nummaxdevices, >= 1 */
+	unsigned line; /* in the config file, 0 when unknown */
+};
+
+enum cfg_format {
+	CFG_FORMAT_AUTO = 0, /* smarter-device-manager's when the file is a list */
+	CFG_FORMAT_GDP,	     /* generic-device-plugin's schema (and ours) */
+	CFG_FORMAT_SDM,	     /* smarter-device-manager's list of devicematch entries */
 };
 
 struct config {
@@ -65,10 +105,16 @@ struct config {
 	char *nfd_file;	   /* NULL: off; else the NFD local feature file to keep */
 	bool show_version;
 	bool show_help;
-	bool show_list;	      /* --list: print the USB devices and what they match */
-	bool show_udev_rules; /* --udev-rules: print rules for the config's USB entries */
+	bool show_list;		/* --list: print the USB devices and what they match */
+	bool show_udev_rules;	/* --udev-rules: print rules for the config's USB entries */
+	bool cdi;		/* write CDI specs and answer Allocate with CDI names */
+	char *cdi_dir;		/* where the CDI specs go */
+	char *node_name;	/* $NODE_NAME or the host name: virtual device IDs */
+	enum cfg_format format; /* what the config file was read as */
 	struct cfg_device *devices;
 	size_t n_devices;
+	struct cfg_match *matches; /* smarter-device-manager entries */
+	size_t n_matches;
 };
 
 /* Fills *cfg from argv (argv[0] is the program name). Precedence: flag,
@@ -82,6 +128,13 @@ struct config {
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/* Frees what the device owns (not the struct); for derived devices. */
+void config_device_clear(struct cfg_device *d);
+
+/* True when name can be a resource name: Kubernetes' qualified-name part,
+ * ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 characters. */
+bool config_resource_name_ok(const char *name);
 
 /* The --help text. */
 const char *config_usage(void);

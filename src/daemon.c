@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cdi.h"
+#include "devmatch.h"
 #include "http.h"
 #include "kubelet.h"
 #include "log.h"
@@ -28,6 +30,7 @@
 #include "table.h"
 #include "usb.h"
 #include "usbids.h"
+#include "virtual.h"
 
 #define SETTLE_MS	    100 /* after a plugin-directory event, before acting */
 #define REGISTER_TIMEOUT_MS 5000
@@ -62,6 +65,9 @@ struct res_state {
 	struct kubelet_call *call;    /* the Register call in flight */
 	char *full_name;	      /* domain/name */
 	bool retired;		      /* removed from the config by a reload */
+	struct cfg_device *owned;     /* a derived device (smarter-device-manager), owned */
+	char *cdi_kind;		      /* with --cdi: the kind of its CDI spec */
+	char *cdi_json;		      /* the spec last written */
 };
 
 struct dir_watch {
@@ -71,6 +77,7 @@ struct dir_watch {
 
 struct daemon {
 	const struct config *cfg; /* settings: the start-up config's */
+	const struct config *cur; /* the newest config: its smarter-device-manager entries */
 	int argc;
 	char **argv;
 	struct config **reloaded; /* configs loaded by SIGHUP, owned */
@@ -105,14 +112,35 @@ struct daemon {
 
 /* ---- path discovery ---- */
 
-static void update_watches(struct daemon *d)
+/* The directory of a virtual group's device files, as a glob's would be. */
+static void watch_prefix_dir(const char *prefix, char ***dirs, size_t *n_dirs)
+{
+	struct cfg_path p = {.limit = 1};
+	struct cfg_group g = {.paths = &p, .n_paths = 1, .count = 1};
+	if (asprintf(&p.path, "%s*", prefix) < 0)
+		return;
+	paths_watch_dirs(&g, dirs, n_dirs);
+	free(p.path);
+}
+
+/* Watches what the path and devicematch groups look at; true when it
+ * added a watch (what appeared in the new directory before it may have
+ * been missed). */
+static bool update_watches(struct daemon *d)
 {
 	char **dirs = NULL;
 	size_t n_dirs = 0;
+	bool added = false;
 	for (size_t r = 0; r < d->n_res; r++)
-		for (size_t g = 0; !d->res[r]->retired && g < d->res[r]->dev->n_groups; g++)
-			if (d->res[r]->dev->groups[g].n_paths)
-				paths_watch_dirs(&d->res[r]->dev->groups[g], &dirs, &n_dirs);
+		for (size_t g = 0; !d->res[r]->retired && g < d->res[r]->dev->n_groups; g++) {
+			const struct cfg_group *grp = &d->res[r]->dev->groups[g];
+			if (grp->n_paths)
+				paths_watch_dirs(grp, &dirs, &n_dirs);
+			if (grp->virt && grp->virt->device_file_prefix)
+				watch_prefix_dir(grp->virt->device_file_prefix, &dirs, &n_dirs);
+		}
+	if (d->cur->n_matches)
+		devmatch_watch_dirs(CONFIG_SDM_DEV_DIR, &dirs, &n_dirs);
 	/* Drop watches no longer wanted. */
 	for (size_t i = 0; i < d->n_watches;) {
 		bool keep = false;
@@ -152,12 +180,48 @@ static void update_watches(struct daemon *d)
 		d->watches = w;
 		d->watches[d->n_watches++] = (struct dir_watch){.wd = wd, .dir = dirs[j]};
 		log_debug("watch dir=%s", dirs[j]);
+		added = true;
 	}
 	free(dirs);
+	return added;
 }
 
-/* Brings the table up to date with one kind of group (paths or usb) of
- * every resource: expand each group now and hand the result over. */
+/* Hands the group's env and annotation templates to its instances. */
+static int decorate(struct dev_instance *insts, size_t n, const struct cfg_group *g)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct dev_instance *in = &insts[i];
+		if (dev_kv_copy(&in->env_tmpl, g->env, g->n_env) < 0)
+			return -ENOMEM;
+		in->n_env_tmpl = g->n_env;
+		if (dev_kv_copy(&in->ann_tmpl, g->annotations, g->n_annotations) < 0)
+			return -ENOMEM;
+		in->n_ann_tmpl = g->n_annotations;
+	}
+	return 0;
+}
+
+static const char *group_kind(const struct cfg_group *g)
+{
+	return g->n_usb ? "usb" : g->virt ? "virtual" : g->dev_name ? "devicematch" : "path";
+}
+
+/* Expands group g of resource r now: what it provides, undecorated. */
+static int expand_group(struct daemon *d, const struct cfg_group *g, size_t gi,
+			struct dev_instance **insts, size_t *n)
+{
+	if (g->n_usb)
+		return usb_expand(d->usb, g, gi, insts, n);
+	if (g->virt)
+		return virtual_expand(g, d->cfg->node_name, insts, n);
+	if (g->dev_name)
+		return devmatch_expand(CONFIG_SDM_DEV_DIR, g, insts, n);
+	return paths_expand(g, gi, insts, n);
+}
+
+/* Brings the table up to date with one kind of group (usb, or the file
+ * system's: paths, devicematch and virtual) of every resource: expand
+ * each group now and hand the result over. */
 static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
@@ -167,16 +231,17 @@ static void scan_groups(struct daemon *d, bool usb)
 		const struct cfg_device *dev = d->res[r]->dev;
 		for (size_t g = 0; g < dev->n_groups; g++) {
 			const struct cfg_group *grp = &dev->groups[g];
-			if (usb ? !grp->n_usb : !grp->n_paths)
+			if (usb != (grp->n_usb > 0))
 				continue;
 			struct dev_instance *insts = NULL;
 			size_t n = 0;
-			int e = usb ? usb_expand(d->usb, grp, g, &insts, &n)
-				    : paths_expand(grp, g, &insts, &n);
+			int e = expand_group(d, grp, g, &insts, &n);
+			if (e == 0 && (grp->n_env || grp->n_annotations) &&
+			    (e = decorate(insts, n, grp)) < 0)
+				dev_instances_free(insts, n); /* expand frees on its errors */
 			if (e < 0) {
 				log_warn("%s scan failed resource=%s group=%zu err=\"%s\"",
-					 usb ? "usb" : "path", d->res[r]->full_name, g,
-					 strerror(-e));
+					 group_kind(grp), d->res[r]->full_name, g, strerror(-e));
 				continue;
 			}
 			table_update_group(d->table, r, g, insts, n, now);
@@ -184,10 +249,116 @@ static void scan_groups(struct daemon *d, bool usb)
 	}
 }
 
+/* ---- smarter-device-manager: a resource per matching file ---- */
+
+static int add_slot(struct daemon *d, const struct cfg_device *dev, bool owned);
+static int serve_resource(struct daemon *d, size_t r);
+static void register_resource(struct daemon *d, size_t r);
+static bool kubelet_socket_present(const struct daemon *d);
+
+/* True the first time key is seen: for warnings given once. */
+static bool first_time(struct daemon *d, const char *key)
+{
+	for (size_t i = 0; i < d->n_warned; i++)
+		if (strcmp(d->warned[i], key) == 0)
+			return false;
+	char **w = realloc(d->warned, (d->n_warned + 1) * sizeof(*w));
+	if (w)
+		d->warned = w;
+	if (w && (w[d->n_warned] = strdup(key)))
+		d->n_warned++;
+	return true;
+}
+
+/* A device made for the file name, as a config would give it. */
+static struct cfg_device *derived_device(const char *name, const char *file, unsigned count)
+{
+	struct cfg_device *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->name = strdup(name);
+	dev->groups = calloc(1, sizeof(*dev->groups));
+	if (dev->groups) {
+		dev->n_groups = 1;
+		dev->groups[0].count = count;
+		dev->groups[0].dev_name = strdup(file);
+	}
+	if (!dev->name || !dev->groups || !dev->groups[0].dev_name) {
+		config_device_clear(dev);
+		free(dev);
+		return NULL;
+	}
+	return dev;
+}
+
+static void on_match(void *data, const char *file, size_t mi)
+{
+	struct daemon *d = data;
+	const struct cfg_match *m = &d->cur->matches[mi];
+	char key[PATH_MAX + 16], name[PATH_MAX];
+	/* smarter-device-manager's names: net/tun is smarter-devices/net_tun */
+	snprintf(name, sizeof(name), "%s", file);
+	for (char *c = name; *c; c++)
+		if (*c == '/')
+			*c = '_';
+	if (!config_resource_name_ok(name)) {
+		snprintf(key, sizeof(key), "sdm-name %s", name);
+		if (first_time(d, key))
+			log_warn(
+			    "devicematch file skipped file=%s/%s devicematch=\"%s\": \"%s\" is "
+			    "not a valid resource name (letters, digits, '-', '_', '.'; at "
+			    "most 63)",
+			    CONFIG_SDM_DEV_DIR, file, m->pattern, name);
+		return;
+	}
+	for (size_t r = 0; r < d->n_res; r++) {
+		const struct res_state *rs = d->res[r];
+		if (rs->retired || strcmp(rs->name, name) != 0)
+			continue;
+		snprintf(key, sizeof(key), "sdm-dup %s", name);
+		if (!rs->owned && first_time(d, key))
+			log_warn("devicematch file skipped file=%s/%s: a configured device has the "
+				 "name %s",
+				 CONFIG_SDM_DEV_DIR, file, name);
+		return;
+	}
+	struct cfg_device *dev = derived_device(name, file, m->max);
+	int e = dev ? add_slot(d, dev, true) : -ENOMEM;
+	if (e < 0) {
+		config_device_clear(dev);
+		free(dev);
+		snprintf(key, sizeof(key), "sdm-add %s", name);
+		if (e == -ENOMEM || first_time(d, key))
+			log_error("cannot add resource=%s err=\"%s\"", name, strerror(-e));
+		return;
+	}
+	size_t r = d->n_res - 1;
+	log_info("resource added for a matching file resource=%s file=%s/%s devicematch=\"%s\" "
+		 "line=%u count=%u",
+		 d->res[r]->full_name, CONFIG_SDM_DEV_DIR, file, m->pattern, m->line, m->max);
+	if (d->servers && serve_resource(d, r) == 0 && kubelet_socket_present(d))
+		register_resource(d, r);
+}
+
+/* A resource for every file the devicematch entries match now; one made
+ * once stays (its device goes Unhealthy, then away, with the file). */
+static void sync_derived(struct daemon *d)
+{
+	if (!d->cur->n_matches)
+		return;
+	int e = devmatch_scan(CONFIG_SDM_DEV_DIR, d->cur->matches, d->cur->n_matches, on_match, d);
+	if (e < 0 && first_time(d, "sdm-scan"))
+		log_warn("cannot list dir=%s err=\"%s\"", CONFIG_SDM_DEV_DIR, strerror(-e));
+}
+
+static void on_rescan(struct loop *loop, void *data);
+
 static void scan_paths(struct daemon *d)
 {
+	sync_derived(d);
 	scan_groups(d, false);
-	update_watches(d);
+	if (update_watches(d)) /* once more, for what came before the watch */
+		loop_timer_set(d->loop, loop_now_us(), on_rescan, d);
 }
 
 /* The kernel dropped watch wd (its directory is gone): forget it before
@@ -292,16 +463,8 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 	struct daemon *d = data;
 	char key[4200];
 	snprintf(key, sizeof(key), "%s %zu %zu", path, r1, r2);
-	for (size_t i = 0; i < d->n_warned; i++)
-		if (strcmp(d->warned[i], key) == 0)
-			return;
-	char **w = realloc(d->warned, (d->n_warned + 1) * sizeof(*w));
-	if (w && (w[d->n_warned] = strdup(key))) {
-		d->warned = w;
-		d->n_warned++;
-	} else if (w) {
-		d->warned = w;
-	}
+	if (!first_time(d, key))
+		return;
 	log_warn("node offered by two resources node=%s resources=%s,%s ids=%s,%s: the kubelet "
 		 "counts them apart and may give it to a Pod of each",
 		 path, d->res[r1]->full_name, d->res[r2]->full_name, id1, id2);
@@ -381,6 +544,35 @@ static void write_features(struct daemon *d)
 		log_warn("cannot write the NFD feature file: out of memory");
 }
 
+/* With --cdi: the resource's CDI spec, rewritten when it changed -- before
+ * the kubelet hears of the devices in it. */
+static void write_cdi(struct daemon *d, struct res_state *rs, const struct snapshot *snap)
+{
+	char *json = NULL;
+	int e = cdi_spec_json(rs->cdi_kind, snap, &json);
+	if (e == -ENODEV) { /* no device to describe: CDI refuses empty specs */
+		if (rs->cdi_json && !*rs->cdi_json)
+			return;
+		e = cdi_remove(d->cfg->cdi_dir, rs->cdi_kind);
+		if (e == 0 && !(json = strdup("")))
+			e = -ENOMEM;
+	} else if (e == 0 && rs->cdi_json && strcmp(json, rs->cdi_json) == 0) {
+		free(json);
+		return;
+	} else if (e == 0)
+		e = cdi_write(d->cfg->cdi_dir, rs->cdi_kind, json);
+	if (e < 0) {
+		log_warn("cannot write the CDI spec resource=%s dir=%s err=\"%s\"", rs->full_name,
+			 d->cfg->cdi_dir, strerror(-e));
+		free(json);
+		return;
+	}
+	log_debug("CDI spec %s resource=%s kind=%s", *json ? "written" : "removed", rs->full_name,
+		  rs->cdi_kind);
+	free(rs->cdi_json);
+	rs->cdi_json = json;
+}
+
 /* Publishes what changed; true when some resource had a new generation. */
 static bool publish(struct daemon *d)
 {
@@ -403,6 +595,8 @@ static bool publish(struct daemon *d)
 			atomic_store(&rs->m->devices, snap->n_devices);
 			atomic_store(&rs->m->healthy, snap->n_healthy);
 		}
+		if (rs->cdi_kind)
+			write_cdi(d, rs, snap);
 		servers_publish(d->servers, r, snap);
 		rs->published = gen;
 		rs->published_any = true;
@@ -732,11 +926,19 @@ static void remove_stale_sockets(struct daemon *d)
 
 /* ---- SIGHUP: reload ---- */
 
-static int add_slot(struct daemon *d, const struct cfg_device *dev);
-
 static bool str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_kv(const struct dev_kv *a, size_t na, const struct dev_kv *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].key, b[i].key) || strcmp(a[i].value, b[i].value))
+			return false;
+	return true;
 }
 
 static bool same_device(const struct cfg_device *a, const struct cfg_device *b)
@@ -745,7 +947,15 @@ static bool same_device(const struct cfg_device *a, const struct cfg_device *b)
 		return false;
 	for (size_t g = 0; g < a->n_groups; g++) {
 		const struct cfg_group *x = &a->groups[g], *y = &b->groups[g];
-		if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb)
+		if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb ||
+		    !str_eq(x->dev_name, y->dev_name) ||
+		    !same_kv(x->env, x->n_env, y->env, y->n_env) ||
+		    !same_kv(x->annotations, x->n_annotations, y->annotations, y->n_annotations) ||
+		    !x->virt != !y->virt)
+			return false;
+		if (x->virt && (x->virt->count != y->virt->count ||
+				!str_eq(x->virt->id_prefix, y->virt->id_prefix) ||
+				!str_eq(x->virt->device_file_prefix, y->virt->device_file_prefix)))
 			return false;
 		for (size_t i = 0; i < x->n_paths; i++) {
 			const struct cfg_path *p = &x->paths[i], *q = &y->paths[i];
@@ -775,6 +985,19 @@ static void retire(struct daemon *d, size_t r)
 	kubelet_cancel(rs->call);
 	servers_stop(d->servers, r);
 	table_clear_resource(d->table, r);
+	if (rs->cdi_kind) {
+		int e = cdi_remove(d->cfg->cdi_dir, rs->cdi_kind);
+		if (e < 0)
+			log_warn("cannot remove the CDI spec resource=%s err=\"%s\"", rs->full_name,
+				 strerror(-e));
+		free(rs->cdi_json);
+		rs->cdi_json = NULL;
+	}
+	if (rs->owned) {
+		config_device_clear(rs->owned);
+		free(rs->owned);
+		rs->owned = NULL;
+	}
 	if (rs->m) {
 		atomic_store(&rs->m->active, 0);
 		atomic_store(&rs->m->registered, 0);
@@ -798,7 +1021,7 @@ static void drop_unused_configs(struct daemon *d)
 	size_t k = 0;
 	for (size_t i = 0; i < d->n_reloaded; i++) {
 		const struct config *c = d->reloaded[i];
-		bool used = false;
+		bool used = c == d->cur; /* its devicematch entries */
 		for (size_t r = 0; r < d->n_res && !used; r++) {
 			const struct cfg_device *dev = d->res[r]->dev;
 			used = dev && dev >= c->devices && dev < c->devices + c->n_devices;
@@ -811,6 +1034,27 @@ static void drop_unused_configs(struct daemon *d)
 		}
 	}
 	d->n_reloaded = k;
+}
+
+/* A resource made for a matching file stays while an entry of the new
+ * config still matches it, with that entry's count. */
+static void reload_derived(struct daemon *d, size_t r, const struct config *nc)
+{
+	struct res_state *rs = d->res[r];
+	const struct cfg_match *m = NULL;
+	for (size_t i = 0; i < nc->n_matches && !m; i++)
+		if (regexec(&nc->matches[i].regex, rs->name, 0, NULL, 0) == 0)
+			m = &nc->matches[i];
+	bool clash = false;
+	for (size_t j = 0; j < nc->n_devices && !clash; j++)
+		clash = strcmp(nc->devices[j].name, rs->name) == 0;
+	if (!m || clash) {
+		retire(d, r);
+	} else if (rs->owned->groups[0].count != m->max) {
+		rs->owned->groups[0].count = m->max;
+		table_clear_resource(d->table, r); /* rescanned */
+		log_info("resource changed by reload resource=%s count=%u", rs->full_name, m->max);
+	}
 }
 
 /* Reads the flags and the config file again and applies the devices list,
@@ -836,7 +1080,11 @@ static void reload(struct daemon *d)
 		return;
 	}
 	d->reloaded[d->n_reloaded++] = nc;
+	d->cur = nc;
 	warn_setting("domain", d->cfg->domain, nc->domain);
+	if (nc->cdi != d->cfg->cdi)
+		warn_setting("cdi", d->cfg->cdi ? "true" : "false", nc->cdi ? "true" : "false");
+	warn_setting("cdi-dir", d->cfg->cdi_dir, nc->cdi_dir);
 	warn_setting("plugin-directory", d->cfg->plugin_dir, nc->plugin_dir);
 	warn_setting("listen", d->cfg->listen, nc->listen);
 	log_set_level(nc->log_level);
@@ -846,6 +1094,10 @@ static void reload(struct daemon *d)
 		struct res_state *rs = d->res[r];
 		if (rs->retired)
 			continue;
+		if (rs->owned) {
+			reload_derived(d, r, nc);
+			continue;
+		}
 		const struct cfg_device *now = NULL;
 		for (size_t j = 0; j < nc->n_devices && !now; j++)
 			if (strcmp(nc->devices[j].name, rs->name) == 0)
@@ -868,7 +1120,7 @@ static void reload(struct daemon *d)
 				strcmp(d->res[r]->name, nc->devices[j].name) == 0;
 		if (known)
 			continue;
-		if (add_slot(d, &nc->devices[j]) < 0) {
+		if (add_slot(d, &nc->devices[j], false) < 0) {
 			log_error("reload: out of memory adding resource=%s", nc->devices[j].name);
 			continue;
 		}
@@ -915,20 +1167,37 @@ static void on_rpc_jobs(struct loop *loop, int fd, uint32_t events, void *data)
 
 /* A resource slot for dev: its names, metrics, table and (once the gRPC
  * side exists) server entries. The slot's index is the same in all. */
-static int add_slot(struct daemon *d, const struct cfg_device *dev)
+static int add_slot(struct daemon *d, const struct cfg_device *dev, bool owned)
 {
 	struct res_state *rs = calloc(1, sizeof(*rs));
 	struct res_state **a = realloc(d->res, (d->n_res + 1) * sizeof(*a));
+	char kind[512];
 	if (a)
 		d->res = a;
 	if (!rs || !a || asprintf(&rs->full_name, "%s/%s", d->cfg->domain, dev->name) < 0) {
 		free(rs);
 		return -ENOMEM;
 	}
+	int e = d->cfg->cdi ? cdi_kind(d->cfg->domain, dev->name, kind, sizeof(kind)) : 0;
+	for (size_t r = 0; e == 0 && d->cfg->cdi && r < d->n_res; r++)
+		if (!d->res[r]->retired && strcmp(d->res[r]->cdi_kind, kind) == 0) {
+			log_error("resource=%s not served: its CDI kind %s is also %s's (CDI turns "
+				  "characters other than letters, digits, '-' and '_' into '_')",
+				  rs->full_name, kind, d->res[r]->full_name);
+			e = -EEXIST;
+		}
+	if (e == 0 && d->cfg->cdi && !(rs->cdi_kind = strdup(kind)))
+		e = -ENOMEM;
+	if (e < 0) {
+		free(rs->full_name);
+		free(rs);
+		return e;
+	}
 	rs->d = d;
 	rs->r = d->n_res;
 	rs->dev = dev;
 	if (!(rs->name = strdup(dev->name))) {
+		free(rs->cdi_kind);
 		free(rs->full_name);
 		free(rs);
 		return -ENOMEM;
@@ -942,12 +1211,16 @@ static int add_slot(struct daemon *d, const struct cfg_device *dev)
 			rs->seq = d->res[r]->seq;
 	rs->m = metrics_resource(d->metrics, rs->full_name);
 	if (table_add_resource(d->table, rs->full_name) != (ssize_t)rs->r ||
-	    (d->servers && servers_add(d->servers, dev->name, rs->full_name) != (ssize_t)rs->r)) {
+	    (d->servers &&
+	     servers_add(d->servers, dev->name, rs->full_name, rs->cdi_kind) != (ssize_t)rs->r)) {
 		free(rs->name);
 		free(rs->full_name);
+		free(rs->cdi_kind);
 		free(rs);
 		return -ENOMEM;
 	}
+	if (owned)
+		rs->owned = (struct cfg_device *)dev;
 	if (d->servers)
 		servers_set_metrics(d->servers, rs->r, rs->m);
 	d->res[d->n_res++] = rs;
@@ -956,6 +1229,7 @@ static int add_slot(struct daemon *d, const struct cfg_device *dev)
 
 static int setup(struct daemon *d)
 {
+	int e;
 	int n = snprintf(d->kubelet_sock, sizeof(d->kubelet_sock), "%s%s", d->cfg->plugin_dir,
 			 KUBELET_SOCKET_NAME);
 	if (n < 0 || (size_t)n >= sizeof(d->kubelet_sock))
@@ -982,14 +1256,14 @@ static int setup(struct daemon *d)
 	if (!(d->table = table_new(0, NULL, d->cfg->grace_ms)))
 		return -ENOMEM;
 	for (size_t r = 0; r < d->cfg->n_devices; r++)
-		if (add_slot(d, &d->cfg->devices[r]) < 0)
-			return -ENOMEM;
+		if ((e = add_slot(d, &d->cfg->devices[r], false)) < 0)
+			return e;
 	d->dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->dev_fd < 0)
 		return -errno;
 	loop_add_fd(d->loop, d->dev_fd, EPOLLIN, on_dev_event, d);
 	scan_paths(d);
-	int e = start_usb(d);
+	e = start_usb(d);
 	if (e < 0)
 		return e;
 	for (size_t r = 0; r < d->n_res; r++) {
@@ -1009,7 +1283,8 @@ static int setup(struct daemon *d)
 	if (!(d->servers = servers_new(d->rpc, 0, NULL, NULL)))
 		return -ENOMEM;
 	for (size_t r = 0; r < d->n_res; r++) {
-		if (servers_add(d->servers, d->res[r]->name, d->res[r]->full_name) != (ssize_t)r)
+		if (servers_add(d->servers, d->res[r]->name, d->res[r]->full_name,
+				d->res[r]->cdi_kind) != (ssize_t)r)
 			return -ENOMEM;
 		servers_set_metrics(d->servers, r, d->res[r]->m);
 	}
@@ -1056,6 +1331,10 @@ static void teardown(struct daemon *d)
 	for (size_t r = 0; r < d->n_res; r++) {
 		free(d->res[r]->name);
 		free(d->res[r]->full_name);
+		free(d->res[r]->cdi_kind);
+		free(d->res[r]->cdi_json);
+		config_device_clear(d->res[r]->owned);
+		free(d->res[r]->owned);
 		free(d->res[r]);
 	}
 	free(d->res);
@@ -1069,6 +1348,7 @@ static void teardown(struct daemon *d)
 int daemon_run(const struct config *cfg, int argc, char **argv)
 {
 	struct daemon d = {.cfg = cfg,
+			   .cur = cfg,
 			   .argc = argc,
 			   .argv = argv,
 			   .sig_fd = -1,

@@ -25,7 +25,39 @@ void dev_instance_clear(struct dev_instance *inst)
 		free(inst->env[i].value);
 	}
 	free(inst->env);
+	dev_kv_free(inst->env_tmpl, inst->n_env_tmpl);
+	dev_kv_free(inst->ann_tmpl, inst->n_ann_tmpl);
 	memset(inst, 0, sizeof(*inst));
+}
+
+void dev_kv_free(struct dev_kv *kv, size_t n)
+{
+	for (size_t i = 0; kv && i < n; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+	free(kv);
+}
+
+int dev_kv_copy(struct dev_kv **dst, const struct dev_kv *src, size_t n)
+{
+	if (n == 0) {
+		*dst = NULL;
+		return 0;
+	}
+	struct dev_kv *c = calloc(n, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i].key = strdup(src[i].key);
+		c[i].value = strdup(src[i].value);
+		if (!c[i].key || !c[i].value) {
+			dev_kv_free(c, i + 1);
+			return -ENOMEM;
+		}
+	}
+	*dst = c;
+	return 0;
 }
 
 void dev_instances_free(struct dev_instance *insts, size_t n)
@@ -67,6 +99,12 @@ int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src)
 				goto oom;
 		}
 	}
+	if (dev_kv_copy(&c.env_tmpl, src->env_tmpl, src->n_env_tmpl) < 0)
+		goto oom;
+	c.n_env_tmpl = src->n_env_tmpl;
+	if (dev_kv_copy(&c.ann_tmpl, src->ann_tmpl, src->n_ann_tmpl) < 0)
+		goto oom;
+	c.n_ann_tmpl = src->n_ann_tmpl;
 	*dst = c;
 	return 0;
 oom:

@@ -24,6 +24,12 @@ struct dev_env {
 	char *value;
 };
 
+/* A key and a value: an env or annotation template (tmpl.h). */
+struct dev_kv {
+	char *key;
+	char *value;
+};
+
 struct dev_instance {
 	/* Identity of the instance within its resource, stable while the same
 	 * files make it up: a re-discovered instance with the same key is the
@@ -37,6 +43,13 @@ struct dev_instance {
 	size_t n_nodes;
 	struct dev_env *env; /* discovery's facts about the instance (USB IDs ...) */
 	size_t n_env;
+	/* Allocate decorations from the instance's group: templates of the
+	 * env vars and annotations it adds (both key and value may hold
+	 * placeholders, see tmpl.h). */
+	struct dev_kv *env_tmpl;
+	size_t n_env_tmpl;
+	struct dev_kv *ann_tmpl;
+	size_t n_ann_tmpl;
 };
 
 /* Frees what the instance owns (not the struct itself); NULL is a no-op. */
@@ -45,6 +58,12 @@ void dev_instance_clear(struct dev_instance *inst);
 void dev_instances_free(struct dev_instance *insts, size_t n);
 /* Deep copy; 0 or -ENOMEM (dst untouched on error). */
 int dev_instance_copy(struct dev_instance *dst, const struct dev_instance *src);
+
+/* Copies n key/value pairs into *dst (malloc'd; NULL when n == 0); 0 or
+ * -ENOMEM (*dst untouched on error). */
+int dev_kv_copy(struct dev_kv **dst, const struct dev_kv *src, size_t n);
+/* Frees n pairs and the array; NULL is a no-op. */
+void dev_kv_free(struct dev_kv *kv, size_t n);
 
 /* Appends a copy of (suffix, value) to inst->env; 0 or -ENOMEM. */
 int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value);

@@ -92,6 +92,7 @@ struct res {
 	struct metrics_res *metrics; /* may be NULL */
 	char *name;		     /* config name, for env vars */
 	char *full_name;	     /* domain/name, for logs */
+	char *cdi_kind;		     /* NULL, or Allocate names CDI devices of this kind */
 };
 
 struct servers {
@@ -365,7 +366,8 @@ static grpc_status_code status_of(int err)
 /* Computes the answer of a unary call from its request bytes. Runs without
  * the lock, on its own snapshot reference. */
 static void handle_unary(struct call *c, struct snapshot *snap, const char *name,
-			 const char *full_name, const uint8_t *data, size_t len)
+			 const char *cdi_kind, const char *full_name, const uint8_t *data,
+			 size_t len)
 {
 	char err[512] = "";
 	grpc_byte_buffer *reply = NULL;
@@ -384,7 +386,8 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 		if (!req) {
 			r = -EINVAL;
 			snprintf(err, sizeof(err), "malformed AllocateRequest");
-		} else if ((r = alloc_allocate(snap, name, req, &resp, err, sizeof(err))) == 0) {
+		} else if ((r = alloc_allocate(snap, name, cdi_kind, req, &resp, err,
+					       sizeof(err))) == 0) {
 			reply = pack(&resp->base);
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
@@ -520,7 +523,7 @@ static void call_fn(struct rpc_tag *tag, bool ok)
 			break;
 		}
 		if (snap)
-			handle_unary(c, snap, res->name, res->full_name, data, len);
+			handle_unary(c, snap, res->name, res->cdi_kind, res->full_name, data, len);
 		else {
 			pthread_mutex_lock(&s->mu);
 			finish(c, NULL, GRPC_STATUS_UNAVAILABLE, "device list not ready");
@@ -552,14 +555,15 @@ struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	for (size_t r = 0; r < n; r++)
-		if (servers_add(s, names[r], full_names[r]) < 0) {
+		if (servers_add(s, names[r], full_names[r], NULL) < 0) {
 			servers_free(s);
 			return NULL;
 		}
 	return s;
 }
 
-ssize_t servers_add(struct servers *s, const char *name, const char *full_name)
+ssize_t servers_add(struct servers *s, const char *name, const char *full_name,
+		    const char *cdi_kind)
 {
 	struct res *res = calloc(1, sizeof(*res));
 	if (!res)
@@ -567,13 +571,15 @@ ssize_t servers_add(struct servers *s, const char *name, const char *full_name)
 	res->s = s;
 	res->name = strdup(name);
 	res->full_name = strdup(full_name);
+	res->cdi_kind = cdi_kind ? strdup(cdi_kind) : NULL;
+	bool ok = res->name && res->full_name && (!cdi_kind || res->cdi_kind);
 	pthread_mutex_lock(&s->mu);
-	struct res **a =
-	    res->name && res->full_name ? realloc(s->res, (s->n + 1) * sizeof(*a)) : NULL;
+	struct res **a = ok ? realloc(s->res, (s->n + 1) * sizeof(*a)) : NULL;
 	if (!a) {
 		pthread_mutex_unlock(&s->mu);
 		free(res->name);
 		free(res->full_name);
+		free(res->cdi_kind);
 		free(res);
 		return -ENOMEM;
 	}
@@ -770,6 +776,7 @@ void servers_free(struct servers *s)
 		free(s->res[r]->lw_bytes);
 		free(s->res[r]->name);
 		free(s->res[r]->full_name);
+		free(s->res[r]->cdi_kind);
 		free(s->res[r]);
 	}
 	pthread_cond_destroy(&s->cond);

@@ -20,8 +20,11 @@ struct servers;
  * full_names[r]: "domain/name", used in logs. Both copied. */
 struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
 			    const char *const *full_names);
-/* Appends a resource (names copied); its index, or -ENOMEM. */
-ssize_t servers_add(struct servers *s, const char *name, const char *full_name);
+/* Appends a resource (names copied); its index, or -ENOMEM. cdi_kind
+ * (copied; NULL: off): Allocate names CDI devices of this kind instead of
+ * DeviceSpecs and Mounts. */
+ssize_t servers_add(struct servers *s, const char *name, const char *full_name,
+		    const char *cdi_kind);
 /* Stops every server (cancels streams), waits for them: call before
  * rpc_free. NULL is a no-op. */
 void servers_free(struct servers *s);

@@ -231,7 +231,7 @@ static long allocate_pass(const V1beta1__AllocateRequest *req, long fail_at)
 	V1beta1__AllocateResponse *resp = NULL;
 	char err[512] = "";
 	failalloc_start(fail_at);
-	int r = alloc_allocate(snap, names[0], req, &resp, err, sizeof(err));
+	int r = alloc_allocate(snap, names[0], NULL, req, &resp, err, sizeof(err));
 	bool failed = failalloc_failed();
 	long n = failalloc_stop();
 	REQUIRE(!failed || r == -ENOMEM);

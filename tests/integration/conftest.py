@@ -79,8 +79,21 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def fake_dev_root(path):
+    """Gives a directory the few device nodes every process expects in /dev
+    (null, zero, random, urandom), so that it can stand in for /dev."""
+    for name, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+        p = os.path.join(path, name)
+        if not os.path.exists(p):
+            os.mknod(p, 0o666 | 0o020000, os.makedev(1, minor))
+            os.chmod(p, 0o666)
+
+
 class PluginProcess:
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, dev_root=None):
+        """dev_root: run the plugin in a mount namespace of its own where
+        that directory is mounted over /dev (the world faked, not the
+        plugin: it looks at /dev as on a node)."""
         self.args = [BIN] + args
         self.lines = []
         self.cond = threading.Condition()
@@ -88,7 +101,12 @@ class PluginProcess:
         for k in ("DOMAIN", "LISTEN", "LOG_LEVEL", "PLUGIN_DIRECTORY"):
             e.pop(k, None)
         e.update(env or {})
-        self.proc = subprocess.Popen(WRAP + self.args, stdin=subprocess.DEVNULL,
+        ns = []
+        if dev_root:
+            fake_dev_root(dev_root)
+            ns = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                  'mount --bind "$0" /dev && exec "$@"', dev_root]
+        self.proc = subprocess.Popen(ns + WRAP + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=e, text=True, preexec_fn=_die_with_parent)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -161,8 +179,8 @@ def start_raw():
     0 with a clean sanitizer/valgrind log."""
     started = []
 
-    def start(args, env=None):
-        p = PluginProcess(list(args), env=env)
+    def start(args, env=None, dev_root=None):
+        p = PluginProcess(list(args), env=env, dev_root=dev_root)
         started.append(p)
         return p
 
@@ -178,13 +196,13 @@ def start_raw():
 def run_plugin(plugin_dir, start_raw):
     """run_plugin(*device_json, extra=[...]) starts the plugin with the
     tests' usual flags (see start_raw for the end of its life)."""
-    def start(*devices, extra=(), env=None, plugin_directory=None):
+    def start(*devices, extra=(), env=None, plugin_directory=None, dev_root=None):
         # port 0: each plugin its own free port (logged), tests run side by side
         args = ["--plugin-directory", plugin_directory or plugin_dir, "--log-level", "debug",
                 "--domain", "example.com", "--listen", "127.0.0.1:0"]
         for d in devices:
             args += ["--device", d if isinstance(d, str) else json.dumps(d)]
-        return start_raw(args + list(extra), env=env)
+        return start_raw(args + list(extra), env=env, dev_root=dev_root)
 
     return start
 

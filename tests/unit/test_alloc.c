@@ -91,7 +91,7 @@ TEST(allocate_answers_in_order)
 	req.container_requests = cs;
 	V1beta1__AllocateResponse *resp = NULL;
 	char err[256] = "";
-	CHECK_INT(alloc_allocate(s, "serial-port", &req, &resp, err, sizeof(err)), 0);
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), 0);
 	CHECK_INT(resp ? resp->n_container_responses : 0, 2);
 	if (resp && resp->n_container_responses == 2) {
 		const V1beta1__ContainerAllocateResponse *r0 = resp->container_responses[0];
@@ -132,11 +132,11 @@ TEST(allocate_refuses)
 	req.container_requests = cs;
 	V1beta1__AllocateResponse *resp = NULL;
 	char err[256] = "";
-	CHECK_INT(alloc_allocate(s, "serial-port", &req, &resp, err, sizeof(err)), -ENOENT);
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), -ENOENT);
 	CHECK(resp == NULL);
 	CHECK_CONTAINS(err, "\"zzz\"");
 	req.n_container_requests = 0;
-	CHECK_INT(alloc_allocate(s, "serial-port", &req, &resp, err, sizeof(err)), -EINVAL);
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), -EINVAL);
 	snapshot_unref(s);
 	/* c's file disappears: c is unhealthy and refused */
 	char p[128];
@@ -153,7 +153,7 @@ TEST(allocate_refuses)
 	char *idc[] = {"c-0"};
 	c0 = creq(1, idc);
 	req.n_container_requests = 1;
-	CHECK_INT(alloc_allocate(s, "serial-port", &req, &resp, err, sizeof(err)), -EBUSY);
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), -EBUSY);
 	CHECK_CONTAINS(err, "unhealthy");
 	V1beta1__PreStartContainerRequest ps = V1BETA1__PRE_START_CONTAINER_REQUEST__INIT;
 	ps.n_devices_ids = 1;
@@ -196,7 +196,7 @@ TEST(allocate_refuses_colliding_container_paths)
 	req.container_requests = cs;
 	V1beta1__AllocateResponse *resp = NULL;
 	char err[256] = "";
-	CHECK_INT(alloc_allocate(s, "one", &req, &resp, err, sizeof(err)), -EEXIST);
+	CHECK_INT(alloc_allocate(s, "one", NULL, &req, &resp, err, sizeof(err)), -EEXIST);
 	CHECK(resp == NULL);
 	CHECK_CONTAINS(err, "\"q-0\"");
 	CHECK_CONTAINS(err, "/c/shared");
@@ -204,7 +204,7 @@ TEST(allocate_refuses_colliding_container_paths)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	resp = NULL;
 	c0 = creq(2, rs);
-	CHECK_INT(alloc_allocate(s, "one", &req, &resp, err, sizeof(err)), 0);
+	CHECK_INT(alloc_allocate(s, "one", NULL, &req, &resp, err, sizeof(err)), 0);
 	if (resp) {
 		const V1beta1__ContainerAllocateResponse *r0 = resp->container_responses[0];
 		CHECK_INT(r0->n_devices, 3); /* r, ctl, s */

@@ -294,7 +294,7 @@ TEST(help_and_version)
 
 TEST(no_devices)
 {
-	EXPECT_ERR("no devices configured: give --device or a config file with a devices list",
+	EXPECT_ERR("no devices configured: give --device, a config file with a devices list",
 		   "--domain", "squat.ai");
 	char path[128];
 	write_file(path, sizeof(path), "empty.yaml", "# nothing here\n");
@@ -802,7 +802,7 @@ TEST(groups)
 	EXPECT_ERR("--device #1: groups: required key is missing", "--device", "{\"name\": \"a\"}");
 	EXPECT_ERR("--device #1: groups: must not be empty", "--device",
 		   "{\"name\": \"a\", \"groups\": []}");
-	EXPECT_ERR("--device #1: groups[0]: a group may not mix paths and usb", "--device",
+	EXPECT_ERR("--device #1: groups[0]: a group has one of paths, usb or virtual", "--device",
 		   "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}], \"usb\": "
 		   "[{\"vendor\": \"1\"}]}]}");
 	EXPECT_ERR("--device #1: groups[1]: a group needs a non-empty paths or usb list",

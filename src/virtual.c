@@ -1,0 +1,60 @@
+#include "virtual.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int one(const struct cfg_group *g, const char *node, unsigned i, struct dev_instance *inst)
+{
+	const struct cfg_virtual *v = g->virt;
+	if (asprintf(&inst->key, "v%06u", i) < 0) {
+		inst->key = NULL;
+		return -ENOMEM;
+	}
+	if (!(inst->ids = calloc(g->count, sizeof(*inst->ids))))
+		return -ENOMEM;
+	inst->count = g->count;
+	for (unsigned j = 0; j < g->count; j++) {
+		int n = g->count > 1
+			    ? asprintf(&inst->ids[j], "%s-%s-%u-%u", v->id_prefix, node, i, j)
+			    : asprintf(&inst->ids[j], "%s-%s-%u", v->id_prefix, node, i);
+		if (n < 0) {
+			inst->ids[j] = NULL;
+			return -ENOMEM;
+		}
+	}
+	if (!v->device_file_prefix)
+		return 0;
+	if (!(inst->nodes = calloc(1, sizeof(*inst->nodes))))
+		return -ENOMEM;
+	inst->n_nodes = 1;
+	*inst->nodes = (struct dev_node){.permissions = "rw"};
+	if (asprintf(&inst->nodes->host_path, "%s%u", v->device_file_prefix, i) < 0) {
+		inst->nodes->host_path = NULL;
+		return -ENOMEM;
+	}
+	return (inst->nodes->container_path = strdup(inst->nodes->host_path)) ? 0 : -ENOMEM;
+}
+
+int virtual_expand(const struct cfg_group *g, const char *node, struct dev_instance **out,
+		   size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!g->virt || g->count == 0)
+		return -EINVAL;
+	struct dev_instance *insts = calloc(g->virt->count, sizeof(*insts));
+	if (!insts)
+		return -ENOMEM;
+	for (unsigned i = 0; i < g->virt->count; i++) {
+		int r = one(g, node, i, &insts[i]);
+		if (r < 0) {
+			dev_instances_free(insts, g->virt->count);
+			return r;
+		}
+	}
+	*out = insts;
+	*n_out = g->virt->count;
+	return 0;
+}
