@@ -317,3 +317,22 @@ def test_cdi_spec_written_atomically_under_a_storm(devdir, kubelet, run_plugin, 
     assert seen["reads"] > 0
     assert not seen["bad"], "a reader saw a partial spec: %s" % seen["bad"][:3]
     assert not seen["stray"], "temporary files a CDI registry would read: %s" % seen["stray"]
+
+
+def test_sdm_reload_follows_the_edited_entries(fakedev, kubelet, sdm, tmp_path):
+    import signal
+    fakedev.add("ttyUSB0")
+    fakedev.add("net/tun")
+    plugin = sdm("- devicematch: ^ttyUSB[0-9]*$\n  nummaxdevices: 1\n"
+                 "- devicematch: ^net/tun$\n  nummaxdevices: 3\n")
+    tty = kubelet.wait_plugin("smarter-devices/ttyUSB0")
+    tty.stream.wait(lambda d: d == {"0": "Healthy"})
+    kubelet.wait_plugin("smarter-devices/net_tun").stream.wait(lambda d: len(d) == 3)
+    (tmp_path / "conf.yaml").write_text("- devicematch: ^ttyUSB[0-9]*$\n  nummaxdevices: 2\n"
+                                        "- devicematch: ^gpiomem$\n  nummaxdevices: 4\n")
+    fakedev.add("gpiomem")
+    plugin.proc.send_signal(signal.SIGHUP)
+    tty.stream.wait(lambda d: d == {"0": "Healthy", "1": "Healthy"},
+                    what="nummaxdevices 2 after the reload, same socket and stream")
+    kubelet.wait_plugin("smarter-devices/gpiomem").stream.wait(lambda d: len(d) == 4)
+    plugin.wait_log(r"resource removed by reload resource=smarter-devices/net_tun")

@@ -2,6 +2,7 @@
 (usbworld.py: fake /sys, /dev and uevents for libudev and libusb), seen
 through the kubelet stand-in."""
 
+import json
 import os
 
 import pytest
@@ -345,3 +346,40 @@ def test_nfd_feature_file_follows_plugs(world, kubelet, start, tmp_path):
                "usbdp.usb-0403-6001" not in features(), 5 * SLOW, "labels gone after unplug")
     # written atomically: no temporary file left beside it
     assert sorted(os.listdir(feat.parent)) == ["usb-device-plugin"]
+
+
+def test_templates_and_cdi_for_usb_devices(world, kubelet, start, tmp_path):
+    cdi = tmp_path / "cdi"
+    g = {"usb": [CH340], "env": {"SERIAL_PORT_{index}": "{tty}", "WHERE": "{port}"},
+         "annotations": {"example.com/usb-{index}": "{vendor}:{product}@{port} {serial}"}}
+    start({"name": "ch340", "groups": [g]}, extra=["--cdi", "--cdi-dir", str(cdi),
+                                                  "--grace-period", "60s"])
+    pl = kubelet.wait_plugin("example.com/ch340")
+    a = world.plug(uw.ch340(port="1-1"))
+    b = world.plug(uw.ch340(port="1-2"))
+    ida, idb = "1a86-7523-port-1-1", "1a86-7523-port-1-2"
+    pl.stream.wait(lambda d: d == {ida: "Healthy", idb: "Healthy"})
+    c = pl.allocate([idb, ida]).container_responses[0]
+    assert c.envs["SERIAL_PORT_0"] == b.nodes[0].devnode
+    assert c.envs["SERIAL_PORT_1"] == a.nodes[0].devnode
+    assert c.envs["WHERE"] == "1-2,1-1", "one key from two devices: both, in request order"
+    assert c.annotations["example.com/usb-0"] == "1a86:7523@1-2 ", "no serial: empty"
+    assert sorted(d.name for d in c.cdi_devices) == ["example.com/ch340=" + ida,
+                                                     "example.com/ch340=" + idb]
+    assert not c.devices
+    spec_path = cdi / "example.com-ch340.json"
+
+    def spec_nodes():
+        with open(spec_path) as f:
+            spec = json.load(f)
+        return {d["name"]: sorted(n["hostPath"] for n in d["containerEdits"]["deviceNodes"])
+                for d in spec["devices"]}
+    wait_until(lambda: spec_nodes() == {
+        ida: sorted([a.busnode, a.nodes[0].devnode]),
+        idb: sorted([b.busnode, b.nodes[0].devnode])}, 5 * SLOW, "both adapters in the spec")
+    world.unplug(a)
+    pl.stream.wait(lambda d: d == {ida: "Unhealthy", idb: "Healthy"})
+    wait_until(lambda: list(spec_nodes()) == [idb], 5 * SLOW, "the unplugged one left the spec")
+    world.unplug(b)
+    wait_until(lambda: not spec_path.exists(), 5 * SLOW,
+               "no device left: no spec (CDI forbids an empty one)")
