@@ -101,6 +101,7 @@ struct daemon {
 	size_t n_warned;
 	struct usbids *ids;
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
+	struct devmatch *sdm;  /* NULL until a config has devicematch entries */
 	struct metrics *metrics;
 	struct http *http;
 	int64_t pending_since_us; /* first device event not yet published */
@@ -139,8 +140,8 @@ static bool update_watches(struct daemon *d)
 			if (grp->virt && grp->virt->device_file_prefix)
 				watch_prefix_dir(grp->virt->device_file_prefix, &dirs, &n_dirs);
 		}
-	if (d->cur->n_matches)
-		devmatch_watch_dirs(CONFIG_SDM_DEV_DIR, &dirs, &n_dirs);
+	if (d->cur->n_matches && d->sdm)
+		devmatch_watch_dirs(d->sdm, &dirs, &n_dirs);
 	/* Drop watches no longer wanted. */
 	for (size_t i = 0; i < d->n_watches;) {
 		bool keep = false;
@@ -346,7 +347,11 @@ static void sync_derived(struct daemon *d)
 {
 	if (!d->cur->n_matches)
 		return;
-	int e = devmatch_scan(CONFIG_SDM_DEV_DIR, d->cur->matches, d->cur->n_matches, on_match, d);
+	if (!d->sdm && !(d->sdm = devmatch_new(CONFIG_SDM_DEV_DIR))) {
+		log_error("cannot scan dir=%s: out of memory", CONFIG_SDM_DEV_DIR);
+		return;
+	}
+	int e = devmatch_scan(d->sdm, d->cur->matches, d->cur->n_matches, on_match, d);
 	if (e < 0 && first_time(d, "sdm-scan"))
 		log_warn("cannot list dir=%s err=\"%s\"", CONFIG_SDM_DEV_DIR, strerror(-e));
 }
@@ -1081,6 +1086,8 @@ static void reload(struct daemon *d)
 	}
 	d->reloaded[d->n_reloaded++] = nc;
 	d->cur = nc;
+	if (d->sdm)
+		devmatch_forget(d->sdm); /* new expressions */
 	warn_setting("domain", d->cfg->domain, nc->domain);
 	if (nc->cdi != d->cfg->cdi)
 		warn_setting("cdi", d->cfg->cdi ? "true" : "false", nc->cdi ? "true" : "false");
@@ -1311,6 +1318,7 @@ static void teardown(struct daemon *d)
 	rpc_free(d->rpc);			 /* runs the last registration callbacks */
 	usb_watch_free(d->usb);
 	usbids_close(d->ids);
+	devmatch_free(d->sdm);
 	if (d->loop)
 		loop_free(d->loop);
 	table_free(d->table);

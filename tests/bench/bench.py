@@ -190,12 +190,85 @@ def bench_idle(r):
     out("idle_rss_kib", rss)
 
 
+SDM_CONF = "".join("- devicematch: %s\n  nummaxdevices: %d\n" % e for e in (
+    ("^snd$", 20), ("^gpiomem$", 40), ("^gpiochip[0-9]*$", 20), ("^hci[0-9]*$", 1),
+    ("^i2c-[0-9]*$", 1), ("^rtc0$", 20), ("^video[0-9]*$", 20), ("^vchiq$", 20),
+    ("^vcsm.*$", 20), ("^ttyUSB[0-9]*$", 1), ("^ttyACM[0-9]*$", 1), ("^ttyS[0-9]*$", 1)))
+
+
+def bench_devicematch(n_dirs=60, per_dir=25):
+    """smarter-device-manager's config (its default list) over a fake /dev
+    the size of a busy node's (n_dirs directories of per_dir entries, 32
+    ttyS), mounted over /dev in the plugin's mount namespace: the time from
+    a new ttyUSB file to its new resource's first list, and the CPU the
+    plugin spends on an event in an unrelated directory (every event
+    rescans /dev: the price of following hotplug)."""
+    # on tmpfs, as /dev (devtmpfs) is: a disk file system's directories
+    # cost several times more to read
+    tmpdev = tempfile.TemporaryDirectory(dir="/dev/shm")
+    tmp = tempfile.TemporaryDirectory()
+    dev = os.path.join(tmpdev.name, "dev")
+    pd = os.path.join(tmp.name, "pd") + "/"
+    os.makedirs(pd)
+    for d in range(n_dirs):
+        os.makedirs(os.path.join(dev, "dir%d" % d))
+        for i in range(per_dir):
+            mknod(os.path.join(dev, "dir%d" % d, "n%d" % i))
+    for i in range(32):
+        mknod(os.path.join(dev, "ttyS%d" % i))
+    for name, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+        os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(1, minor))
+    conf = os.path.join(tmp.name, "conf.yaml")
+    with open(conf, "w") as f:
+        f.write(SDM_CONF)
+    k = Kubelet(pd).start()
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         'mount --bind "$0" /dev && exec "$@"', dev, BIN, "--config", conf,
+         "--plugin-directory", pd, "--log-level", "warn", "--listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL)
+    try:
+        k.wait_plugin("smarter-devices/ttyS31", timeout=30)
+        out("devicematch_dev_entries", n_dirs * (per_dir + 1) + 36)
+        lat = []
+        for i in range(30):
+            time.sleep(0.01)
+            t = time.monotonic()
+            mknod(os.path.join(dev, "ttyUSB%d" % i))
+            pl = k.wait_plugin("smarter-devices/ttyUSB%d" % i, timeout=10)
+            pl.stream.wait(lambda d: len(d) == 1, timeout=10)
+            with pl.stream.cond:
+                got = pl.stream.lists[0][0]
+            lat.append((got - t) * 1e6)
+        out("devicematch_new_file_to_new_resource_listed_median_us",
+            "%.0f" % statistics.median(lat))
+        out("devicematch_new_file_to_new_resource_listed_p99_us", "%.0f" % pct(lat, 99))
+        time.sleep(0.5)
+        before = proc_stats(proc.pid)[0]
+        n = 300
+        for i in range(n):
+            mknod(os.path.join(dev, "dir%d" % (i % n_dirs), "x%d" % i))
+            time.sleep(0.005)  # one rescan each: rescans are rate-limited to one per 2 ms
+        time.sleep(0.5)
+        ticks = proc_stats(proc.pid)[0] - before
+        hz = os.sysconf("SC_CLK_TCK")
+        out("devicematch_unrelated_event_cpu_us", "%.0f" % (ticks * 1e6 / hz / n))
+        out("devicematch_rss_kib", proc_stats(proc.pid)[2])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        k.stop()
+        tmp.cleanup()
+        tmpdev.cleanup()
+
+
 def main():
     if not os.path.exists(BIN):
         sys.exit("no %s: run make first" % BIN)
     out("binary", BIN)
     bench_startup()
     bench_storm()
+    bench_devicematch()
     r = Run(10)
     try:
         bench_allocate(r)

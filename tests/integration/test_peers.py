@@ -54,11 +54,37 @@ def sdm(tmp_path, plugin_dir, start_raw, fakedev):
     return go
 
 
-def test_sdm_example_config_gives_its_resource_names_and_counts(fakedev, kubelet, sdm):
+# smarter-device-manager's own default conf.yaml (its entries, as shipped)
+SDM_DEFAULT = "".join("- devicematch: %s\n  nummaxdevices: %d\n" % e for e in (
+    ("^snd$", 20), ("^gpiomem$", 40), ("^gpiochip[0-9]*$", 20), ("^hci[0-9]*$", 1),
+    ("^i2c-[0-9]*$", 1), ("^rtc0$", 20), ("^video[0-9]*$", 20), ("^vchiq$", 20),
+    ("^vcsm.*$", 20), ("^ttyUSB[0-9]*$", 1), ("^ttyACM[0-9]*$", 1), ("^ttyTHS[0-9]*$", 1),
+    ("^ttyS[0-9]*$", 1), ("nvidia-gpu", 10)))
+
+
+def test_sdm_default_config_on_a_raspberry_pi_dev(fakedev, kubelet, sdm):
+    for name in ("snd/controlC0", "snd/pcmC0D0p", "gpiomem", "gpiochip0", "gpiochip1",
+                 "i2c-1", "rtc0", "video10", "video11", "vchiq", "vcsm-cma", "ttyUSB0",
+                 "ttyACM0", "ttyS0", "net/tun", "mmcblk0", "input/event0"):
+        fakedev.add(name)
+    plugin = sdm(SDM_DEFAULT)
+    want = {"snd": 20, "gpiomem": 40, "gpiochip0": 20, "gpiochip1": 20, "i2c-1": 1,
+            "rtc0": 20, "video10": 20, "video11": 20, "vchiq": 20, "vcsm-cma": 20,
+            "ttyUSB0": 1, "ttyACM0": 1, "ttyS0": 1}
+    for name, n in want.items():
+        pl = kubelet.wait_plugin("smarter-devices/" + name)
+        ids = {str(i): "Healthy" for i in range(n)}
+        pl.stream.wait(lambda d, ids=ids: d == ids, what="%s with IDs 0..%d" % (name, n - 1))
+    assert set(kubelet.plugins) == {"smarter-devices/" + n for n in want}, \
+        "exactly its resources: nothing for net/tun, mmcblk0, input/event0"
+    plugin.wait_log(r'"nvidia-gpu" skipped')
+
+
+def test_sdm_resource_names_counts_and_allocations(fakedev, kubelet, sdm):
     for name in ("ttyUSB0", "ttyUSB1", "gpiomem", "i2c-1", "video0", "net/tun",
                  "snd/controlC0", "snd/pcmC0D0p", "ttyS0"):
         fakedev.add(name)
-    plugin = sdm()
+    sdm()
     want = {"smarter-devices/ttyUSB0": 1, "smarter-devices/ttyUSB1": 1,
             "smarter-devices/gpiomem": 40, "smarter-devices/i2c-1": 1,
             "smarter-devices/video0": 20, "smarter-devices/net_tun": 3,
@@ -77,7 +103,6 @@ def test_sdm_example_config_gives_its_resource_names_and_counts(fakedev, kubelet
     snd = kubelet.plugins["smarter-devices/snd"].allocate(["7"]).container_responses[0]
     assert sorted(d.host_path for d in snd.devices) == ["/dev/snd/controlC0",
                                                          "/dev/snd/pcmC0D0p"]
-    plugin.wait_log(r'"nvidia-gpu" skipped')
 
 
 def test_sdm_follows_files_that_come_and_go(fakedev, kubelet, sdm):
