@@ -89,6 +89,23 @@ def fake_dev_root(path):
             os.chmod(p, 0o666)
 
 
+_MOUNT_NS = {}
+
+
+def mount_ns_problem(path):
+    """None when a directory can be mounted over /dev in a new mount
+    namespace here (root with CAP_SYS_ADMIN), else why not."""
+    if "r" not in _MOUNT_NS:
+        try:
+            p = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                                "-c", 'mount --bind "$0" /dev', path],
+                               capture_output=True, text=True, timeout=10)
+            _MOUNT_NS["r"] = None if p.returncode == 0 else (p.stderr.strip() or "failed")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _MOUNT_NS["r"] = str(e)
+    return _MOUNT_NS["r"]
+
+
 class PluginProcess:
     def __init__(self, args, env=None, dev_root=None):
         """dev_root: run the plugin in a mount namespace of its own where

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import SLOW
+from conftest import SLOW, mount_ns_problem
 from kubelet import wait_until
 
 
@@ -36,6 +36,9 @@ SDM_CONF = """\
 @pytest.fixture
 def fakedev(devdir):
     """The fake /dev the plugin sees (mounted over /dev in its namespace)."""
+    why = mount_ns_problem(devdir.path)
+    if why:
+        pytest.skip("cannot mount a fake /dev in a mount namespace: " + why)
     return devdir
 
 
