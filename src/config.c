@@ -1331,12 +1331,12 @@ static int apply_nfd_file(const struct src *s, const struct cfg_node *n, const c
 static int apply_cdi(const struct src *s, const struct cfg_node *n, const char *leaf, const char *v,
 		     struct config *cfg)
 {
-	static const char *const yes[] = {"1",	  "t",	 "T",	"true", "TRUE",
-					  "True", "yes", "Yes", NULL};
-	static const char *const no[] = {"0",	  "f",	"F",  "false", "FALSE",
-					 "False", "no", "No", NULL};
-	if (in_list(v, yes) || in_list(v, no)) {
-		cfg->cdi = in_list(v, yes);
+	/* a flag's spellings (Go's strconv.ParseBool) and YAML's booleans */
+	static const char *const yes[] = {"1", "t", "T", NULL};
+	static const char *const no[] = {"0", "f", "F", NULL};
+	if (in_list(v, yes) || in_list(v, no) || in_list(v, true_words) ||
+	    in_list(v, false_words)) {
+		cfg->cdi = in_list(v, yes) || in_list(v, true_words);
 		return 0;
 	}
 	return fail(s, n, NULL, leaf, "expected true or false, got \"%s\"", v);
@@ -1991,16 +1991,9 @@ static int apply_defaults(struct config *cfg)
 
 /* The file as the chosen (or recognised) format: its devices list or its
  * smarter-device-manager entries. */
-static int load_file(const struct flags *f, const struct src *file, const struct cfg_node *root,
+static int load_file(const struct src *file, const struct cfg_node *root, enum cfg_format fmt,
 		     const struct cfg_node **list, const char **key, struct config *cfg)
 {
-	const char *v = f->format ? f->format : getenv("CONFIG_FORMAT");
-	enum cfg_format fmt = CFG_FORMAT_AUTO;
-	int r = 0;
-	if (v && *v &&
-	    (r = parse_format(v, f->format ? "--config-format" : "$CONFIG_FORMAT", &fmt, file->err,
-			      file->errlen)) < 0)
-		return r;
 	if (fmt == CFG_FORMAT_AUTO) /* a list of {devicematch, ...}: theirs */
 		fmt = root && root->kind == CFG_SEQ && root->n_items &&
 			      (cfgtree_get(root->items[0], "devicematch") ||
@@ -2029,12 +2022,24 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 		r = apply_defaults(cfg);
 		goto out;
 	}
-	if (r < 0 || (r = find_config(&f, &cfg->config_file, err, errlen)) < 0)
+	const char *fmt = f.format ? f.format : getenv("CONFIG_FORMAT");
+	enum cfg_format want = CFG_FORMAT_AUTO;
+	if (r < 0 ||
+	    (fmt && *fmt &&
+	     (r = parse_format(fmt, f.format ? "--config-format" : "$CONFIG_FORMAT", &want, err,
+			       errlen)) < 0) ||
+	    (r = find_config(&f, &cfg->config_file, err, errlen)) < 0)
 		goto out;
+	if (want == CFG_FORMAT_SDM && !cfg->config_file) {
+		errput(err, errlen,
+		       "--config-format=smarter-device-manager: no config file (give --config)");
+		r = -EINVAL;
+		goto out;
+	}
 	if (cfg->config_file) {
 		file.name = cfg->config_file;
 		if ((r = parse_file(cfg->config_file, &root, err, errlen)) < 0 ||
-		    (r = load_file(&f, &file, root, &list, &key, cfg)) < 0)
+		    (r = load_file(&file, root, want, &list, &key, cfg)) < 0)
 			goto out;
 	}
 	if ((r = resolve_settings(&f, &file, root, cfg)) < 0 ||

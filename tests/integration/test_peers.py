@@ -355,12 +355,15 @@ def test_sdm_reload_follows_the_edited_entries(fakedev, kubelet, sdm, tmp_path):
                  "- devicematch: ^net/tun$\n  nummaxdevices: 3\n")
     tty = kubelet.wait_plugin("smarter-devices/ttyUSB0")
     tty.stream.wait(lambda d: d == {"0": "Healthy"})
-    kubelet.wait_plugin("smarter-devices/net_tun").stream.wait(lambda d: len(d) == 3)
-    (tmp_path / "conf.yaml").write_text("- devicematch: ^ttyUSB[0-9]*$\n  nummaxdevices: 2\n"
+    tun = kubelet.wait_plugin("smarter-devices/net_tun")
+    tun.stream.wait(lambda d: len(d) == 3)
+    (tmp_path / "conf.yaml").write_text("- devicematch: ^net/tun$\n  nummaxdevices: 5\n"
                                         "- devicematch: ^gpiomem$\n  nummaxdevices: 4\n")
     fakedev.add("gpiomem")
     plugin.proc.send_signal(signal.SIGHUP)
-    tty.stream.wait(lambda d: d == {"0": "Healthy", "1": "Healthy"},
-                    what="nummaxdevices 2 after the reload, same socket and stream")
+    # matched by the file's name (net/tun), not the resource's (net_tun)
+    tun.stream.wait(lambda d: len(d) == 5,
+                    what="nummaxdevices 5 after the reload, same socket and stream")
     kubelet.wait_plugin("smarter-devices/gpiomem").stream.wait(lambda d: len(d) == 4)
-    plugin.wait_log(r"resource removed by reload resource=smarter-devices/net_tun")
+    plugin.wait_log(r"resource removed by reload resource=smarter-devices/ttyUSB0")
+    assert kubelet.count("smarter-devices/net_tun") == 1, "kept its registration"
