@@ -838,8 +838,7 @@ static int parse_decor(const struct src *s, const struct cfg_node *map, const ch
 			return path_too_long(s, map, path);
 		if (!*k->text)
 			return fail(s, k, sub, NULL, "empty key");
-		if (strcmp(key, "env") == 0 &&
-		    (strchr(k->text, '=') || (!strchr(k->text, '{') && is_digit(k->text[0]))))
+		if (strcmp(key, "env") == 0 && (strchr(k->text, '=') || is_digit(k->text[0])))
 			return fail(s, k, sub, k->text,
 				    "not a valid environment variable name (no '=', not starting "
 				    "with a digit)");
@@ -2031,8 +2030,8 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	    (r = find_config(&f, &cfg->config_file, err, errlen)) < 0)
 		goto out;
 	if (want == CFG_FORMAT_SDM && !cfg->config_file) {
-		errput(err, errlen,
-		       "--config-format=smarter-device-manager: no config file (give --config)");
+		errput(err, errlen, "%s: smarter-device-manager: no config file (give --config)",
+		       f.format ? "--config-format" : "$CONFIG_FORMAT");
 		r = -EINVAL;
 		goto out;
 	}

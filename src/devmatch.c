@@ -345,6 +345,12 @@ static int add_dir_nodes(struct dev_instance *inst, const char *dir, unsigned de
 	return r;
 }
 
+static int cmp_node(const void *a, const void *b)
+{
+	return strcmp(((const struct dev_node *)a)->host_path,
+		      ((const struct dev_node *)b)->host_path);
+}
+
 static int build(const char *path, bool dir, const struct cfg_group *g, struct dev_instance *inst)
 {
 	if (asprintf(&inst->key, "sdm:%s", g->dev_name) < 0) {
@@ -359,7 +365,12 @@ static int build(const char *path, bool dir, const struct cfg_group *g, struct d
 			inst->ids[i] = NULL;
 			return -ENOMEM;
 		}
-	return dir ? add_dir_nodes(inst, path, 1) : add_node(inst, path);
+	if (!dir)
+		return add_node(inst, path);
+	int r = add_dir_nodes(inst, path, 1);
+	if (r == 0 && inst->n_nodes > 1) /* by path, not walk order: snd/a/b < snd/a-x */
+		qsort(inst->nodes, inst->n_nodes, sizeof(*inst->nodes), cmp_node);
+	return r;
 }
 
 int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_instance **out,

@@ -45,8 +45,8 @@ int devmatch_watch_dirs(const struct devmatch *dm, char ***dirs, size_t *n_dirs)
 
 /* The instance of a derived group (g->dev_name): key "sdm:<name>", IDs
  * "0".."count-1" (smarter-device-manager's), nodes: root/<name>, or, when
- * that is a directory, every character or block device below it (sorted,
- * same rules as devmatch_scan); permissions "rw" as smarter-device-manager
+ * that is a directory, every character or block device below it (sorted
+ * by path, same rules as devmatch_scan); permissions "rw" as smarter-device-manager
  * gives. No instance when the file does not exist. 0 or -ENOMEM. */
 int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_instance **out,
 		    size_t *n_out);

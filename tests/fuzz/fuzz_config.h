@@ -49,7 +49,11 @@ static inline bool fuzz_perms_ok(const char *p)
 static inline void fuzz_check_group(const struct cfg_group *g)
 {
 	FUZZ_REQUIRE(g->count >= 1 && g->count <= 10000);
-	FUZZ_REQUIRE((g->n_paths > 0) != (g->n_usb > 0));
+	FUZZ_REQUIRE((g->n_paths > 0) + (g->n_usb > 0) + (g->virt != NULL) == 1);
+	FUZZ_REQUIRE(!g->virt ||
+		     (g->virt->count >= 1 && g->virt->id_prefix && g->virt->id_prefix[0]));
+	for (size_t i = 0; i < g->n_env; i++)
+		FUZZ_REQUIRE(g->env[i].key[0] && !strchr(g->env[i].key, '='));
 	for (size_t i = 0; i < g->n_paths; i++) {
 		const struct cfg_path *p = &g->paths[i];
 		FUZZ_REQUIRE(p->path && p->path[0] == '/');
@@ -77,7 +81,10 @@ static inline void fuzz_check_config(const struct config *c)
 	size_t len = strlen(c->plugin_dir);
 	FUZZ_REQUIRE(len > 0 && c->plugin_dir[len - 1] == '/');
 	FUZZ_REQUIRE(c->log_level >= LOG_LEVEL_ALL && c->log_level <= LOG_LEVEL_NONE);
-	FUZZ_REQUIRE(c->n_devices > 0 || c->show_help || c->show_version || c->show_list);
+	FUZZ_REQUIRE(c->n_devices > 0 || c->n_matches > 0 || c->show_help || c->show_version ||
+		     c->show_list);
+	for (size_t i = 0; i < c->n_matches; i++)
+		FUZZ_REQUIRE(c->matches[i].pattern && c->matches[i].max >= 1);
 	for (size_t i = 0; i < c->n_devices; i++) {
 		const struct cfg_device *d = &c->devices[i];
 		FUZZ_REQUIRE(d->name && fuzz_name_ok(d->name));

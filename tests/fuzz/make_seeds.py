@@ -102,6 +102,15 @@ CONFIG_FILES = [
 ]
 
 
+# smarter-device-manager's format, virtual groups, templates, CDI settings
+CONFIG_FILES += [
+    "# smarter-device-manager's conf.yaml\n- devicematch: ^snd$\n  nummaxdevices: 20\n- devicematch: ^rtc0$\n  nummaxdevices: 20\n- devicematch: ^ttyUSB[0-9]*$\n  nummaxdevices: 1\n- devicematch: ^net/tun$\n  nummaxdevices: 10\n- devicematch: nvidia-gpu\n  nummaxdevices: 1\n",
+    'cdi: true\ncdi-dir: /var/run/cdi\ndomain: example.com\ndevices:\n  - name: fuse\n    groups: [{paths: [{path: /dev/fuse}], count: 10}]\n',
+    'domain: sim.example.com\ndevices:\n  - name: sim\n    groups:\n      - count: 2\n        virtual:\n          count: 4\n          idPrefix: sim\n          envPrefix: SIM_\n          annotationPrefix: sim.example.com/\n          deviceFilePrefix: /dev/sim\n  - name: plain\n    groups:\n      - virtual: {}\n',
+    'devices:\n  - name: serial\n    groups:\n      - usb: [{vendor: "1a86", product: "7523"}]\n        env:\n          SERIAL_{index}_TTY: "{tty}"\n          SERIAL_{index}_ID: "{vendor}:{product} {serial}"\n        annotations:\n          example.com/serial-{index}: "{id}@{port}"\n      - paths: [{path: /dev/ttyACM*}]\n        count: 2\n        env:\n          ACM_{index}: "{host[0]} -> {container}"\n          LITERAL: "{{not a placeholder}}"\n          RESOURCE: "{resource}/{slot}"\n        annotations:\n          example.com/acm: "{hosts};{containers}"\n',
+]
+
+
 def docs_blocks():
     """The yaml and json code blocks of docs/config-reference.md."""
     with open(os.path.join(ROOT, "docs", "config-reference.md")) as f:

@@ -1278,13 +1278,769 @@ TEST(json_escaped_nul)
 		   "{\"name\\u0000x\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/a\"}]}]}");
 }
 
+/* ---- --config-format and smarter-device-manager files ---- */
+
+/* A smarter-device-manager config: two expressions and nvidia-gpu. */
+#define SDM_FILE                                                                                   \
+	"- devicematch: ^snd$\n"                                                                   \
+	"  nummaxdevices: 20\n"                                                                    \
+	"- devicematch: ^ttyUSB[0-9]*$\n"                                                          \
+	"  nummaxdevices: 1\n"                                                                     \
+	"- devicematch: nvidia-gpu\n"                                                              \
+	"  nummaxdevices: 1\n"
+
+TEST(sdm_file)
+{
+	char path[128], want[512];
+	write_file(path, sizeof(path), "sdm.yaml", SDM_FILE);
+	struct config c;
+	struct capture cap = {0};
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path);
+	char *log = capture_end(&cap);
+	CHECK_INT(c.format, CFG_FORMAT_SDM);
+	CHECK_STR(c.domain, CONFIG_SDM_DOMAIN);
+	CHECK_INT(c.n_devices, 0);
+	CHECK_INT(c.n_matches, 2); /* nvidia-gpu makes no entry */
+	if (c.n_matches == 2) {
+		CHECK_STR(c.matches[0].pattern, "^snd$");
+		CHECK_INT(c.matches[0].max, 20);
+		CHECK_INT(c.matches[0].line, 1);
+		CHECK_STR(c.matches[1].pattern, "^ttyUSB[0-9]*$");
+		CHECK_INT(c.matches[1].max, 1);
+		CHECK_INT(c.matches[1].line, 3);
+		/* Compiled, anchored as written. */
+		CHECK_INT(regexec(&c.matches[0].regex, "snd", 0, NULL, 0), 0);
+		CHECK(regexec(&c.matches[0].regex, "snd/pcmC0D0p", 0, NULL, 0) != 0);
+		CHECK_INT(regexec(&c.matches[1].regex, "ttyUSB12", 0, NULL, 0), 0);
+		CHECK(regexec(&c.matches[1].regex, "ttyACM0", 0, NULL, 0) != 0);
+	}
+	snprintf(want, sizeof(want), "%s:5: [2].devicematch: \"nvidia-gpu\" skipped", path);
+	CHECK_CONTAINS(log, "level=warn");
+	CHECK_CONTAINS(log, want);
+	free(log);
+	config_free(&c);
+
+	/* The domain: --domain and $DOMAIN still win over smarter-devices. */
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path, "--domain", "squat.ai");
+	free(capture_end(&cap));
+	CHECK_STR(c.domain, "squat.ai");
+	config_free(&c);
+	setenv("DOMAIN", "env.example", 1);
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path);
+	free(capture_end(&cap));
+	CHECK_STR(c.domain, "env.example");
+	config_free(&c);
+	unsetenv("DOMAIN");
+
+	/* A generic-device-plugin file keeps the usual default domain. */
+	write_file(path, sizeof(path), "gdp.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_INT(c.format, CFG_FORMAT_GDP);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	CHECK_INT(c.n_matches, 0);
+	CHECK(c.matches == NULL);
+	config_free(&c);
+
+	/* JSON works too, and nummaxdevices alone is enough to recognise it. */
+	write_file(path, sizeof(path), "sdm.json",
+		   "[{\"nummaxdevices\": 2, \"devicematch\": \"^fuse$\"}]\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_INT(c.format, CFG_FORMAT_SDM);
+	CHECK_INT(c.n_matches, 1);
+	if (c.n_matches == 1)
+		CHECK_INT(c.matches[0].max, 2);
+	config_free(&c);
+}
+
+TEST(config_format_choice)
+{
+	char path[128], gdp[128], want[512];
+	write_file(path, sizeof(path), "fmt-sdm.yaml", SDM_FILE);
+	write_file(gdp, sizeof(gdp), "fmt-gdp.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\n");
+	struct config c;
+	struct capture cap = {0};
+
+	/* Forced, each format refuses the other's files. */
+	snprintf(want, sizeof(want), "%s:1: expected a map, got a list", path);
+	EXPECT_ERR(want, "--config", path, "--config-format", "generic-device-plugin");
+	snprintf(want, sizeof(want),
+		 "%s:1: expected smarter-device-manager's format, a list of {devicematch, "
+		 "nummaxdevices}, got a map",
+		 gdp);
+	EXPECT_ERR(want, "--config", gdp, "--config-format=smarter-device-manager");
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path, "--config-format", "smarter-device-manager");
+	free(capture_end(&cap));
+	CHECK_INT(c.format, CFG_FORMAT_SDM);
+	CHECK_INT(c.n_matches, 2);
+	config_free(&c);
+	EXPECT_OK(&c, "--config", gdp, "--config-format", "auto");
+	CHECK_INT(c.format, CFG_FORMAT_GDP);
+	config_free(&c);
+
+	/* $CONFIG_FORMAT, below the flag. */
+	setenv("CONFIG_FORMAT", "generic-device-plugin", 1);
+	EXPECT_ERR("expected a map, got a list", "--config", path);
+	capture_begin(&cap);
+	EXPECT_OK(&c, "--config", path, "--config-format", "smarter-device-manager");
+	free(capture_end(&cap));
+	CHECK_INT(c.format, CFG_FORMAT_SDM);
+	config_free(&c);
+
+	/* A bad value names where it came from. */
+	setenv("CONFIG_FORMAT", "smarter", 1);
+	EXPECT_ERR("$CONFIG_FORMAT: unknown format \"smarter\" (allowed: auto, "
+		   "generic-device-plugin, smarter-device-manager)",
+		   "--config", gdp);
+	unsetenv("CONFIG_FORMAT");
+	EXPECT_ERR("--config-format: unknown format \"SDM\" (allowed: auto, "
+		   "generic-device-plugin, smarter-device-manager)",
+		   "--config", gdp, "--config-format", "SDM");
+	EXPECT_ERR("--config-format: missing value", "--config", gdp, "--config-format");
+
+	/* Forced smarter-device-manager on an empty file or an empty list. */
+	write_file(path, sizeof(path), "fmt-empty.yaml", "# nothing\n");
+	snprintf(want, sizeof(want),
+		 "%s: expected smarter-device-manager's format, a list of {devicematch, "
+		 "nummaxdevices}, got an empty file",
+		 path);
+	EXPECT_ERR(want, "--config", path, "--config-format", "smarter-device-manager");
+	write_file(path, sizeof(path), "fmt-emptylist.yaml", "[]\n");
+	snprintf(want, sizeof(want), "%s:1: the list of devicematch entries is empty", path);
+	EXPECT_ERR(want, "--config", path, "--config-format", "smarter-device-manager");
+	/* Auto: an empty list is no smarter-device-manager list. */
+	snprintf(want, sizeof(want), "%s:1: expected a map, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+/* --config-format and $CONFIG_FORMAT are checked even when no config file
+ * is read (they were not before 602ac32), and smarter-device-manager's
+ * format without a file is refused. */
+TEST(config_format_checked_without_file)
+{
+	EXPECT_ERR("--config-format: unknown format \"bogus\"", "--config-format", "bogus",
+		   "--device", DEV_FUSE);
+	setenv("CONFIG_FORMAT", "bogus", 1);
+	EXPECT_ERR("$CONFIG_FORMAT: unknown format \"bogus\"", "--device", DEV_FUSE);
+	unsetenv("CONFIG_FORMAT");
+	EXPECT_ERR("--config-format: smarter-device-manager: no config file (give --config)",
+		   "--config-format", "smarter-device-manager", "--device", DEV_FUSE);
+	struct config c;
+	EXPECT_OK(&c, "--config-format", "generic-device-plugin", "--device", DEV_FUSE);
+	CHECK_INT(c.n_devices, 1);
+	config_free(&c);
+}
+
+/* The error names where the format came from: $CONFIG_FORMAT here. */
+TEST(config_format_env_named_without_file)
+{
+	setenv("CONFIG_FORMAT", "smarter-device-manager", 1);
+	EXPECT_ERR("$CONFIG_FORMAT: smarter-device-manager: no config file", "--device", DEV_FUSE);
+	unsetenv("CONFIG_FORMAT");
+}
+
+TEST(sdm_auto_detection)
+{
+	char path[128], want[512];
+	/* A plain list is still generic-device-plugin's, and wrong. */
+	write_file(path, sizeof(path), "auto1.yaml", "- name: a\n  groups: []\n");
+	snprintf(want, sizeof(want), "%s:1: expected a map, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "auto2.yaml", "- devicematch\n");
+	snprintf(want, sizeof(want), "%s:1: expected a map, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+	/* Recognised by the first item: later items are then checked as entries. */
+	write_file(path, sizeof(path), "auto3.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n- name: b\n");
+	snprintf(want, sizeof(want), "%s:3: [1].name: unknown key", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "auto4.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n- x\n");
+	snprintf(want, sizeof(want), "%s:3: [1]: expected a map, got a string (x)", path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+TEST(sdm_errors)
+{
+	char path[128], want[512];
+	struct capture cap = {0};
+
+	write_file(path, sizeof(path), "sdm-re.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n"
+		   "- devicematch: \"tty[0-\"\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want), "%s:3: [1].devicematch: invalid regular expression \"tty[0-\"",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "sdm-d.yaml",
+		   "- devicematch: '^tty\\d+$'\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want),
+		 "%s:1: [0].devicematch: \"^tty\\d+$\" uses \\d (write [0-9]), which POSIX "
+		 "extended regular expressions do not have",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+	/* An escaped backslash followed by d is fine: "\\\\d" is a backslash, then d. */
+	write_file(path, sizeof(path), "sdm-bs.yaml",
+		   "- devicematch: 'a\\\\d'\n  nummaxdevices: 1\n");
+	struct config c;
+	EXPECT_OK(&c, "--config", path);
+	if (c.n_matches == 1) {
+		CHECK_STR(c.matches[0].pattern, "a\\\\d");
+		CHECK_INT(regexec(&c.matches[0].regex, "a\\d", 0, NULL, 0), 0);
+	}
+	config_free(&c);
+
+	write_file(path, sizeof(path), "sdm-i.yaml",
+		   "- devicematch: '(?i)^snd$'\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want), "%s:1: [0].devicematch: \"(?i)^snd$\" uses (?...) groups",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "sdm-s.yaml",
+		   "- devicematch: 'tty\\S'\n  nummaxdevices: 1\n");
+	EXPECT_ERR("uses a Perl-style escape", "--config", path);
+
+	write_file(path, sizeof(path), "sdm-nomax.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n- devicematch: ^b$\n");
+	snprintf(want, sizeof(want), "%s:3: [1].nummaxdevices: required key is missing", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "sdm-zero.yaml", "- devicematch: ^a$\n  nummaxdevices: 0\n");
+	snprintf(want, sizeof(want), "%s:2: [0].nummaxdevices: must be at least 1, got 0", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "sdm-many.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 10001\n");
+	EXPECT_ERR("[0].nummaxdevices: must be at most 10000, got 10001", "--config", path);
+	write_file(path, sizeof(path), "sdm-str.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: lots\n");
+	EXPECT_ERR("[0].nummaxdevices: expected an integer, got a string (lots)", "--config", path);
+
+	write_file(path, sizeof(path), "sdm-nomatch.yaml", "- nummaxdevices: 1\n");
+	snprintf(want, sizeof(want), "%s:1: [0].devicematch: required key is missing", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "sdm-list.yaml", "- devicematch: [a]\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want), "%s:1: [0].devicematch: expected a string, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+
+	write_file(path, sizeof(path), "sdm-key.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n"
+		   "- deviceMatch: ^b$\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want),
+		 "%s:3: [1].deviceMatch: unknown key (did you mean \"devicematch\"?)", path);
+	EXPECT_ERR(want, "--config", path);
+	/* The same typo in the first entry, with the format given. */
+	write_file(path, sizeof(path), "sdm-key0.yaml", "- deviceMatch: ^b$\n  nummaxdevices: 1\n");
+	snprintf(want, sizeof(want),
+		 "%s:1: [0].deviceMatch: unknown key (did you mean \"devicematch\"?)", path);
+	EXPECT_ERR(want, "--config", path, "--config-format", "smarter-device-manager");
+	write_file(path, sizeof(path), "sdm-key2.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n  max: 2\n");
+	snprintf(want, sizeof(want), "%s:3: [0].max: unknown key", path);
+	EXPECT_ERR(want, "--config", path);
+
+	/* Only nvidia-gpu: nothing left to offer. */
+	write_file(path, sizeof(path), "sdm-gpu.yaml",
+		   "- devicematch: nvidia-gpu\n  nummaxdevices: 1\n");
+	capture_begin(&cap);
+	EXPECT_ERR("no devices configured", "--config", path);
+	char *log = capture_end(&cap);
+	CHECK_CONTAINS(log, "\"nvidia-gpu\" skipped");
+	free(log);
+}
+
+/* ---- virtual groups ---- */
+
+#define VIRT_DEV(group) "{\"name\": \"sim\", \"groups\": [" group "]}"
+
+TEST(virtual_groups)
+{
+	char path[128];
+	write_file(path, sizeof(path), "virt.yaml",
+		   "devices:\n"
+		   "  - name: sim\n"
+		   "    groups:\n"
+		   "      - count: 2\n"
+		   "        virtual:\n"
+		   "          count: 3\n"
+		   "          idPrefix: ' sim '\n"
+		   "          envPrefix: SIM_\n"
+		   "          annotationPrefix: sim.example.com/\n"
+		   "          deviceFilePrefix: /dev/sim\n");
+	struct config c;
+	EXPECT_OK(&c, "--config", path);
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK(g->virt != NULL);
+	if (g->virt) {
+		CHECK_INT(g->virt->count, 3);
+		CHECK_STR(g->virt->id_prefix, "sim"); /* trimmed */
+		CHECK_STR(g->virt->device_file_prefix, "/dev/sim");
+	}
+	CHECK_INT(g->count, 2);
+	CHECK_INT(g->n_paths, 0);
+	CHECK_INT(g->n_usb, 0);
+	CHECK(g->paths == NULL && g->usb == NULL);
+	CHECK_INT(g->n_env, 1);
+	CHECK_INT(g->n_annotations, 1);
+	if (g->n_env == 1 && g->n_annotations == 1) {
+		CHECK_STR(g->env[0].key, "SIM_{index}");
+		CHECK_STR(g->env[0].value, "{id}");
+		CHECK_STR(g->annotations[0].key, "sim.example.com/{index}");
+		CHECK_STR(g->annotations[0].value, "{id}");
+	}
+	config_free(&c);
+
+	/* Defaults: one device, IDs virtual-..., no file, no decorations. */
+	EXPECT_OK(&c, "--device", VIRT_DEV("{\"virtual\": {}}"));
+	g = &c.devices[0].groups[0];
+	CHECK(g->virt != NULL);
+	if (g->virt) {
+		CHECK_INT(g->virt->count, 1);
+		CHECK_STR(g->virt->id_prefix, "virtual");
+		CHECK(g->virt->device_file_prefix == NULL);
+	}
+	CHECK_INT(g->count, 1);
+	CHECK_INT(g->n_env, 0);
+	CHECK_INT(g->n_annotations, 0);
+	config_free(&c);
+
+	/* Braces in a prefix are doubled (literal); env maps add to envPrefix's. */
+	EXPECT_OK(&c, "--device",
+		  VIRT_DEV("{\"virtual\": {\"envPrefix\": \"A{B}_\", \"annotationPrefix\": "
+			   "\"x/{\", \"deviceFilePrefix\": \"\"}, \"env\": {\"MORE\": \"{id}\"}}"));
+	g = &c.devices[0].groups[0];
+	CHECK_INT(g->n_env, 2);
+	if (g->n_env == 2) {
+		CHECK_STR(g->env[0].key, "A{{B}}_{index}");
+		CHECK_STR(g->env[1].key, "MORE");
+	}
+	if (g->n_annotations == 1)
+		CHECK_STR(g->annotations[0].key, "x/{{{index}");
+	if (g->virt)
+		CHECK(g->virt->device_file_prefix == NULL); /* empty: none */
+	config_free(&c);
+}
+
+TEST(virtual_errors)
+{
+	EXPECT_ERR("--device #1: groups[0].virtual.count: must be at least 1, got 0", "--device",
+		   VIRT_DEV("{\"virtual\": {\"count\": 0}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.count: must be at most 10000", "--device",
+		   VIRT_DEV("{\"virtual\": {\"count\": 10001}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.idPrefix: \"a b\" must be a non-empty string of "
+		   "letters, digits, '-', '_' and '.'",
+		   "--device", VIRT_DEV("{\"virtual\": {\"idPrefix\": \"a b\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.idPrefix: \"a/b\" must be", "--device",
+		   VIRT_DEV("{\"virtual\": {\"idPrefix\": \"a/b\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.idPrefix: \"\" must be a non-empty", "--device",
+		   VIRT_DEV("{\"virtual\": {\"idPrefix\": \"  \"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.deviceFilePrefix: must be an absolute path "
+		   "(start with '/'), got \"dev/sim\"",
+		   "--device", VIRT_DEV("{\"virtual\": {\"deviceFilePrefix\": \"dev/sim\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.idprefix: unknown key (did you mean "
+		   "\"idPrefix\"?)",
+		   "--device", VIRT_DEV("{\"virtual\": {\"idprefix\": \"x\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.colour: unknown key", "--device",
+		   VIRT_DEV("{\"virtual\": {\"colour\": 1}}"));
+	EXPECT_ERR("--device #1: groups[0]: a group has one of paths, usb or virtual", "--device",
+		   VIRT_DEV("{\"virtual\": {}, \"paths\": [{\"path\": \"/dev/a\"}]}"));
+	EXPECT_ERR("--device #1: groups[0]: a group has one of paths, usb or virtual", "--device",
+		   VIRT_DEV("{\"virtual\": {}, \"usb\": [{\"vendor\": \"1\"}]}"));
+	EXPECT_ERR("--device #1: groups[0].virtual: expected a map, got an integer (3)", "--device",
+		   VIRT_DEV("{\"virtual\": 3}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.envPrefix: \"1X_\" cannot start an "
+		   "environment variable name",
+		   "--device", VIRT_DEV("{\"virtual\": {\"envPrefix\": \"1X_\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.envPrefix: \"A=\" cannot start", "--device",
+		   VIRT_DEV("{\"virtual\": {\"envPrefix\": \"A=\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.annotationPrefix: must not be empty", "--device",
+		   VIRT_DEV("{\"virtual\": {\"annotationPrefix\": \"\"}}"));
+	EXPECT_ERR("--device #1: groups[0].idPrefix: unknown key (it belongs in an entry of the "
+		   "group's paths, usb or virtual)",
+		   "--device", VIRT_DEV("{\"virtual\": {}, \"idPrefix\": \"x\"}"));
+	/* From a file, with the line. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "virt-bad.yaml",
+		   "devices:\n"
+		   "  - name: sim\n"
+		   "    groups:\n"
+		   "      - virtual:\n"
+		   "          count: 2\n"
+		   "          deviceFilePrefix: sim\n");
+	snprintf(want, sizeof(want),
+		 "%s:6: devices[0].groups[0].virtual.deviceFilePrefix: must be an absolute path",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+/* ---- env and annotations templates ---- */
+
+TEST(group_decorations)
+{
+	struct config c;
+	EXPECT_OK(&c, "--device",
+		  "{\"name\": \"a\", \"groups\": [{\"paths\": [{\"path\": \"/dev/a*\"}], "
+		  "\"env\": {\"DEV_{index}\": \"{host}\", \"PLAIN\": \"x\", \"EMPTY\": null, "
+		  "\"NUM\": 5, \"BRACE\": \"{{literal}}\"}, "
+		  "\"annotations\": {\"example.com/dev-{index}\": \"{id}@{container[1]}\"}}]}");
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	CHECK_INT(g->n_env, 5);
+	if (g->n_env == 5) {
+		CHECK_STR(g->env[0].key, "DEV_{index}");
+		CHECK_STR(g->env[0].value, "{host}");
+		CHECK_STR(g->env[1].key, "PLAIN");
+		CHECK_STR(g->env[1].value, "x");
+		CHECK_STR(g->env[2].value, ""); /* null: empty */
+		CHECK_STR(g->env[3].value, "5");
+		CHECK_STR(g->env[4].value, "{{literal}}");
+	}
+	CHECK_INT(g->n_annotations, 1);
+	if (g->n_annotations == 1) {
+		CHECK_STR(g->annotations[0].key, "example.com/dev-{index}");
+		CHECK_STR(g->annotations[0].value, "{id}@{container[1]}");
+	}
+	config_free(&c);
+
+	/* USB facts are known in usb groups. */
+	EXPECT_OK(&c, "--device",
+		  "{\"name\": \"u\", \"groups\": [{\"usb\": [{\"vendor\": \"1a86\"}], "
+		  "\"env\": {\"TTY\": \"{tty}\", \"V_{vendor}\": \"{serial}\"}}]}");
+	CHECK_INT(c.devices[0].groups[0].n_env, 2);
+	config_free(&c);
+}
+
+#define DECOR_DEV(kind, decor) "{\"name\": \"a\", \"groups\": [{" kind ", " decor "}]}"
+#define KIND_PATHS	       "\"paths\": [{\"path\": \"/dev/a\"}]"
+#define KIND_VIRT	       "\"virtual\": {}"
+
+TEST(group_decoration_errors)
+{
+	EXPECT_ERR("--device #1: groups[0].env.X: value \"{vendr}\": unknown placeholder "
+		   "\"{vendr}\" at offset 0",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"X\": \"{vendr}\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.X: value \"a{tty}\": placeholder \"{tty}\" at "
+		   "offset 1 is only known for usb groups",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"X\": \"a{tty}\"}"));
+	EXPECT_ERR("--device #1: groups[0].annotations.x/{vendor}: key \"x/{vendor}\": "
+		   "placeholder \"{vendor}\" at offset 2 is only known for usb groups",
+		   "--device", DECOR_DEV(KIND_VIRT, "\"annotations\": {\"x/{vendor}\": \"v\"}"));
+	EXPECT_ERR("--device #1: groups[0].annotations.k: value \"{id\": unterminated \"{\"",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"annotations\": {\"k\": \"{id\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.A=B: not a valid environment variable name",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"A=B\": \"x\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.1A: not a valid environment variable name",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"1A\": \"x\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.X: expected a string, got a map", "--device",
+		   DECOR_DEV(KIND_PATHS, "\"env\": {\"X\": {\"a\": 1}}"));
+	EXPECT_ERR("--device #1: groups[0].env.X: expected a string, got a boolean (true): quote "
+		   "it",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"X\": true}"));
+	EXPECT_ERR("--device #1: groups[0].annotations.k: expected a string, got a list",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"annotations\": {\"k\": []}"));
+	EXPECT_ERR("--device #1: groups[0].env: expected a map, got a list", "--device",
+		   DECOR_DEV(KIND_PATHS, "\"env\": [\"A=1\"]"));
+	EXPECT_ERR("--device #1: groups[0].env: empty key", "--device",
+		   DECOR_DEV(KIND_PATHS, "\"env\": {\"\": \"x\"}"));
+	/* Annotation keys may hold '=' and start with a digit; env keys not. */
+	struct config c;
+	EXPECT_OK(&c, "--device", DECOR_DEV(KIND_PATHS, "\"annotations\": {\"1a=b\": \"x\"}"));
+	CHECK_INT(c.devices[0].groups[0].n_annotations, 1);
+	config_free(&c);
+
+	/* From a file: file, line and the full field path. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "decor.yaml",
+		   "devices:\n"
+		   "  - name: a\n"
+		   "    groups:\n"
+		   "      - paths: [{path: /dev/a}]\n"
+		   "        env:\n"
+		   "          OK: \"{id}\"\n"
+		   "          KEY: \"{bogus}\"\n");
+	snprintf(want, sizeof(want),
+		 "%s:7: devices[0].groups[0].env.KEY: value \"{bogus}\": unknown placeholder",
+		 path);
+	EXPECT_ERR(want, "--config", path);
+}
+
+/* An env key whose literal first character is a digit is refused whatever
+ * follows; one that starts with a placeholder cannot be judged at load. */
+TEST(env_key_leading_digit_before_placeholder)
+{
+	EXPECT_ERR("--device #1: groups[0].env.1{index}: not a valid environment variable name",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"1{index}\": \"x\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.9_{id}: not a valid environment variable name",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"9_{id}\": \"x\"}"));
+	EXPECT_ERR("--device #1: groups[0].env.2{{x}}: not a valid environment variable name",
+		   "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"2{{x}}\": \"x\"}"));
+	struct config c;
+	EXPECT_OK(&c, "--device", DECOR_DEV(KIND_PATHS, "\"env\": {\"{resource}_X\": \"x\"}"));
+	CHECK_INT(c.devices[0].groups[0].n_env, 1);
+	config_free(&c);
+}
+
+/* ---- $USBDP_VIRTUAL_RESOURCE ---- */
+
+static const char *const virt_vars[] = {
+    "USBDP_VIRTUAL_RESOURCE",	       "USBDP_VIRTUAL_COUNT",
+    "USBDP_VIRTUAL_ID_PREFIX",	       "USBDP_VIRTUAL_ENV_PREFIX",
+    "USBDP_VIRTUAL_ANNOTATION_PREFIX", "USBDP_VIRTUAL_DEVICE_FILE_PREFIX"};
+
+static void unset_virt_vars(void)
+{
+	for (size_t i = 0; i < sizeof(virt_vars) / sizeof(virt_vars[0]); i++)
+		unsetenv(virt_vars[i]);
+}
+
+TEST(env_virtual_resource)
+{
+	struct config c;
+	setenv("USBDP_VIRTUAL_RESOURCE", "sim", 1);
+	setenv("USBDP_VIRTUAL_COUNT", "4", 1);
+	setenv("USBDP_VIRTUAL_ID_PREFIX", "s", 1);
+	setenv("USBDP_VIRTUAL_ENV_PREFIX", "SIM_", 1);
+	setenv("USBDP_VIRTUAL_ANNOTATION_PREFIX", "sim.io/", 1);
+	setenv("USBDP_VIRTUAL_DEVICE_FILE_PREFIX", "/dev/sim", 1);
+	/* No config file, no --device: the variables alone make a device. */
+	EXPECT_OK(&c, "--log-level", "info");
+	CHECK(c.config_file == NULL);
+	CHECK_INT(c.n_devices, 1);
+	if (c.n_devices == 1) {
+		CHECK_STR(c.devices[0].name, "sim");
+		CHECK_INT(c.devices[0].n_groups, 1);
+		const struct cfg_group *g = &c.devices[0].groups[0];
+		CHECK(g->virt != NULL);
+		if (g->virt) {
+			CHECK_INT(g->virt->count, 4);
+			CHECK_STR(g->virt->id_prefix, "s");
+			CHECK_STR(g->virt->device_file_prefix, "/dev/sim");
+		}
+		CHECK_INT(g->count, 1);
+		if (g->n_env == 1)
+			CHECK_STR(g->env[0].key, "SIM_{index}");
+		CHECK_INT(g->n_env, 1);
+		if (g->n_annotations == 1)
+			CHECK_STR(g->annotations[0].key, "sim.io/{index}");
+		CHECK_INT(g->n_annotations, 1);
+	}
+	config_free(&c);
+
+	/* Empty companions count as unset; added after the --device ones. */
+	setenv("USBDP_VIRTUAL_COUNT", "", 1);
+	unsetenv("USBDP_VIRTUAL_ID_PREFIX");
+	unsetenv("USBDP_VIRTUAL_ENV_PREFIX");
+	unsetenv("USBDP_VIRTUAL_ANNOTATION_PREFIX");
+	unsetenv("USBDP_VIRTUAL_DEVICE_FILE_PREFIX");
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK_INT(c.n_devices, 2);
+	if (c.n_devices == 2) {
+		CHECK_STR(c.devices[0].name, "fuse");
+		CHECK_STR(c.devices[1].name, "sim");
+		const struct cfg_group *g = &c.devices[1].groups[0];
+		if (g->virt) {
+			CHECK_INT(g->virt->count, 1);
+			CHECK_STR(g->virt->id_prefix, "virtual");
+			CHECK(g->virt->device_file_prefix == NULL);
+		}
+		CHECK_INT(g->n_env, 0);
+	}
+	config_free(&c);
+
+	/* With a config file's devices too. */
+	char path[128];
+	write_file(path, sizeof(path), "envvirt.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_INT(c.n_devices, 2);
+	if (c.n_devices == 2)
+		CHECK_STR(c.devices[1].name, "sim");
+	config_free(&c);
+
+	/* An empty name: off. */
+	setenv("USBDP_VIRTUAL_RESOURCE", "", 1);
+	EXPECT_ERR("no devices configured", "--log-level", "info");
+	unset_virt_vars();
+}
+
+TEST(env_virtual_errors)
+{
+	setenv("USBDP_VIRTUAL_RESOURCE", "fuse", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_RESOURCE: \"fuse\" is also the name of a configured device",
+		   "--device", DEV_FUSE);
+	char path[128];
+	write_file(path, sizeof(path), "envclash.yaml", "devices: [" DEV_FUSE "]\n");
+	EXPECT_ERR("$USBDP_VIRTUAL_RESOURCE: \"fuse\" is also the name of a configured device",
+		   "--config", path);
+
+	setenv("USBDP_VIRTUAL_RESOURCE", "Sim", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: name: \"Sim\" is not a valid name", "--log-level", "info");
+	setenv("USBDP_VIRTUAL_RESOURCE", "sim", 1);
+	setenv("USBDP_VIRTUAL_COUNT", "0", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.count: must be at least 1, got 0",
+		   "--log-level", "info");
+	setenv("USBDP_VIRTUAL_COUNT", "four", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.count: expected an integer, got a string "
+		   "(four)",
+		   "--log-level", "info");
+	unsetenv("USBDP_VIRTUAL_COUNT");
+	setenv("USBDP_VIRTUAL_ID_PREFIX", "a:b", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.idPrefix: \"a:b\" must be a non-empty",
+		   "--log-level", "info");
+	unsetenv("USBDP_VIRTUAL_ID_PREFIX");
+	setenv("USBDP_VIRTUAL_ENV_PREFIX", "9X", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.envPrefix: \"9X\" cannot start",
+		   "--log-level", "info");
+	unsetenv("USBDP_VIRTUAL_ENV_PREFIX");
+	setenv("USBDP_VIRTUAL_DEVICE_FILE_PREFIX", "dev/sim", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.deviceFilePrefix: must be an absolute path",
+		   "--log-level", "info");
+	unset_virt_vars();
+}
+
+/* ---- CDI, node name ---- */
+
+TEST(cdi_settings)
+{
+	struct config c;
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK(!c.cdi);
+	CHECK_STR(c.cdi_dir, CONFIG_DEFAULT_CDI_DIR);
+	config_free(&c);
+	EXPECT_OK(&c, "--cdi", "--device", DEV_FUSE);
+	CHECK(c.cdi);
+	config_free(&c);
+	EXPECT_OK(&c, "--device", DEV_FUSE, "--cdi"); /* last, with no value */
+	CHECK(c.cdi);
+	config_free(&c);
+	EXPECT_OK(&c, "--cdi=false", "--device", DEV_FUSE);
+	CHECK(!c.cdi);
+	config_free(&c);
+	EXPECT_OK(&c, "--cdi=true", "--cdi-dir", "/run/cdi", "--device", DEV_FUSE);
+	CHECK(c.cdi);
+	CHECK_STR(c.cdi_dir, "/run/cdi");
+	config_free(&c);
+	EXPECT_ERR("--cdi: expected true or false, got \"maybe\"", "--cdi=maybe", "--device",
+		   DEV_FUSE);
+	EXPECT_ERR("--cdi-dir: must be an absolute directory path, got \"cdi\"", "--cdi-dir", "cdi",
+		   "--device", DEV_FUSE);
+
+	/* The environment, below the flags. */
+	setenv("CDI", "true", 1);
+	setenv("CDI_DIR", "/env/cdi", 1);
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK(c.cdi);
+	CHECK_STR(c.cdi_dir, "/env/cdi");
+	config_free(&c);
+	EXPECT_OK(&c, "--cdi=false", "--cdi-dir=/flag/cdi", "--device", DEV_FUSE);
+	CHECK(!c.cdi);
+	CHECK_STR(c.cdi_dir, "/flag/cdi");
+	config_free(&c);
+	setenv("CDI", "sometimes", 1);
+	EXPECT_ERR("$CDI: expected true or false, got \"sometimes\"", "--device", DEV_FUSE);
+	setenv("CDI", "", 1);
+	setenv("CDI_DIR", "rel/cdi", 1);
+	EXPECT_ERR("$CDI_DIR: must be an absolute directory path, got \"rel/cdi\"", "--device",
+		   DEV_FUSE);
+	unsetenv("CDI");
+	unsetenv("CDI_DIR");
+
+	/* The file, below the environment. */
+	char path[128], want[512];
+	write_file(path, sizeof(path), "cdi.yaml",
+		   "cdi: true\ncdi-dir: /file/cdi\n"
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK(c.cdi);
+	CHECK_STR(c.cdi_dir, "/file/cdi");
+	config_free(&c);
+	setenv("CDI", "0", 1);
+	EXPECT_OK(&c, "--config", path);
+	CHECK(!c.cdi);
+	config_free(&c);
+	unsetenv("CDI");
+	write_file(path, sizeof(path), "cdi2.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\ncdi: maybe\n");
+	snprintf(want, sizeof(want), "%s:2: cdi: expected true or false, got \"maybe\"", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "cdi3.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\ncdi-dir: x/y\n");
+	snprintf(want, sizeof(want), "%s:2: cdi-dir: must be an absolute directory path", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "cdi4.yaml",
+		   "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\ncdi: [true]\n");
+	snprintf(want, sizeof(want), "%s:2: cdi: expected a string, got a list", path);
+	EXPECT_ERR(want, "--config", path);
+
+	/* A CDI vendor starts with a letter; the domain need not without --cdi. */
+	EXPECT_ERR("cdi: the domain \"1example.com\" cannot be a CDI vendor (it must start with a "
+		   "letter)",
+		   "--cdi", "--domain", "1example.com", "--device", DEV_FUSE);
+	EXPECT_OK(&c, "--domain", "1example.com", "--device", DEV_FUSE);
+	CHECK_STR(c.domain, "1example.com");
+	CHECK(!c.cdi);
+	config_free(&c);
+}
+
+/* "cdi: on" (or yes/YES/On/ON) is a YAML boolean -- the file reader
+ * classifies it as one and other boolean fields accept it ("optional: On");
+ * refused as "expected true or false" before 602ac32. */
+TEST(cdi_yaml_booleans)
+{
+	static const char *const words[] = {"on", "On", "ON", "YES", "off", "OFF", "NO"};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		char path[128], text[160];
+		snprintf(text, sizeof(text),
+			 "devices: [{name: a, groups: [{paths: [{path: /dev/a}]}]}]\ncdi: %s\n",
+			 words[i]);
+		write_file(path, sizeof(path), "cdi-bool.yaml", text);
+		struct config c;
+		char err[512] = "";
+		int r = LOAD(&c, err, "--config", path);
+		CHECK_INT(r, 0);
+		if (r != 0) {
+			fprintf(stderr, "  cdi: %s: %s\n", words[i], err);
+			continue;
+		}
+		CHECK_INT(c.cdi, i < 4);
+		config_free(&c);
+	}
+}
+
+TEST(node_name)
+{
+	struct config c;
+	setenv("NODE_NAME", "Worker_1.Example:X", 1);
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK_STR(c.node_name, "worker-1.example-x");
+	config_free(&c);
+	/* Unset or empty: the host name, made the same way. */
+	setenv("NODE_NAME", "", 1);
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK(c.node_name && *c.node_name);
+	for (const char *p = c.node_name; p && *p; p++)
+		CHECK((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '-');
+	char host[256] = "";
+	if (gethostname(host, sizeof(host)) == 0 && host[0]) {
+		host[sizeof(host) - 1] = '\0';
+		CHECK_INT(strlen(c.node_name), strlen(host));
+	}
+	config_free(&c);
+	unsetenv("NODE_NAME");
+}
+
 static void setup(const char *argv0)
 {
 	(void)argv0;
-	static const char *const vars[] = {"DOMAIN", "LISTEN", "LOG_LEVEL", "PLUGIN_DIRECTORY",
-					   "GRACE_PERIOD"};
+	static const char *const vars[] = {
+	    "DOMAIN",	     "LISTEN", "LOG_LEVEL", "PLUGIN_DIRECTORY", "GRACE_PERIOD",
+	    "CONFIG_FORMAT", "CDI",    "CDI_DIR",   "NODE_NAME"};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
+	unset_virt_vars();
 	if (!realpath("config/default.yaml", default_yaml))
 		default_yaml[0] = '\0';
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
@@ -1340,6 +2096,22 @@ int main(int argc, char **argv)
 	RUN(cfgtree_json);
 	RUN(json_control_characters);
 	RUN(json_escaped_nul);
+	RUN(sdm_file);
+	RUN(config_format_choice);
+	RUN(config_format_checked_without_file);
+	RUN(config_format_env_named_without_file);
+	RUN(sdm_auto_detection);
+	RUN(sdm_errors);
+	RUN(virtual_groups);
+	RUN(virtual_errors);
+	RUN(group_decorations);
+	RUN(group_decoration_errors);
+	RUN(env_key_leading_digit_before_placeholder);
+	RUN(env_virtual_resource);
+	RUN(env_virtual_errors);
+	RUN(cdi_settings);
+	RUN(cdi_yaml_booleans);
+	RUN(node_name);
 	teardown();
 	return CHECK_SUMMARY();
 }
