@@ -42,6 +42,10 @@
  * that arrive within this interval of the last rescan share the next one.
  * A rescan per event would make a storm of n events cost n full scans. */
 #define RESCAN_INTERVAL_US 2000
+/* Resources made for files matched by devicematch entries: each is a gRPC
+ * server with its socket, so a runaway expression must not make one per
+ * file of /dev. */
+#define MAX_DERIVED 256
 
 enum reg_state { REG_IDLE, REG_IN_FLIGHT, REG_DONE, REG_BACKOFF };
 
@@ -321,6 +325,18 @@ static void on_match(void *data, const char *file, size_t mi)
 			log_warn("devicematch file skipped file=%s/%s: a configured device has the "
 				 "name %s",
 				 CONFIG_SDM_DEV_DIR, file, name);
+		return;
+	}
+	size_t derived = 0;
+	for (size_t r = 0; r < d->n_res; r++)
+		derived += !d->res[r]->retired && d->res[r]->owned;
+	if (derived >= MAX_DERIVED) { /* an expression like ".*": a server per file */
+		if (first_time(d, "sdm-max"))
+			log_error(
+			    "devicematch file skipped file=%s/%s devicematch=\"%s\": already %d "
+			    "resources for matching files (the most served); narrow the "
+			    "expressions",
+			    CONFIG_SDM_DEV_DIR, file, m->pattern, MAX_DERIVED);
 		return;
 	}
 	struct cfg_device *dev = derived_device(name, file, m->max);

@@ -367,3 +367,13 @@ def test_sdm_reload_follows_the_edited_entries(fakedev, kubelet, sdm, tmp_path):
     kubelet.wait_plugin("smarter-devices/gpiomem").stream.wait(lambda d: len(d) == 4)
     plugin.wait_log(r"resource removed by reload resource=smarter-devices/ttyUSB0")
     assert kubelet.count("smarter-devices/net_tun") == 1, "kept its registration"
+
+
+def test_sdm_runaway_expression_is_capped(fakedev, plugin_dir, sdm):
+    for i in range(300):
+        fakedev.add("f%03d" % i)
+    p = sdm("- devicematch: ^f[0-9]+$\n  nummaxdevices: 1\n")
+    p.wait_log(r"devicematch file skipped file=/dev/f256 .*already 256 resources", timeout=20)
+    socks = lambda: [n for n in os.listdir(plugin_dir) if n.endswith(".sock")]
+    wait_until(lambda: len(socks()) == 256, 20 * SLOW, "256 sockets served")
+    assert "usbdp-f255.0.sock" in socks() and "usbdp-f256.0.sock" not in socks()
