@@ -1701,6 +1701,60 @@ static const char *re2_only(const char *re)
 	return NULL;
 }
 
+/* An expression's size once its {m,n} repetitions are written out, as
+ * glibc's regcomp does (an upper bound; saturates above MAX_RE_SIZE):
+ * "x{1,32767}" alone makes regcomp take gigabytes and minutes. */
+#define MAX_RE_SIZE 1024
+static unsigned long long re_size(const char *re)
+{
+	enum { DEPTH = 32 };
+	unsigned long long sum[DEPTH] = {0}, last[DEPTH] = {0};
+	int d = 0;
+	for (const char *c = re; *c && sum[d] <= MAX_RE_SIZE; c++) {
+		unsigned long long atom = 1;
+		if (*c == '(') {
+			if (++d == DEPTH)
+				return MAX_RE_SIZE + 1;
+			sum[d] = last[d] = 0;
+			continue;
+		} else if (*c == ')' && d > 0) {
+			atom = sum[d--];
+		} else if (*c == '{' && (c[1] >= '0' && c[1] <= '9')) {
+			char *end;
+			unsigned long long lo = strtoull(c + 1, &end, 10), hi = lo;
+			if (*end == ',')
+				hi = end[1] == '}' ? lo + 1 : strtoull(end + 1, &end, 10);
+			else
+				end--;
+			if (end[1] == '}' || *end == '}') {
+				unsigned long long n = hi > lo ? hi : lo;
+				n = n > MAX_RE_SIZE ? MAX_RE_SIZE + 1 : n;
+				sum[d] += last[d] * (n ? n - 1 : 0);
+				last[d] *= n;
+				c = strchr(c, '}');
+				continue;
+			}
+		} else if (*c == '[') {
+			const char *e = c + 1 + (c[1] == '^');
+			e += *e == ']';
+			while (*e && *e != ']')
+				e += (*e == '[' && strchr(":.=", e[1]) && strchr(e + 2, ']'))
+					 ? strchr(e + 2, ']') - e + 1
+					 : 1;
+			c = *e ? e : c;
+		} else if (*c == '\\' && c[1]) {
+			c++;
+		}
+		sum[d] += atom;
+		last[d] = atom;
+	}
+	while (d > 0) {
+		sum[d - 1] += sum[d];
+		d--;
+	}
+	return sum[0];
+}
+
 static int parse_sdm_entry(const struct src *s, const struct cfg_node *item, const char *path,
 			   struct config *cfg)
 {
@@ -1723,6 +1777,11 @@ static int parse_sdm_entry(const struct src *s, const struct cfg_node *item, con
 		return fail(s, n, path, "devicematch",
 			    "\"%s\" uses %s, which POSIX extended regular expressions do not have",
 			    pattern, bad);
+	if (re_size(pattern) > MAX_RE_SIZE)
+		return fail(s, n, path, "devicematch",
+			    "\"%.60s\" is too large once its {m,n} repetitions are written out "
+			    "(more than %d): /dev names are short, shorten the bounds",
+			    pattern, MAX_RE_SIZE);
 	const struct cfg_node *pn = n;
 	if ((r = required(s, item, path, "nummaxdevices", &n)) < 0 ||
 	    (r = get_uint(s, n, path, "nummaxdevices", 1, MAX_COUNT, &max)) < 0)

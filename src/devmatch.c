@@ -300,25 +300,6 @@ int devmatch_watch_dirs(const struct devmatch *dm, char ***dirs, size_t *n_dirs)
 
 /* ---- the instance of one matched file ---- */
 
-static int add_node(struct dev_instance *inst, const char *path)
-{
-	struct dev_node *a = realloc(inst->nodes, (inst->n_nodes + 1) * sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	inst->nodes = a;
-	struct dev_node *nd = &a[inst->n_nodes];
-	*nd = (struct dev_node){.permissions = "rw"};
-	nd->host_path = strdup(path);
-	nd->container_path = strdup(path);
-	if (!nd->host_path || !nd->container_path) {
-		free(nd->host_path);
-		free(nd->container_path);
-		return -ENOMEM;
-	}
-	inst->n_nodes++;
-	return 0;
-}
-
 /* Every character or block device below dir, as nodes, in walk order. */
 static int add_dir_nodes(struct dev_instance *inst, const char *dir, unsigned depth)
 {
@@ -338,7 +319,7 @@ static int add_dir_nodes(struct dev_instance *inst, const char *dir, unsigned de
 			r = add_dir_nodes(inst, p, depth + 1);
 		else if (!ents[i].dir && lstat(p, &st) == 0 &&
 			 (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
-			r = add_node(inst, p);
+			r = dev_instance_add_device(inst, p, "rw");
 		free(p);
 	}
 	entries_free(ents, n);
@@ -366,7 +347,7 @@ static int build(const char *path, bool dir, const struct cfg_group *g, struct d
 			return -ENOMEM;
 		}
 	if (!dir)
-		return add_node(inst, path);
+		return dev_instance_add_device(inst, path, "rw");
 	int r = add_dir_nodes(inst, path, 1);
 	if (r == 0 && inst->n_nodes > 1) /* by path, not walk order: snd/a/b < snd/a-x */
 		qsort(inst->nodes, inst->n_nodes, sizeof(*inst->nodes), cmp_node);

@@ -112,6 +112,26 @@ oom:
 	return -ENOMEM;
 }
 
+int dev_instance_add_device(struct dev_instance *inst, const char *path, const char *perms)
+{
+	struct dev_node *a = realloc(inst->nodes, (inst->n_nodes + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	inst->nodes = a;
+	struct dev_node *nd = &a[inst->n_nodes];
+	*nd = (struct dev_node){0};
+	snprintf(nd->permissions, sizeof(nd->permissions), "%s", perms);
+	nd->host_path = strdup(path);
+	nd->container_path = strdup(path);
+	if (!nd->host_path || !nd->container_path) {
+		free(nd->host_path);
+		free(nd->container_path);
+		return -ENOMEM;
+	}
+	inst->n_nodes++;
+	return 0;
+}
+
 int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value)
 {
 	struct dev_env *e = realloc(inst->env, (inst->n_env + 1) * sizeof(*e));

@@ -65,6 +65,10 @@ int dev_kv_copy(struct dev_kv **dst, const struct dev_kv *src, size_t n);
 /* Frees n pairs and the array; NULL is a no-op. */
 void dev_kv_free(struct dev_kv *kv, size_t n);
 
+/* Appends a Device node at path (host and container), with permissions
+ * perms; 0 or -ENOMEM (inst unchanged). */
+int dev_instance_add_device(struct dev_instance *inst, const char *path, const char *perms);
+
 /* Appends a copy of (suffix, value) to inst->env; 0 or -ENOMEM. */
 int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value);
 

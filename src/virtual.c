@@ -26,15 +26,12 @@ static int one(const struct cfg_group *g, const char *node, unsigned i, struct d
 	}
 	if (!v->device_file_prefix)
 		return 0;
-	if (!(inst->nodes = calloc(1, sizeof(*inst->nodes))))
+	char *path = NULL;
+	if (asprintf(&path, "%s%u", v->device_file_prefix, i) < 0)
 		return -ENOMEM;
-	inst->n_nodes = 1;
-	*inst->nodes = (struct dev_node){.permissions = "rw"};
-	if (asprintf(&inst->nodes->host_path, "%s%u", v->device_file_prefix, i) < 0) {
-		inst->nodes->host_path = NULL;
-		return -ENOMEM;
-	}
-	return (inst->nodes->container_path = strdup(inst->nodes->host_path)) ? 0 : -ENOMEM;
+	int r = dev_instance_add_device(inst, path, "rw");
+	free(path);
+	return r;
 }
 
 int virtual_expand(const struct cfg_group *g, const char *node, struct dev_instance **out,

@@ -1484,6 +1484,27 @@ TEST(sdm_errors)
 		 "extended regular expressions do not have",
 		 path);
 	EXPECT_ERR(want, "--config", path);
+	/* Repetitions that would make regcomp take gigabytes are refused; small
+	 * ones, and braces in a bracket expression, are fine. */
+	static const char *const huge[] = {"x{1,32767}", "(a{1000}){1000}", "((a{20}){20}){20}",
+					   "x{1,1025}"};
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "- devicematch: '%s'\n  nummaxdevices: 1\n", huge[i]);
+		write_file(path, sizeof(path), "sdm-big.yaml", text);
+		snprintf(want, sizeof(want), "%s:1: [0].devicematch: \"%s\" is too large once its",
+			 path, huge[i]);
+		EXPECT_ERR(want, "--config", path);
+	}
+	static const char *const fine[] = {"^i2c-[0-9]{1,3}$", "x{1,1000}", "^[]{]+$", "(ab){4}"};
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		char text[128];
+		struct config f;
+		snprintf(text, sizeof(text), "- devicematch: '%s'\n  nummaxdevices: 1\n", fine[i]);
+		write_file(path, sizeof(path), "sdm-fine.yaml", text);
+		EXPECT_OK(&f, "--config", path);
+		config_free(&f);
+	}
 	/* An escaped backslash followed by d is fine: "\\\\d" is a backslash, then d. */
 	write_file(path, sizeof(path), "sdm-bs.yaml",
 		   "- devicematch: 'a\\\\d'\n  nummaxdevices: 1\n");
