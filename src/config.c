@@ -830,12 +830,12 @@ static int parse_decor(const struct src *s, const struct cfg_node *map, const ch
 		return 0;
 	int r = expect_kind(s, m, path, key, CFG_MAP);
 	char sub[PATH_BUF];
+	int n = snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+	if (n < 0 || (size_t)n >= sizeof(sub))
+		return path_too_long(s, map, path);
 	for (size_t i = 0; r == 0 && i < m->n_pairs; i++) {
 		const struct cfg_node *k = m->pairs[i].key, *v = m->pairs[i].value;
 		const char *text = "";
-		int n = snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
-		if (n < 0 || (size_t)n >= sizeof(sub))
-			return path_too_long(s, map, path);
 		if (!*k->text)
 			return fail(s, k, sub, NULL, "empty key");
 		if (strcmp(key, "env") == 0 && (strchr(k->text, '=') || is_digit(k->text[0])))
@@ -896,12 +896,14 @@ static int parse_virtual(const struct src *s, const struct cfg_node *map, const 
 		return r;
 	if (!(g->virt->id_prefix = dup_trim(t)))
 		return -ENOMEM;
-	for (const char *c = g->virt->id_prefix; *c || c == g->virt->id_prefix; c++)
-		if (!*c || !(isalnum((unsigned char)*c) || strchr("-_.", *c)))
-			return fail(s, n, path, "idPrefix",
-				    "\"%s\" must be a non-empty string of letters, digits, '-', "
-				    "'_' and '.' (device IDs are <idPrefix>-<node>-<i>)",
-				    g->virt->id_prefix);
+	const char *id = g->virt->id_prefix;
+	if (!*id ||
+	    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+		strlen(id))
+		return fail(s, n, path, "idPrefix",
+			    "\"%s\" must be a non-empty string of letters, digits, '-', "
+			    "'_' and '.' (device IDs are <idPrefix>-<node>-<i>)",
+			    g->virt->id_prefix);
 	if ((n = field(map, "deviceFilePrefix")) &&
 	    (r = get_abs_path(s, n, path, "deviceFilePrefix", false,
 			      &g->virt->device_file_prefix)) < 0)

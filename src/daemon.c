@@ -316,9 +316,13 @@ static void on_match(void *data, const char *file, size_t mi)
 			    CONFIG_SDM_DEV_DIR, file, m->pattern, name);
 		return;
 	}
+	size_t derived = 0;
 	for (size_t r = 0; r < d->n_res; r++) {
 		const struct res_state *rs = d->res[r];
-		if (rs->retired || strcmp(rs->name, name) != 0)
+		if (rs->retired)
+			continue;
+		derived += rs->owned != NULL;
+		if (strcmp(rs->name, name) != 0)
 			continue;
 		snprintf(key, sizeof(key), "sdm-dup %s", name);
 		if (!rs->owned && first_time(d, key))
@@ -327,9 +331,6 @@ static void on_match(void *data, const char *file, size_t mi)
 				 CONFIG_SDM_DEV_DIR, file, name);
 		return;
 	}
-	size_t derived = 0;
-	for (size_t r = 0; r < d->n_res; r++)
-		derived += !d->res[r]->retired && d->res[r]->owned;
 	if (derived >= MAX_DERIVED) { /* an expression like ".*": a server per file */
 		if (first_time(d, "sdm-max"))
 			log_error(
@@ -1191,15 +1192,30 @@ static void on_rpc_jobs(struct loop *loop, int fd, uint32_t events, void *data)
 
 /* A resource slot for dev: its names, metrics, table and (once the gRPC
  * side exists) server entries. The slot's index is the same in all. */
+/* Frees a slot and what it owns; NULL is a no-op. */
+static void slot_free(struct res_state *rs)
+{
+	if (!rs)
+		return;
+	free(rs->name);
+	free(rs->full_name);
+	free(rs->cdi_kind);
+	free(rs->cdi_json);
+	config_device_clear(rs->owned);
+	free(rs->owned);
+	free(rs);
+}
+
 static int add_slot(struct daemon *d, const struct cfg_device *dev, bool owned)
 {
 	struct res_state *rs = calloc(1, sizeof(*rs));
 	struct res_state **a = realloc(d->res, (d->n_res + 1) * sizeof(*a));
-	char kind[512];
+	char kind[CDI_KIND_MAX];
 	if (a)
 		d->res = a;
-	if (!rs || !a || asprintf(&rs->full_name, "%s/%s", d->cfg->domain, dev->name) < 0) {
-		free(rs);
+	if (!rs || !a || asprintf(&rs->full_name, "%s/%s", d->cfg->domain, dev->name) < 0 ||
+	    !(rs->name = strdup(dev->name))) {
+		slot_free(rs);
 		return -ENOMEM;
 	}
 	int e = d->cfg->cdi ? cdi_kind(d->cfg->domain, dev->name, kind, sizeof(kind)) : 0;
@@ -1213,19 +1229,12 @@ static int add_slot(struct daemon *d, const struct cfg_device *dev, bool owned)
 	if (e == 0 && d->cfg->cdi && !(rs->cdi_kind = strdup(kind)))
 		e = -ENOMEM;
 	if (e < 0) {
-		free(rs->full_name);
-		free(rs);
+		slot_free(rs);
 		return e;
 	}
 	rs->d = d;
 	rs->r = d->n_res;
 	rs->dev = dev;
-	if (!(rs->name = strdup(dev->name))) {
-		free(rs->cdi_kind);
-		free(rs->full_name);
-		free(rs);
-		return -ENOMEM;
-	}
 	/* A name served before (removed, then added back by reloads) goes on
 	 * with its socket numbers: gRPC unlinks an old listener's file
 	 * whenever it gets to it, so a name is never reused. */
@@ -1237,10 +1246,7 @@ static int add_slot(struct daemon *d, const struct cfg_device *dev, bool owned)
 	if (table_add_resource(d->table, rs->full_name) != (ssize_t)rs->r ||
 	    (d->servers &&
 	     servers_add(d->servers, dev->name, rs->full_name, rs->cdi_kind) != (ssize_t)rs->r)) {
-		free(rs->name);
-		free(rs->full_name);
-		free(rs->cdi_kind);
-		free(rs);
+		slot_free(rs);
 		return -ENOMEM;
 	}
 	if (owned)
@@ -1353,15 +1359,8 @@ static void teardown(struct daemon *d)
 	for (size_t i = 0; i < d->n_warned; i++)
 		free(d->warned[i]);
 	free(d->warned);
-	for (size_t r = 0; r < d->n_res; r++) {
-		free(d->res[r]->name);
-		free(d->res[r]->full_name);
-		free(d->res[r]->cdi_kind);
-		free(d->res[r]->cdi_json);
-		config_device_clear(d->res[r]->owned);
-		free(d->res[r]->owned);
-		free(d->res[r]);
-	}
+	for (size_t r = 0; r < d->n_res; r++)
+		slot_free(d->res[r]);
 	free(d->res);
 	for (size_t i = 0; i < d->n_reloaded; i++) {
 		config_free(d->reloaded[i]);

@@ -14,14 +14,6 @@
 #include "failalloc.h"
 #include "fuzz_util.h"
 
-#define FUZZ_REQUIRE(cond)                                                                         \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static inline bool fuzz_name_ok(const char *s)
 {
 	size_t len = strlen(s);

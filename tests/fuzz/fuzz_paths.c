@@ -116,14 +116,6 @@ static bool is_hex40(const char *s)
 	return s[40] == '\0';
 }
 
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 /* Expands g and lists its directories, allocation number fail_at failing
  * (-1: none); checks the results and returns the number of allocations. */
 static long pass(const struct cfg_group *g, size_t index, bool all_valid, long fail_at)
@@ -137,18 +129,18 @@ static long pass(const struct cfg_group *g, size_t index, bool all_valid, long f
 	bool failed = failalloc_failed();
 	long allocs = failalloc_stop();
 	if (!failed) {
-		REQUIRE(r == (all_valid ? 0 : -EINVAL));
-		REQUIRE(w == 0);
+		FUZZ_REQUIRE(r == (all_valid ? 0 : -EINVAL));
+		FUZZ_REQUIRE(w == 0);
 	}
-	REQUIRE(r == 0 || r == -EINVAL || r == -ENOMEM);
-	REQUIRE(w == 0 || w == -ENOMEM);
+	FUZZ_REQUIRE(r == 0 || r == -EINVAL || r == -ENOMEM);
+	FUZZ_REQUIRE(w == 0 || w == -ENOMEM);
 	char prefix[32];
 	snprintf(prefix, sizeof(prefix), "g%zu:", index);
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		REQUIRE(insts[i].count == g->count && insts[i].n_nodes <= g->n_paths);
-		REQUIRE(strncmp(insts[i].key, prefix, strlen(prefix)) == 0);
+		FUZZ_REQUIRE(insts[i].count == g->count && insts[i].n_nodes <= g->n_paths);
+		FUZZ_REQUIRE(strncmp(insts[i].key, prefix, strlen(prefix)) == 0);
 		for (unsigned j = 0; j < insts[i].count; j++)
-			REQUIRE(is_hex40(insts[i].ids[j]));
+			FUZZ_REQUIRE(is_hex40(insts[i].ids[j]));
 	}
 	if (r == 0)
 		dev_instances_free(insts, n);

@@ -30,18 +30,10 @@ static const char *const names[] = {"fuzz-dev"};
 static struct table *table;
 static struct snapshot *snap;
 
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static char *xstrdup(const char *s)
 {
 	char *d = strdup(s);
-	REQUIRE(d);
+	FUZZ_REQUIRE(d);
 	return d;
 }
 
@@ -49,7 +41,7 @@ static char *xstrdup(const char *s)
 static void add_node(struct dev_instance *inst, const char *host, const char *container, bool mount)
 {
 	struct dev_node *n = realloc(inst->nodes, (inst->n_nodes + 1) * sizeof(*n));
-	REQUIRE(n);
+	FUZZ_REQUIRE(n);
 	inst->nodes = n;
 	n = &n[inst->n_nodes++];
 	memset(n, 0, sizeof(*n));
@@ -65,7 +57,7 @@ static struct dev_instance mk(const char *key, const char *const *ids, unsigned 
 {
 	struct dev_instance inst = {.key = xstrdup(key), .count = count};
 	inst.ids = calloc(count, sizeof(*inst.ids));
-	REQUIRE(inst.ids);
+	FUZZ_REQUIRE(inst.ids);
 	for (unsigned i = 0; i < count; i++)
 		inst.ids[i] = xstrdup(ids[i]);
 	return inst;
@@ -77,11 +69,11 @@ static void build_snapshot(void)
 				 *const c[] = {"c-0"}, *const sha[] = {SHA_ID},
 				 *const u[] = {"u-0"}, *const g[] = {"g-0"};
 	struct dev_instance *v = calloc(5, sizeof(*v));
-	REQUIRE(v && (table = table_new(1, names, 3600 * 1000)));
+	FUZZ_REQUIRE(v && (table = table_new(1, names, 3600 * 1000)));
 	v[0] = mk("g0:tty", a, 2);
 	add_node(&v[0], "/dev/null", "/dev/ttyUSB0", false);
-	REQUIRE(dev_instance_add_env(&v[0], "TTY", "/dev/ttyUSB0") == 0);
-	REQUIRE(dev_instance_add_env(&v[0], "VENDOR", "1a86") == 0);
+	FUZZ_REQUIRE(dev_instance_add_env(&v[0], "TTY", "/dev/ttyUSB0") == 0);
+	FUZZ_REQUIRE(dev_instance_add_env(&v[0], "VENDOR", "1a86") == 0);
 	v[1] = mk("g0:zero", b, 3);
 	add_node(&v[1], "/dev/zero", "/dev/zero", false);
 	add_node(&v[1], "/dev/null", "/mnt/null", true);
@@ -91,16 +83,16 @@ static void build_snapshot(void)
 	add_node(&v[3], "/dev/null", "/dev/null", false);
 	v[4] = mk("g0:bad", u, 1);
 	add_node(&v[4], "/nonexistent/udp-fuzz", "/dev/missing", false);
-	REQUIRE(table_update_group(table, 0, 0, v, 5, 1) == 1);
+	FUZZ_REQUIRE(table_update_group(table, 0, 0, v, 5, 1) == 1);
 
 	struct dev_instance *w = calloc(1, sizeof(*w));
-	REQUIRE(w);
+	FUZZ_REQUIRE(w);
 	w[0] = mk("g1:gone", g, 1);
 	add_node(&w[0], "/dev/null", "/dev/gone", false);
-	REQUIRE(table_update_group(table, 0, 1, w, 1, 2) == 1);
-	REQUIRE(table_update_group(table, 0, 1, NULL, 0, 3) == 1);
-	REQUIRE((snap = table_snapshot(table, 0)));
-	REQUIRE(snap->n_devices == 9 && snap->n_healthy == 7);
+	FUZZ_REQUIRE(table_update_group(table, 0, 1, w, 1, 2) == 1);
+	FUZZ_REQUIRE(table_update_group(table, 0, 1, NULL, 0, 3) == 1);
+	FUZZ_REQUIRE((snap = table_snapshot(table, 0)));
+	FUZZ_REQUIRE(snap->n_devices == 9 && snap->n_healthy == 7);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -120,11 +112,11 @@ static void pack_roundtrip(const ProtobufCMessage *m)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = malloc(len ? len : 1);
-	REQUIRE(buf);
-	REQUIRE(protobuf_c_message_pack(m, buf) == len);
+	FUZZ_REQUIRE(buf);
+	FUZZ_REQUIRE(protobuf_c_message_pack(m, buf) == len);
 	ProtobufCMessage *back = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	REQUIRE(back);
-	REQUIRE(protobuf_c_message_get_packed_size(back) == len);
+	FUZZ_REQUIRE(back);
+	FUZZ_REQUIRE(protobuf_c_message_get_packed_size(back) == len);
 	protobuf_c_message_free_unpacked(back, NULL);
 	free(buf);
 }
@@ -139,7 +131,7 @@ static bool all_distinct(char **v, size_t n)
 {
 	bool ok = true;
 	char **copy = malloc((n ? n : 1) * sizeof(*copy));
-	REQUIRE(copy);
+	FUZZ_REQUIRE(copy);
 	memcpy(copy, v, n * sizeof(*v));
 	qsort(copy, n, sizeof(*copy), cmp_str);
 	for (size_t i = 1; i < n && ok; i++)
@@ -177,33 +169,33 @@ static void check_container(const V1beta1__ContainerAllocateRequest *creq,
 {
 	size_t np = c->n_devices + c->n_mounts;
 	char **v = malloc((np + c->n_envs + 1) * sizeof(*v));
-	REQUIRE(v);
+	FUZZ_REQUIRE(v);
 	for (size_t i = 0; i < c->n_devices; i++)
 		v[i] = c->devices[i]->container_path;
 	for (size_t i = 0; i < c->n_mounts; i++)
 		v[c->n_devices + i] = c->mounts[i]->container_path;
-	REQUIRE(all_distinct(v, np));
+	FUZZ_REQUIRE(all_distinct(v, np));
 	for (size_t i = 0; i < c->n_envs; i++)
 		v[i] = c->envs[i]->key;
-	REQUIRE(all_distinct(v, c->n_envs));
+	FUZZ_REQUIRE(all_distinct(v, c->n_envs));
 	free(v);
 
 	const char *ids = env_value(c, "USBDP_FUZZ_DEV_IDS");
-	REQUIRE(ids);
+	FUZZ_REQUIRE(ids);
 	for (size_t k = 0; k < creq->n_devices_ids; k++) {
 		size_t len = strlen(creq->devices_ids[k]);
-		REQUIRE(strncmp(ids, creq->devices_ids[k], len) == 0);
+		FUZZ_REQUIRE(strncmp(ids, creq->devices_ids[k], len) == 0);
 		ids += len;
-		REQUIRE(*ids == (k + 1 < creq->n_devices_ids ? ',' : '\0'));
+		FUZZ_REQUIRE(*ids == (k + 1 < creq->n_devices_ids ? ',' : '\0'));
 		ids += *ids == ',';
 		char key[64];
 		snprintf(key, sizeof(key), "USBDP_FUZZ_DEV_%zu_ID", k);
 		const char *id = env_value(c, key);
-		REQUIRE(id && strcmp(id, creq->devices_ids[k]) == 0);
+		FUZZ_REQUIRE(id && strcmp(id, creq->devices_ids[k]) == 0);
 		const struct snap_device *d = snapshot_find(snap, creq->devices_ids[k]);
-		REQUIRE(d);
+		FUZZ_REQUIRE(d);
 		for (size_t i = 0; i < d->instance->inst.n_nodes; i++)
-			REQUIRE(has_node(c, &d->instance->inst.nodes[i]));
+			FUZZ_REQUIRE(has_node(c, &d->instance->inst.nodes[i]));
 	}
 }
 
@@ -212,14 +204,14 @@ static void check_preferred(const V1beta1__ContainerPreferredAllocationRequest *
 			    const V1beta1__ContainerPreferredAllocationResponse *c)
 {
 	int32_t want = creq->allocation_size;
-	REQUIRE(c->n_deviceids <= (size_t)(want > 0 ? want : 0));
+	FUZZ_REQUIRE(c->n_deviceids <= (size_t)(want > 0 ? want : 0));
 	for (size_t i = 0; i < c->n_deviceids; i++) {
 		bool offered = false;
 		for (size_t j = 0; j < creq->n_available_deviceids && !offered; j++)
 			offered = strcmp(c->deviceids[i], creq->available_deviceids[j]) == 0;
 		for (size_t j = 0; j < creq->n_must_include_deviceids && !offered; j++)
 			offered = strcmp(c->deviceids[i], creq->must_include_deviceids[j]) == 0;
-		REQUIRE(offered);
+		FUZZ_REQUIRE(offered);
 	}
 }
 
@@ -234,15 +226,15 @@ static long allocate_pass(const V1beta1__AllocateRequest *req, long fail_at)
 	int r = alloc_allocate(snap, names[0], NULL, req, &resp, err, sizeof(err));
 	bool failed = failalloc_failed();
 	long n = failalloc_stop();
-	REQUIRE(!failed || r == -ENOMEM);
+	FUZZ_REQUIRE(!failed || r == -ENOMEM);
 	if (r == 0) {
-		REQUIRE(resp && resp->n_container_responses == req->n_container_requests);
+		FUZZ_REQUIRE(resp && resp->n_container_responses == req->n_container_requests);
 		for (size_t i = 0; i < resp->n_container_responses; i++)
 			check_container(req->container_requests[i], resp->container_responses[i]);
 		pack_roundtrip(&resp->base);
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {
-		REQUIRE(!resp);
+		FUZZ_REQUIRE(!resp);
 		fuzz_check_err(err, sizeof(err));
 	}
 	return n;
@@ -267,15 +259,15 @@ static long preferred_pass(const V1beta1__PreferredAllocationRequest *req, long 
 	int r = alloc_preferred(snap, req, &resp, err, sizeof(err));
 	bool failed = failalloc_failed();
 	long n = failalloc_stop();
-	REQUIRE(!failed || r == -ENOMEM);
+	FUZZ_REQUIRE(!failed || r == -ENOMEM);
 	if (r == 0) {
-		REQUIRE(resp && resp->n_container_responses == req->n_container_requests);
+		FUZZ_REQUIRE(resp && resp->n_container_responses == req->n_container_requests);
 		for (size_t i = 0; i < resp->n_container_responses; i++)
 			check_preferred(req->container_requests[i], resp->container_responses[i]);
 		pack_roundtrip(&resp->base);
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {
-		REQUIRE(!resp);
+		FUZZ_REQUIRE(!resp);
 		fuzz_check_err(err, sizeof(err));
 	}
 	return n;
@@ -312,8 +304,8 @@ static void pack_only(const ProtobufCMessage *m)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = malloc(len ? len : 1);
-	REQUIRE(buf);
-	REQUIRE(protobuf_c_message_pack(m, buf) == len);
+	FUZZ_REQUIRE(buf);
+	FUZZ_REQUIRE(protobuf_c_message_pack(m, buf) == len);
 	free(buf);
 }
 

@@ -20,6 +20,16 @@ struct fuzz_file {
 	char path[64];
 };
 
+/* A promise of the code under test that this input broke: a crash that
+ * libFuzzer saves the input of. */
+#define FUZZ_REQUIRE(cond)                                                                         \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
 static inline void fuzz_die(const char *what)
 {
 	perror(what);
