@@ -19,7 +19,6 @@
 
 #include "cdi.h"
 #include "derived.h"
-#include "devmatch.h"
 #include "dirwatch.h"
 #include "http.h"
 #include "log.h"
@@ -27,13 +26,12 @@
 #include "metrics.h"
 #include "nodefeat.h"
 #include "once.h"
-#include "paths.h"
 #include "plugindir.h"
 #include "resource.h"
 #include "rpc.h"
+#include "scan.h"
 #include "usb.h"
 #include "usbids.h"
-#include "virtual.h"
 
 /* Path rescans are rate-limited, not delayed: a lone event is rescanned at
  * once, and the events of a burst (a hub of dongles, udev adding symlinks)
@@ -153,17 +151,6 @@ static void on_late_register(void *data, const char *name)
 
 static void on_dev_event(void *data, const char *dir, const char *name, uint32_t mask);
 
-/* The directory of a virtual group's device files, as a glob's would be. */
-static void watch_prefix_dir(const char *prefix, char ***dirs, size_t *n_dirs)
-{
-	struct cfg_path p = {.limit = 1};
-	struct cfg_group g = {.paths = &p, .n_paths = 1, .count = 1};
-	if (asprintf(&p.path, "%s*", prefix) < 0)
-		return;
-	paths_watch_dirs(&g, dirs, n_dirs);
-	free(p.path);
-}
-
 /* Watches what the path, virtual and devicematch groups look at; true when
  * it added a watch (what appeared in the new directory before it may have
  * been missed). */
@@ -171,18 +158,13 @@ static bool update_watches(struct daemon *d)
 {
 	char **dirs = NULL;
 	size_t n_dirs = 0;
-	for (size_t r = 0; r < d->n_res; r++) {
-		const struct cfg_device *dev = resource_device(d->res[r]);
-		for (size_t g = 0; g < dev->n_groups; g++) {
-			const struct cfg_group *grp = &dev->groups[g];
-			if (grp->n_paths)
-				paths_watch_dirs(grp, &dirs, &n_dirs);
-			if (grp->virt && grp->virt->device_file_prefix)
-				watch_prefix_dir(grp->virt->device_file_prefix, &dirs, &n_dirs);
-		}
-	}
-	if (current(d)->n_matches)
-		derived_watch_dirs(d->derived, &dirs, &n_dirs);
+	int e = 0;
+	for (size_t r = 0; e == 0 && r < d->n_res; r++)
+		e = scan_watch_dirs(d->res[r], &dirs, &n_dirs);
+	if (e == 0 && current(d)->n_matches)
+		e = derived_watch_dirs(d->derived, &dirs, &n_dirs);
+	if (e < 0)
+		log_error("directories to watch not all known: out of memory");
 	int err;
 	const char *err_dir;
 	size_t added =
@@ -195,65 +177,13 @@ static bool update_watches(struct daemon *d)
 	return added > 0;
 }
 
-/* Hands the group's env and annotation templates to its instances. */
-static int decorate(struct dev_instance *insts, size_t n, const struct cfg_group *g)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct dev_instance *in = &insts[i];
-		if (dev_kv_copy(&in->env_tmpl, g->env, g->n_env) < 0)
-			return -ENOMEM;
-		in->n_env_tmpl = g->n_env;
-		if (dev_kv_copy(&in->ann_tmpl, g->annotations, g->n_annotations) < 0)
-			return -ENOMEM;
-		in->n_ann_tmpl = g->n_annotations;
-	}
-	return 0;
-}
-
-static const char *group_kind(const struct cfg_group *g)
-{
-	return g->n_usb ? "usb" : g->virt ? "virtual" : g->dev_name ? "devicematch" : "path";
-}
-
-/* What group g (index gi) provides now, undecorated. */
-static int expand_group(struct daemon *d, const struct cfg_group *g, size_t gi,
-			struct dev_instance **insts, size_t *n)
-{
-	if (g->n_usb)
-		return usb_expand(d->usb, g, gi, insts, n);
-	if (g->virt)
-		return virtual_expand(g, d->cfg->node_name, insts, n);
-	if (g->dev_name)
-		return devmatch_expand(CONFIG_SDM_DEV_DIR, g, insts, n);
-	return paths_expand(g, gi, insts, n);
-}
-
 /* Brings every resource's table up to date with one kind of group (usb, or
  * the file system's: paths, devicematch and virtual). */
 static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
-	for (size_t r = 0; r < d->n_res; r++) {
-		const struct cfg_device *dev = resource_device(d->res[r]);
-		for (size_t g = 0; g < dev->n_groups; g++) {
-			const struct cfg_group *grp = &dev->groups[g];
-			if (usb != (grp->n_usb > 0))
-				continue;
-			struct dev_instance *insts = NULL;
-			size_t n = 0;
-			int e = expand_group(d, grp, g, &insts, &n);
-			if (e == 0 && (grp->n_env || grp->n_annotations) &&
-			    (e = decorate(insts, n, grp)) < 0)
-				dev_instances_free(insts, n); /* expand frees on its errors */
-			if (e < 0) {
-				log_warn("%s scan failed resource=%s group=%zu err=\"%s\"",
-					 group_kind(grp), resource_full_name(d->res[r]), g,
-					 strerror(-e));
-				continue;
-			}
-			table_update_group(resource_table(d->res[r]), g, insts, n, now);
-		}
-	}
+	for (size_t r = 0; r < d->n_res; r++)
+		scan_resource(d->res[r], usb, d->usb, d->cfg->node_name, now);
 }
 
 static void on_rescan(struct loop *loop, void *data)
@@ -309,12 +239,9 @@ static void on_usb_changed(void *data)
 
 static bool wants_usb(const struct daemon *d)
 {
-	for (size_t r = 0; r < d->n_res; r++) {
-		const struct cfg_device *dev = resource_device(d->res[r]);
-		for (size_t g = 0; g < dev->n_groups; g++)
-			if (dev->groups[g].n_usb)
-				return true;
-	}
+	for (size_t r = 0; r < d->n_res; r++)
+		if (scan_wants_usb(d->res[r]))
+			return true;
 	return false;
 }
 
@@ -340,14 +267,11 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 		      const char *id2)
 {
 	struct daemon *d = data;
-	const char *n1 = resource_full_name(d->res[r1]), *n2 = resource_full_name(d->res[r2]);
-	char key[4200];
-	int n = snprintf(key, sizeof(key), "%s %s %s", path, n1, n2);
-	if (n >= 0 && (size_t)n < sizeof(key) && !once_first(d->warned, key))
+	if (!once_first(d->warned, path)) /* one warning per file */
 		return;
 	log_warn("node offered by two resources node=%s resources=%s,%s ids=%s,%s: the kubelet "
 		 "counts them apart and may give it to a Pod of each",
-		 path, n1, n2, id1, id2);
+		 path, resource_full_name(d->res[r1]), resource_full_name(d->res[r2]), id1, id2);
 }
 
 static void write_features(struct daemon *d)

@@ -11,6 +11,9 @@ struct once {
 };
 
 #define MIN_CAP 64
+/* Keys that churn (device paths come and go) must not grow the set for
+ * good: past this many it starts again, and a warning may then repeat. */
+#define MAX_KEYS 4096
 
 struct once *once_new(void)
 {
@@ -72,6 +75,14 @@ bool once_first(struct once *o, const char *key)
 	char **s = slot(o->slots, o->cap, key);
 	if (*s)
 		return false;
+	if (o->n >= MAX_KEYS) {
+		for (size_t i = 0; i < o->cap; i++) {
+			free(o->slots[i]);
+			o->slots[i] = NULL;
+		}
+		o->n = 0;
+		s = slot(o->slots, o->cap, key);
+	}
 	if (2 * (o->n + 1) > o->cap) {
 		if (!grow(o))
 			return true;

@@ -1,5 +1,6 @@
 /* "Say it once": a set of keys seen, for warnings that must not repeat on
- * every rescan. Hashed, so checking costs O(1) however many there are. */
+ * every rescan. Hashed, so checking costs O(1) however many there are;
+ * bounded (4096 keys, then it starts again). */
 #ifndef UDP_ONCE_H
 #define UDP_ONCE_H
 
