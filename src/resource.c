@@ -232,6 +232,21 @@ int resource_serve(struct resource *r)
 	return e;
 }
 
+/* Registers again later, waiting longer after each failure; the delay in
+ * ms. */
+static int64_t backoff(struct resource *r)
+{
+	unsigned shift = r->failures < 6 ? r->failures : 6;
+	int64_t delay = (int64_t)BACKOFF_MIN_MS << shift;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	r->failures++;
+	r->state = REG_BACKOFF;
+	if (loop_timer_set(r->env->loop, loop_now_us() + delay * 1000, on_retry, r) < 0)
+		log_error("no retry of the registration resource=%s: out of memory", r->full_name);
+	return delay;
+}
+
 static void on_registered(void *data, int status, const char *message)
 {
 	struct resource *r = data;
@@ -250,18 +265,10 @@ static void on_registered(void *data, int status, const char *message)
 		log_info("registered with kubelet resource=%s endpoint=%s", r->full_name,
 			 r->endpoint);
 	} else {
-		unsigned shift = r->failures < 6 ? r->failures : 6;
-		int64_t delay = (int64_t)BACKOFF_MIN_MS << shift;
-		if (delay > BACKOFF_MAX_MS)
-			delay = BACKOFF_MAX_MS;
-		r->failures++;
-		r->state = REG_BACKOFF;
+		int64_t delay = backoff(r);
 		log_warn("registration failed resource=%s status=%d reason=\"%s\" attempt=%u "
 			 "retry_ms=%lld",
 			 r->full_name, status, message, r->failures, (long long)delay);
-		if (loop_timer_set(r->env->loop, loop_now_us() + delay * 1000, on_retry, r) < 0)
-			log_error("no retry of the registration resource=%s: out of memory",
-				  r->full_name);
 	}
 	if (r->again) {
 		r->again = false;
@@ -292,6 +299,14 @@ void resource_register(struct resource *r)
 		return;
 	}
 	loop_timer_cancel(r->env->loop, on_retry, r);
+	/* Never advertise a socket the kubelet wiped meanwhile: a new one
+	 * first (the settle after the wipe would only do it later). */
+	if (!server_socket_ok(r->server) && resource_serve(r) < 0) {
+		int64_t delay = backoff(r); /* resource_serve logged why */
+		log_info("not registered: no socket resource=%s retry_ms=%lld", r->full_name,
+			 (long long)delay);
+		return;
+	}
 	log_info("registering with kubelet resource=%s endpoint=%s previous=%s", r->full_name,
 		 r->endpoint, reg_state_name[r->state]);
 	int e = kubelet_register(r->env->rpc, r->env->kubelet_sock, r->endpoint, r->full_name,
