@@ -33,14 +33,21 @@ struct rpc *rpc_new(void)
 	struct rpc *rpc = calloc(1, sizeof(*rpc));
 	if (!rpc)
 		return NULL;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	int p[2] = {-1, -1};
+	/* Only the read end is non-blocking: the loop drains it; a writer
+	 * (the gRPC thread) may wait for room rather than lose a job. */
+	if (pipe2(p, O_CLOEXEC) < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+		if (p[0] >= 0) {
+			close(p[0]);
+			close(p[1]);
+		}
 		free(rpc);
+		errno = e;
 		return NULL;
 	}
 	rpc->pipe_rd = p[0];
 	rpc->pipe_wr = p[1];
-	fcntl(rpc->pipe_rd, F_SETFL, O_NONBLOCK);
 	gpr_set_log_function(grpc_log_sink);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	grpc_init();
