@@ -21,6 +21,7 @@
 
 #include "cdi.h"
 #include "cfgtree.h"
+#include "errbuf.h"
 #include "log.h"
 
 #define PATH_BUF      192	/* a field path: devices[N].groups[N].paths[N].mountPath */
@@ -40,43 +41,21 @@ struct src {
 	size_t errlen;
 };
 
-/* Writes into err, marking a message cut short with "...". */
-static void errput(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errput(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		err[0] = '\0';
-	else if ((size_t)n >= errlen && errlen >= 4)
-		memcpy(err + errlen - 4, "...", 4);
-}
-
 /* Formats "<source>[:line]: <path>[.<leaf>]: <reason>" into buf. */
 static void vformat_at(char *buf, size_t size, const struct src *s, const struct cfg_node *n,
 		       const char *path, const char *leaf, const char *fmt, va_list ap)
 {
 	char reason[512];
-	int k = vsnprintf(reason, sizeof(reason), fmt, ap);
-	if (k < 0)
-		reason[0] = '\0';
-	else if ((size_t)k >= sizeof(reason))
-		memcpy(reason + sizeof(reason) - 4, "...", 4);
+	errbuf_vput(reason, sizeof(reason), fmt, ap);
 	char line[24] = "";
 	if (s->lines && n && n->line) {
-		k = snprintf(line, sizeof(line), ":%u", n->line);
+		int k = snprintf(line, sizeof(line), ":%u", n->line);
 		if (k < 0 || (size_t)k >= sizeof(line))
 			line[0] = '\0';
 	}
 	const char *p = path ? path : "", *l = leaf ? leaf : "";
-	errput(buf, size, "%s%s: %s%s%s%s%s", s->name, line, p, (*p && *l) ? "." : "", l,
-	       (*p || *l) ? ": " : "", reason);
+	errbuf_put(buf, size, "%s%s: %s%s%s%s%s", s->name, line, p, (*p && *l) ? "." : "", l,
+		   (*p || *l) ? ": " : "", reason);
 }
 
 static int fail(const struct src *s, const struct cfg_node *n, const char *path, const char *leaf,
@@ -1467,8 +1446,8 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 	key[len] = '\0';
 	if (!in_list(key, flag_names)) {
 		const char *sug = suggest(key, flag_names);
-		errput(err, errlen, "--%s: unknown flag (%s%s%s)", key,
-		       sug ? "did you mean --" : "see --help", sug ? sug : "", sug ? "?" : "");
+		errbuf_put(err, errlen, "--%s: unknown flag (%s%s%s)", key,
+			   sug ? "did you mean --" : "see --help", sug ? sug : "", sug ? "?" : "");
 		return -EINVAL;
 	}
 	bool is_bool = strcmp(key, "version") == 0 || strcmp(key, "help") == 0 ||
@@ -1476,8 +1455,8 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 	if (is_bool) {
 		bool v = true;
 		if (eq && parse_bool_text(eq + 1, &v) < 0) {
-			errput(err, errlen, "--%s: invalid boolean \"%s\" (use true or false)", key,
-			       eq + 1);
+			errbuf_put(err, errlen, "--%s: invalid boolean \"%s\" (use true or false)",
+				   key, eq + 1);
 			return -EINVAL;
 		}
 		*(key[0] == 'v'	  ? &f->version
@@ -1493,12 +1472,12 @@ static int parse_long_flag(struct flags *f, int argc, char **argv, int *i, char 
 	if (!value && *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
 		value = argv[++*i];
 	if (!value) {
-		errput(err, errlen, "--%s: missing value", key);
+		errbuf_put(err, errlen, "--%s: missing value", key);
 		return -EINVAL;
 	}
 	int r = flag_store(f, key, value);
 	if (r < 0)
-		errput(err, errlen, "--%s: out of memory", key);
+		errbuf_put(err, errlen, "--%s: out of memory", key);
 	return r;
 }
 
@@ -1527,20 +1506,20 @@ static int parse_args(struct flags *f, int argc, char **argv, char *err, size_t 
 			r = parse_long_flag(f, argc, argv, &i, msg, sizeof(msg));
 		} else if (!positional && a[0] == '-' && a[1]) {
 			const char *sug = in_list(a + 1, flag_names) ? a + 1 : NULL;
-			errput(msg, sizeof(msg), "%.40s: unknown flag (%s%s%s)", a,
-			       sug ? "did you mean --" : "see --help", sug ? sug : "",
-			       sug ? "?" : "");
+			errbuf_put(msg, sizeof(msg), "%.40s: unknown flag (%s%s%s)", a,
+				   sug ? "did you mean --" : "see --help", sug ? sug : "",
+				   sug ? "?" : "");
 			r = -EINVAL;
 		} else {
-			errput(msg, sizeof(msg),
-			       "\"%.40s\": unexpected argument: settings are given as flags "
-			       "(see --help)",
-			       a);
+			errbuf_put(msg, sizeof(msg),
+				   "\"%.40s\": unexpected argument: settings are given as flags "
+				   "(see --help)",
+				   a);
 			r = -EINVAL;
 		}
 		if (r < 0 && first == 0) {
 			first = r;
-			errput(err, errlen, "%s", msg);
+			errbuf_put(err, errlen, "%s", msg);
 		}
 	}
 	return first;
@@ -1573,7 +1552,7 @@ static int find_config(const struct flags *f, char **out, char *err, size_t errl
 	*out = NULL;
 	if (f->config) {
 		if (!*f->config) {
-			errput(err, errlen, "--config: must not be empty");
+			errbuf_put(err, errlen, "--config: must not be empty");
 			return -EINVAL;
 		}
 		found = f->config;
@@ -1595,7 +1574,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		errput(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		errbuf_put(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		return -e;
 	}
 	size_t cap = 4096, n = 0;
@@ -1625,9 +1604,9 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 	if (r < 0) {
 		free(b);
 		if (r == -EFBIG)
-			errput(err, errlen, "%s: larger than %d bytes", path, MAX_FILE_SIZE);
+			errbuf_put(err, errlen, "%s: larger than %d bytes", path, MAX_FILE_SIZE);
 		else
-			errput(err, errlen, "%s: cannot read: %s", path, strerror(-r));
+			errbuf_put(err, errlen, "%s: cannot read: %s", path, strerror(-r));
 		return r;
 	}
 	b[n] = '\0';
@@ -1666,10 +1645,10 @@ static void tree_error(char *err, size_t errlen, const char *name, bool lines, b
 	if (lines && e->line && snprintf(line, sizeof(line), ":%u", e->line) >= (int)sizeof(line))
 		line[0] = '\0';
 	if (e->syntax)
-		errput(err, errlen, "%s%s: invalid %s%s: %s", name, line, json ? "JSON" : "YAML",
-		       at, e->msg);
+		errbuf_put(err, errlen, "%s%s: invalid %s%s: %s", name, line,
+			   json ? "JSON" : "YAML", at, e->msg);
 	else
-		errput(err, errlen, "%s%s: %s", name, line, e->msg);
+		errbuf_put(err, errlen, "%s%s: %s", name, line, e->msg);
 }
 
 static int parse_file(const char *path, struct cfg_node **root, char *err, size_t errlen)
@@ -1856,10 +1835,10 @@ static int parse_format(const char *v, const char *label, enum cfg_format *out, 
 	else if (strcmp(v, "smarter-device-manager") == 0)
 		*out = CFG_FORMAT_SDM;
 	else {
-		errput(err, errlen,
-		       "%s: unknown format \"%s\" (allowed: auto, generic-device-plugin, "
-		       "smarter-device-manager)",
-		       label, v);
+		errbuf_put(err, errlen,
+			   "%s: unknown format \"%s\" (allowed: auto, generic-device-plugin, "
+			   "smarter-device-manager)",
+			   label, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -1883,10 +1862,11 @@ static int add_env_virtual(struct devlist *l, char *err, size_t errlen)
 		return 0;
 	for (size_t j = 0; j < l->n; j++)
 		if (strcmp(l->v[j].name, name) == 0) {
-			errput(err, errlen,
-			       "$USBDP_VIRTUAL_RESOURCE: \"%s\" is also the name of a configured "
-			       "device",
-			       name);
+			errbuf_put(
+			    err, errlen,
+			    "$USBDP_VIRTUAL_RESOURCE: \"%s\" is also the name of a configured "
+			    "device",
+			    name);
 			return -EINVAL;
 		}
 	cJSON *dev = cJSON_CreateObject(), *groups = cJSON_AddArrayToObject(dev, "groups");
@@ -2022,7 +2002,7 @@ static int add_flag_device(struct devlist *l, const struct src *file, const char
 	if (r == 0)
 		r = devlist_add(l, &s, root, NULL, i);
 	else if (r == -ENOMEM)
-		errput(file->err, file->errlen, "%s: out of memory", label);
+		errbuf_put(file->err, file->errlen, "%s: out of memory", label);
 	else
 		tree_error(file->err, file->errlen, label, false, true, &e);
 	cfgtree_free(root);
@@ -2108,8 +2088,9 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	    (r = find_config(&f, &cfg->config_file, err, errlen)) < 0)
 		goto out;
 	if (want == CFG_FORMAT_SDM && !cfg->config_file) {
-		errput(err, errlen, "%s: smarter-device-manager: no config file (give --config)",
-		       f.format ? "--config-format" : "$CONFIG_FORMAT");
+		errbuf_put(err, errlen,
+			   "%s: smarter-device-manager: no config file (give --config)",
+			   f.format ? "--config-format" : "$CONFIG_FORMAT");
 		r = -EINVAL;
 		goto out;
 	}
@@ -2124,19 +2105,19 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 		goto out;
 	char kind[CDI_KIND_MAX];
 	if (cfg->cdi && cdi_kind(cfg->domain, "x", kind, sizeof(kind)) < 0) {
-		errput(err, errlen,
-		       "cdi: the domain \"%s\" cannot be a CDI vendor (it must start with a "
-		       "letter)",
-		       cfg->domain);
+		errbuf_put(err, errlen,
+			   "cdi: the domain \"%s\" cannot be a CDI vendor (it must start with a "
+			   "letter)",
+			   cfg->domain);
 		r = -EINVAL;
 		goto out;
 	}
 	cfg->show_list = f.list;
 	cfg->show_udev_rules = f.udev_rules;
 	if (cfg->n_devices == 0 && cfg->n_matches == 0 && !f.list) {
-		errput(err, errlen,
-		       "no devices configured: give --device, a config file with a devices "
-		       "list, a smarter-device-manager config or $USBDP_VIRTUAL_RESOURCE");
+		errbuf_put(err, errlen,
+			   "no devices configured: give --device, a config file with a devices "
+			   "list, a smarter-device-manager config or $USBDP_VIRTUAL_RESOURCE");
 		r = -EINVAL;
 	}
 out:
@@ -2150,16 +2131,16 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	if (err && errlen)
 		err[0] = '\0';
 	if (!cfg || argc < 0 || (argc > 0 && !argv)) {
-		errput(err, errlen, "config_load: invalid argument");
+		errbuf_put(err, errlen, "config_load: invalid argument");
 		return -EINVAL;
 	}
 	struct config tmp = {.log_level = LOG_LEVEL_INFO};
 	int r = load(&tmp, argc, argv, err, errlen);
 	if (r < 0) {
 		if (r == -ENOMEM && err && errlen && !err[0])
-			errput(err, errlen, "out of memory while loading the configuration");
+			errbuf_put(err, errlen, "out of memory while loading the configuration");
 		else if (r == -ENAMETOOLONG && err && errlen && !err[0])
-			errput(err, errlen, "configuration field path too long");
+			errbuf_put(err, errlen, "configuration field path too long");
 		config_free(&tmp);
 		memset(cfg, 0, sizeof(*cfg));
 		return r;
