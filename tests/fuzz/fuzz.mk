@@ -12,7 +12,7 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 FUZZ_TARGETS := fuzz_config_file fuzz_config_flags fuzz_requests fuzz_usbids fuzz_paths
 
 # What each target links: only the modules it needs, and their libraries.
-CONFIG_MODS  := config cfgtree errbuf pathmatch instance log cdi tmpl
+CONFIG_MODS  := config cfgval cfgschema cfgtree errbuf pathmatch instance log cdi tmpl
 fuzz_objs     = $(patsubst %,build/fuzz/obj/%.o,$(1))
 
 build/fuzz/fuzz_config_file:  $(call fuzz_objs,$(CONFIG_MODS))
