@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gore.h"
 #include "pathmatch.h"
 #include "tmpl.h"
 
@@ -810,75 +811,6 @@ int cfgschema_devlist_add(struct cfgschema_devlist *l, const struct cfg_src *s,
 
 static const char *const sdm_keys[] = {"devicematch", "nummaxdevices", NULL};
 
-/* Go's RE2 syntax that POSIX ERE reads differently or not at all: refused
- * rather than matching something else silently. */
-static const char *re2_only(const char *re)
-{
-	for (const char *c = re; *c; c++) {
-		if (*c == '\\' && c[1] && strchr("dDsSpPbBAzQE", c[1]))
-			return c[1] == 'd' ? "\\d (write [0-9])" : "a Perl-style escape";
-		if (*c == '\\' && c[1])
-			c++;
-		else if (*c == '(' && c[1] == '?')
-			return "(?...) groups";
-	}
-	return NULL;
-}
-
-/* An expression's size once its {m,n} repetitions are written out, as
- * glibc's regcomp does (an upper bound; saturates above MAX_RE_SIZE):
- * "x{1,32767}" alone makes regcomp take gigabytes and minutes. */
-#define MAX_RE_SIZE 1024
-static unsigned long long re_size(const char *re)
-{
-	enum { DEPTH = 32 };
-	unsigned long long sum[DEPTH] = {0}, last[DEPTH] = {0};
-	int d = 0;
-	for (const char *c = re; *c && sum[d] <= MAX_RE_SIZE; c++) {
-		unsigned long long atom = 1;
-		if (*c == '(') {
-			if (++d == DEPTH)
-				return MAX_RE_SIZE + 1;
-			sum[d] = last[d] = 0;
-			continue;
-		} else if (*c == ')' && d > 0) {
-			atom = sum[d--];
-		} else if (*c == '{' && (c[1] >= '0' && c[1] <= '9')) {
-			char *end;
-			unsigned long long lo = strtoull(c + 1, &end, 10), hi = lo;
-			if (*end == ',')
-				hi = end[1] == '}' ? lo + 1 : strtoull(end + 1, &end, 10);
-			else
-				end--;
-			if (end[1] == '}' || *end == '}') {
-				unsigned long long n = hi > lo ? hi : lo;
-				n = n > MAX_RE_SIZE ? MAX_RE_SIZE + 1 : n;
-				sum[d] += last[d] * (n ? n - 1 : 0);
-				last[d] *= n;
-				c = strchr(c, '}');
-				continue;
-			}
-		} else if (*c == '[') {
-			const char *e = c + 1 + (c[1] == '^');
-			e += *e == ']';
-			while (*e && *e != ']')
-				e += (*e == '[' && strchr(":.=", e[1]) && strchr(e + 2, ']'))
-					 ? strchr(e + 2, ']') - e + 1
-					 : 1;
-			c = *e ? e : c;
-		} else if (*c == '\\' && c[1]) {
-			c++;
-		}
-		sum[d] += atom;
-		last[d] = atom;
-	}
-	while (d > 0) {
-		sum[d - 1] += sum[d];
-		d--;
-	}
-	return sum[0];
-}
-
 static int parse_sdm_entry(const struct cfg_src *s, const struct cfg_node *item, const char *path,
 			   struct config *cfg)
 {
@@ -896,32 +828,22 @@ static int parse_sdm_entry(const struct cfg_src *s, const struct cfg_node *item,
 			    "NVIDIA's device plugin for them");
 		return 0;
 	}
-	const char *bad = re2_only(pattern);
-	if (bad)
-		return cfgval_fail(
-		    s, n, path, "devicematch",
-		    "\"%s\" uses %s, which POSIX extended regular expressions do not have", pattern,
-		    bad);
-	if (re_size(pattern) > MAX_RE_SIZE)
-		return cfgval_fail(
-		    s, n, path, "devicematch",
-		    "\"%.60s\" is too large once its {m,n} repetitions are written out "
-		    "(more than %d): /dev names are short, shorten the bounds",
-		    pattern, MAX_RE_SIZE);
 	const struct cfg_node *pn = n;
 	if ((r = cfgval_required(s, item, path, "nummaxdevices", &n)) < 0 ||
 	    (r = cfgval_get_uint(s, n, path, "nummaxdevices", 1, MAX_COUNT, &max)) < 0)
 		return r;
+	/* Go's regexp syntax (RE2), as smarter-device-manager compiles it. */
 	struct cfg_match *m = &cfg->matches[cfg->n_matches];
-	int e = regcomp(&m->regex, pattern, REG_EXTENDED | REG_NOSUB);
-	if (e != 0) {
-		char why[160];
-		regerror(e, &m->regex, why, sizeof(why));
+	char why[160];
+	r = gore_compile(pattern, &m->re, why, sizeof(why));
+	if (r == -EINVAL)
 		return cfgval_fail(s, pn, path, "devicematch",
 				   "invalid regular expression \"%s\": %s", pattern, why);
-	}
+	if (r < 0)
+		return r;
 	if (!(m->pattern = strdup(pattern))) {
-		regfree(&m->regex);
+		gore_free(m->re);
+		m->re = NULL;
 		return -ENOMEM;
 	}
 	m->max = max;
@@ -956,8 +878,13 @@ int cfgschema_parse_sdm(const struct cfg_src *s, const struct cfg_node *root, st
 void cfgschema_matches_free(struct cfg_match *m, size_t n)
 {
 	for (size_t i = 0; m && i < n; i++) {
-		regfree(&m[i].regex);
+		gore_free(m[i].re);
 		free(m[i].pattern);
 	}
 	free(m);
+}
+
+bool cfg_match_matches(const struct cfg_match *m, const char *file)
+{
+	return m && m->re && file && gore_match(m->re, file);
 }

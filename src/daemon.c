@@ -1066,7 +1066,7 @@ static void reload_derived(struct daemon *d, size_t r, const struct config *nc)
 	const struct cfg_match *m = NULL;
 	const char *file = rs->owned->groups[0].dev_name; /* net/tun, not net_tun */
 	for (size_t i = 0; i < nc->n_matches && !m; i++)
-		if (regexec(&nc->matches[i].regex, file, 0, NULL, 0) == 0)
+		if (cfg_match_matches(&nc->matches[i], file))
 			m = &nc->matches[i];
 	bool clash = false;
 	for (size_t j = 0; j < nc->n_devices && !clash; j++)
