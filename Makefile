@@ -109,7 +109,8 @@ integration: build/san/usb-device-plugin build/usbprobe
 # The integration suite again, the release binary under valgrind: any error
 # or definite leak makes the plugin exit 99 and the test fail.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
-	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
+	--suppressions=$(CURDIR)/tests/integration/re2.supp
 valgrind: bin/usb-device-plugin build/usbprobe
 	UDP_BIN=$(CURDIR)/bin/usb-device-plugin UDP_WRAP="$(VALGRIND)" $(PYTEST) tests/integration
 
