@@ -78,6 +78,15 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+# The resource's life cycle is tested with every allocation failing in turn.
+ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=reallocarray \
+              -Wl,--wrap=strdup,--wrap=strndup
+build/san/failalloc.o: tests/fuzz/failalloc.c
+	@mkdir -p build/san
+	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
+build/san/test_resource: build/san/test_resource.o build/san/failalloc.o $(LIBOBJ_SAN)
+	$(CXX) $(SANFLAGS) $(ALLOC_WRAP) -o $@ $^ $(LDLIBS)
+
 run: setup
 	@$(MAKE) --no-print-directory all
 	bin/usb-device-plugin --config config/default.yaml
@@ -103,8 +112,10 @@ build/usbprobe: tests/integration/usbprobe.c
 
 export UDP_USBPROBE := $(CURDIR)/build/usbprobe
 
-integration: build/san/usb-device-plugin build/usbprobe
+integration: build/san/usb-device-plugin build/usbprobe bin/usb-device-plugin
 	UDP_BIN=$(CURDIR)/build/san/usb-device-plugin $(PYTEST) tests/integration
+	@# Memory figures need the uninstrumented binary (ASan keeps freed memory).
+	UDP_BIN=$(CURDIR)/bin/usb-device-plugin $(PYTEST) -s tests/integration/test_lifecycle.py -k usage_flat
 
 # The integration suite again, the release binary under valgrind: any error
 # or definite leak makes the plugin exit 99 and the test fail.

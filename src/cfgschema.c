@@ -56,6 +56,130 @@ void config_device_clear(struct cfg_device *d)
 	memset(d, 0, sizeof(*d));
 }
 
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -ENOMEM : 0;
+}
+
+static int group_copy(struct cfg_group *dst, const struct cfg_group *src)
+{
+	*dst = (struct cfg_group){.count = src->count};
+	int e = dup_opt(&dst->dev_name, src->dev_name);
+	if (e == 0 && src->n_paths && !(dst->paths = calloc(src->n_paths, sizeof(*dst->paths))))
+		e = -ENOMEM;
+	for (size_t i = 0; e == 0 && i < src->n_paths; i++) {
+		dst->paths[i] = src->paths[i];
+		dst->paths[i].path = dst->paths[i].mount_path = NULL;
+		dst->n_paths = i + 1;
+		if ((e = dup_opt(&dst->paths[i].path, src->paths[i].path)) == 0)
+			e = dup_opt(&dst->paths[i].mount_path, src->paths[i].mount_path);
+	}
+	if (e == 0 && src->n_usb && !(dst->usb = calloc(src->n_usb, sizeof(*dst->usb))))
+		e = -ENOMEM;
+	for (size_t i = 0; e == 0 && i < src->n_usb; i++) {
+		dst->usb[i] = src->usb[i];
+		dst->usb[i].serial = dst->usb[i].port = dst->usb[i].mount_path = NULL;
+		dst->n_usb = i + 1;
+		if ((e = dup_opt(&dst->usb[i].serial, src->usb[i].serial)) == 0 &&
+		    (e = dup_opt(&dst->usb[i].port, src->usb[i].port)) == 0)
+			e = dup_opt(&dst->usb[i].mount_path, src->usb[i].mount_path);
+	}
+	if (e == 0 && src->virt) {
+		if (!(dst->virt = calloc(1, sizeof(*dst->virt))))
+			e = -ENOMEM;
+		else {
+			dst->virt->count = src->virt->count;
+			if ((e = dup_opt(&dst->virt->id_prefix, src->virt->id_prefix)) == 0)
+				e = dup_opt(&dst->virt->device_file_prefix,
+					    src->virt->device_file_prefix);
+		}
+	}
+	if (e == 0 && dev_kv_copy(&dst->env, src->env, src->n_env) < 0)
+		e = -ENOMEM;
+	if (e == 0)
+		dst->n_env = src->n_env;
+	if (e == 0 && dev_kv_copy(&dst->annotations, src->annotations, src->n_annotations) < 0)
+		e = -ENOMEM;
+	if (e == 0)
+		dst->n_annotations = src->n_annotations;
+	return e;
+}
+
+int config_device_copy(struct cfg_device *dst, const struct cfg_device *src)
+{
+	*dst = (struct cfg_device){0};
+	int e = dup_opt(&dst->name, src->name);
+	if (e == 0 && src->n_groups && !(dst->groups = calloc(src->n_groups, sizeof(*dst->groups))))
+		e = -ENOMEM;
+	for (size_t g = 0; e == 0 && g < src->n_groups; g++) {
+		dst->n_groups = g + 1;
+		e = group_copy(&dst->groups[g], &src->groups[g]);
+	}
+	if (e < 0)
+		config_device_clear(dst);
+	return e;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_kv(const struct dev_kv *a, size_t na, const struct dev_kv *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].key, b[i].key) || strcmp(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
+static bool same_path(const struct cfg_path *p, const struct cfg_path *q)
+{
+	return str_eq(p->path, q->path) && str_eq(p->mount_path, q->mount_path) &&
+	       p->type == q->type && strcmp(p->permissions, q->permissions) == 0 &&
+	       p->read_only == q->read_only && p->limit == q->limit && p->optional == q->optional;
+}
+
+static bool same_usb(const struct cfg_usb *u, const struct cfg_usb *v)
+{
+	return u->vendor == v->vendor && u->product == v->product && u->usb_class == v->usb_class &&
+	       str_eq(u->serial, v->serial) && str_eq(u->port, v->port) &&
+	       str_eq(u->mount_path, v->mount_path);
+}
+
+static bool same_group(const struct cfg_group *x, const struct cfg_group *y)
+{
+	if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb ||
+	    !str_eq(x->dev_name, y->dev_name) || !same_kv(x->env, x->n_env, y->env, y->n_env) ||
+	    !same_kv(x->annotations, x->n_annotations, y->annotations, y->n_annotations) ||
+	    !x->virt != !y->virt)
+		return false;
+	if (x->virt &&
+	    (x->virt->count != y->virt->count || !str_eq(x->virt->id_prefix, y->virt->id_prefix) ||
+	     !str_eq(x->virt->device_file_prefix, y->virt->device_file_prefix)))
+		return false;
+	for (size_t i = 0; i < x->n_paths; i++)
+		if (!same_path(&x->paths[i], &y->paths[i]))
+			return false;
+	for (size_t i = 0; i < x->n_usb; i++)
+		if (!same_usb(&x->usb[i], &y->usb[i]))
+			return false;
+	return true;
+}
+
+bool config_device_equal(const struct cfg_device *a, const struct cfg_device *b)
+{
+	if (strcmp(a->name, b->name) || a->n_groups != b->n_groups)
+		return false;
+	for (size_t g = 0; g < a->n_groups; g++)
+		if (!same_group(&a->groups[g], &b->groups[g]))
+			return false;
+	return true;
+}
+
 bool config_resource_name_ok(const char *name)
 {
 	size_t len = strlen(name);

@@ -133,6 +133,10 @@ void config_free(struct config *cfg);
 
 /* Frees what the device owns (not the struct); for derived devices. */
 void config_device_clear(struct cfg_device *d);
+/* A deep copy of src into *dst (zeroed on error); 0 or -ENOMEM. */
+int config_device_copy(struct cfg_device *dst, const struct cfg_device *src);
+/* True when a and b describe the same devices the same way. */
+bool config_device_equal(const struct cfg_device *a, const struct cfg_device *b);
 
 /* True when name can be a resource name: Kubernetes' qualified-name part,
  * ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 characters. */

@@ -36,38 +36,54 @@ void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->n_res; i++) {
-		free(m->res[i]->name);
-		free(m->res[i]);
-	}
+	/* Entries belong to their resources, which unlist them. */
 	free(m->res);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
 
-struct metrics_res *metrics_resource(struct metrics *m, const char *name)
+struct metrics_res *metrics_res_new(struct metrics *m, const char *name)
 {
-	pthread_mutex_lock(&m->mu);
-	struct metrics_res *r = NULL;
-	for (size_t i = 0; i < m->n_res && !r; i++)
-		if (strcmp(m->res[i]->name, name) == 0)
-			r = m->res[i];
-	if (!r) {
-		struct metrics_res **a = realloc(m->res, (m->n_res + 1) * sizeof(*a));
-		r = calloc(1, sizeof(*r));
-		if (a)
-			m->res = a;
-		if (!a || !r || !(r->name = strdup(name))) {
-			free(r);
-			r = NULL;
-		} else {
-			m->res[m->n_res++] = r;
-		}
+	struct metrics_res *r = calloc(1, sizeof(*r));
+	if (!r || !(r->name = strdup(name))) {
+		free(r);
+		return NULL;
 	}
-	if (r)
-		atomic_store(&r->active, 1);
+	pthread_mutex_lock(&m->mu);
+	struct metrics_res **a = realloc(m->res, (m->n_res + 1) * sizeof(*a));
+	if (a) {
+		m->res = a;
+		m->res[m->n_res++] = r;
+	}
 	pthread_mutex_unlock(&m->mu);
+	if (!a) {
+		free(r->name);
+		free(r);
+		return NULL;
+	}
 	return r;
+}
+
+void metrics_res_unlist(struct metrics *m, struct metrics_res *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->n_res; i++)
+		if (m->res[i] == r) {
+			memmove(&m->res[i], &m->res[i + 1], (m->n_res - i - 1) * sizeof(*m->res));
+			m->n_res--;
+			break;
+		}
+	pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_res_free(struct metrics_res *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	free(r);
 }
 
 void metrics_hotplug(struct metrics *m, enum hp_source src, enum hp_action action)
@@ -175,8 +191,6 @@ static void per_resource(struct buf *b, struct metrics *m, const char *name, con
 	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	for (size_t i = 0; i < m->n_res; i++) {
 		struct metrics_res *r = m->res[i];
-		if (!LOAD(r->active))
-			continue;
 		_Atomic uint64_t *v = (_Atomic uint64_t *)((char *)r + off);
 		put(b, "%s{resource=\"", name);
 		label(b, r->name);
@@ -198,8 +212,6 @@ char *metrics_render(struct metrics *m, size_t *len)
 		"# TYPE usbdp_devices gauge\n");
 	for (size_t i = 0; i < m->n_res; i++) {
 		struct metrics_res *r = m->res[i];
-		if (!LOAD(r->active))
-			continue;
 		uint64_t all = LOAD(r->devices), ok = LOAD(r->healthy);
 		put(&b, "usbdp_devices{resource=\"");
 		label(&b, r->name);
@@ -274,8 +286,6 @@ char *metrics_health(struct metrics *m, bool *ready)
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < m->n_res; i++) {
 		struct metrics_res *r = m->res[i];
-		if (!LOAD(r->active))
-			continue;
 		if (!LOAD(r->serving)) {
 			put(&b, "%s: not serving its socket\n", r->name);
 			*ready = false;

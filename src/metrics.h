@@ -1,7 +1,8 @@
 /* Counters and gauges for /metrics, written by the loop and gRPC threads
  * with atomics, read by the HTTP thread; and the Prometheus text rendering.
- * Per-resource entries are appended, never removed, so their addresses
- * stay valid for every thread. */
+ * A per-resource entry belongs to its resource: listed (rendered) from
+ * metrics_res_new until metrics_res_unlist, freed by the resource once no
+ * thread can write to it any more. */
 #ifndef UDP_METRICS_H
 #define UDP_METRICS_H
 
@@ -15,7 +16,6 @@ enum hp_action { HP_ADD, HP_REMOVE, HP_BIND, HP_UNBIND, HP_CHANGE, HP_OTHER, HP_
 
 struct metrics_res {
 	char *name;		     /* domain/name */
-	_Atomic uint64_t active;     /* configured (not removed by a reload) */
 	_Atomic uint64_t registered; /* the kubelet accepted the last Register */
 	_Atomic uint64_t serving;    /* our socket exists and its server runs */
 	_Atomic uint64_t registrations, registration_errors;
@@ -30,8 +30,11 @@ struct metrics;
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 
-/* A new per-resource entry (or the existing one of that name, reactivated). */
-struct metrics_res *metrics_resource(struct metrics *m, const char *name);
+/* A new per-resource entry, listed at once; NULL on ENOMEM. */
+struct metrics_res *metrics_res_new(struct metrics *m, const char *name);
+/* Stops rendering r (it stays valid for writers until metrics_res_free). */
+void metrics_res_unlist(struct metrics *m, struct metrics_res *r);
+void metrics_res_free(struct metrics_res *r); /* NULL is a no-op */
 
 void metrics_hotplug(struct metrics *m, enum hp_source src, enum hp_action action);
 enum hp_action metrics_action(const char *uevent_action);

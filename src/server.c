@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -59,7 +60,7 @@ struct call {
 	grpc_slice status_details;
 	bool has_status_details;
 	int cancelled;
-	/* streams, under servers.mu */
+	/* streams, under server.mu */
 	bool in_flight, closed;
 	bool sent_any;	   /* initial metadata and a first list went out */
 	uint64_t sent_gen; /* generation of the last list sent */
@@ -69,16 +70,23 @@ struct call {
 /* One grpc_server incarnation of a resource; replaced when the kubelet
  * deletes our socket. Freed once shut down and its last call is gone. */
 struct gsrv {
-	struct res *res;
+	struct server *srv;
 	grpc_server *server;
 	struct rpc_tag shutdown_tag;
 	unsigned calls;
 	bool shutting_down, shut_down;
 };
 
-struct res {
-	struct servers *s;
-	size_t r;
+/* Freed on the event loop once its owner let go (server_free) and every
+ * gsrv is gone: a reference for the owner and one per live gsrv. */
+struct server {
+	struct rpc *rpc;
+	pthread_mutex_t mu; /* everything in here, its gsrvs and their calls */
+	unsigned refs;
+	bool posted; /* the last reference went: the free job is posted */
+	struct rpc_job free_job;
+	void (*done)(void *data);
+	void *done_data;
 	struct snapshot *snap;
 	grpc_byte_buffer *lw_msg; /* ListAndWatchResponse of snap */
 	uint8_t *lw_bytes;	  /* the same, packed: to compare the next one with */
@@ -95,19 +103,42 @@ struct res {
 	char *cdi_kind;		     /* NULL, or Allocate names CDI devices of this kind */
 };
 
-struct servers {
-	struct rpc *rpc;
-	pthread_mutex_t mu; /* everything in here, all res and gsrv and calls */
-	pthread_cond_t cond;
-	unsigned live;	  /* gsrv not yet freed */
-	struct res **res; /* pointers: gsrv and calls hold them across growth */
-	size_t n;
-};
-
 static void call_fn(struct rpc_tag *tag, bool ok);
 static void close_fn(struct rpc_tag *tag, bool ok);
 
 /* ---- lifetime ---- */
+
+/* Runs on the event loop: nothing on the gRPC thread holds srv any more. */
+static void server_destroy(struct rpc_job *job)
+{
+	struct server *srv = (struct server *)((char *)job - offsetof(struct server, free_job));
+	void (*done)(void *) = srv->done;
+	void *data = srv->done_data;
+	snapshot_unref(srv->snap);
+	if (srv->lw_msg)
+		grpc_byte_buffer_destroy(srv->lw_msg);
+	free(srv->lw_bytes);
+	free(srv->name);
+	free(srv->full_name);
+	free(srv->cdi_kind);
+	pthread_mutex_destroy(&srv->mu);
+	free(srv);
+	if (done)
+		done(data);
+}
+
+/* Every unlock goes through here: when the last reference went while the
+ * lock was held, the free is handed to the loop -- after the unlock, the
+ * last time this thread touches srv. */
+static void unlock(struct server *srv)
+{
+	bool last = srv->refs == 0 && !srv->posted;
+	if (last)
+		srv->posted = true;
+	pthread_mutex_unlock(&srv->mu);
+	if (last)
+		rpc_post(srv->rpc, &srv->free_job);
+}
 
 static void gsrv_maybe_free(struct gsrv *gs)
 {
@@ -115,10 +146,10 @@ static void gsrv_maybe_free(struct gsrv *gs)
 	if (!gs->shut_down || gs->calls)
 		return;
 	grpc_server_destroy(gs->server);
-	struct servers *s = gs->res->s;
-	s->live--;
+	struct server *srv = gs->srv;
 	free(gs);
-	pthread_cond_broadcast(&s->cond);
+	assert(srv->refs > 0);
+	srv->refs--;
 }
 
 static void call_free(struct call *c)
@@ -147,7 +178,7 @@ static void request_call(struct gsrv *gs)
 		return;
 	struct call *c = calloc(1, sizeof(*c));
 	if (!c) {
-		log_error("server out of memory resource=%s", gs->res->full_name);
+		log_error("server out of memory resource=%s", gs->srv->full_name);
 		return;
 	}
 	c->tag.fn = call_fn;
@@ -156,7 +187,7 @@ static void request_call(struct gsrv *gs)
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->md);
 	gs->calls++;
-	grpc_completion_queue *cq = rpc_cq(gs->res->s->rpc);
+	grpc_completion_queue *cq = rpc_cq(gs->srv->rpc);
 	grpc_call_error e =
 	    grpc_server_request_call(gs->server, &c->call, &c->details, &c->md, cq, cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
@@ -217,10 +248,10 @@ static uint8_t *list_bytes(const struct snapshot *snap, size_t *len)
 /* Sends the newest list on stream c if it has not seen it; under mu. */
 static void stream_send(struct call *c)
 {
-	struct res *res = c->gs->res;
-	if (c->in_flight || c->closed || !res->lw_msg)
+	struct server *srv = c->gs->srv;
+	if (c->in_flight || c->closed || !srv->lw_msg)
 		return;
-	uint64_t gen = res->snap ? res->snap->generation : 0;
+	uint64_t gen = srv->snap ? srv->snap->generation : 0;
 	if (c->sent_any && gen <= c->sent_gen)
 		return;
 	grpc_op ops[2];
@@ -230,13 +261,13 @@ static void stream_send(struct call *c)
 		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
 		n++;
 	}
-	c->send_bb = grpc_byte_buffer_copy(res->lw_msg);
+	c->send_bb = grpc_byte_buffer_copy(srv->lw_msg);
 	ops[n].op = GRPC_OP_SEND_MESSAGE;
 	ops[n].data.send_message.send_message = c->send_bb;
 	n++;
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
 	if (e != GRPC_CALL_OK) {
-		log_warn("ListAndWatch send failed resource=%s err=%d", res->full_name, (int)e);
+		log_warn("ListAndWatch send failed resource=%s err=%d", srv->full_name, (int)e);
 		grpc_byte_buffer_destroy(c->send_bb);
 		c->send_bb = NULL;
 		return;
@@ -244,37 +275,37 @@ static void stream_send(struct call *c)
 	c->in_flight = true;
 	c->sent_any = true;
 	c->sent_gen = gen;
-	log_debug("ListAndWatch send resource=%s devices=%zu generation=%llu", res->full_name,
-		  res->snap ? res->snap->n_devices : 0, (unsigned long long)c->sent_gen);
+	log_debug("ListAndWatch send resource=%s devices=%zu generation=%llu", srv->full_name,
+		  srv->snap ? srv->snap->n_devices : 0, (unsigned long long)c->sent_gen);
 }
 
 static void stream_unlink(struct call *c)
 {
-	struct res *res = c->gs->res;
+	struct server *srv = c->gs->srv;
 	if (c->prev)
 		c->prev->next = c->next;
-	else if (res->streams == c)
-		res->streams = c->next;
+	else if (srv->streams == c)
+		srv->streams = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	res->n_streams--;
-	if (res->metrics)
-		atomic_store(&res->metrics->streams, res->n_streams);
+	srv->n_streams--;
+	if (srv->metrics)
+		atomic_store(&srv->metrics->streams, srv->n_streams);
 }
 
 static void stream_start(struct call *c)
 {
-	struct res *res = c->gs->res;
+	struct server *srv = c->gs->srv;
 	c->state = S_STREAMING;
-	c->next = res->streams;
-	if (res->streams)
-		res->streams->prev = c;
-	res->streams = c;
-	res->n_streams++;
-	if (res->metrics)
-		atomic_store(&res->metrics->streams, res->n_streams);
-	log_info("ListAndWatch opened resource=%s streams=%zu", res->full_name, res->n_streams);
+	c->next = srv->streams;
+	if (srv->streams)
+		srv->streams->prev = c;
+	srv->streams = c;
+	srv->n_streams++;
+	if (srv->metrics)
+		atomic_store(&srv->metrics->streams, srv->n_streams);
+	log_info("ListAndWatch opened resource=%s streams=%zu", srv->full_name, srv->n_streams);
 	grpc_op op;
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -292,15 +323,14 @@ static void close_fn(struct rpc_tag *tag, bool ok)
 {
 	(void)ok;
 	struct call *c = (struct call *)((char *)tag - offsetof(struct call, close_tag));
-	struct servers *s = c->gs->res->s;
-	pthread_mutex_lock(&s->mu);
-	struct res *res = c->gs->res;
+	struct server *srv = c->gs->srv;
+	pthread_mutex_lock(&srv->mu);
 	c->closed = true;
 	stream_unlink(c);
-	log_info("ListAndWatch closed resource=%s streams=%zu", res->full_name, res->n_streams);
+	log_info("ListAndWatch closed resource=%s streams=%zu", srv->full_name, srv->n_streams);
 	if (!c->in_flight)
 		call_free(c);
-	pthread_mutex_unlock(&s->mu);
+	unlock(srv);
 }
 
 static void stream_sent(struct call *c, bool ok)
@@ -391,7 +421,7 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 			reply = pack(&resp->base);
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
-		struct metrics_res *mr = c->gs->res->metrics;
+		struct metrics_res *mr = c->gs->srv->metrics;
 		if (mr) {
 			atomic_fetch_add(&mr->allocate_calls, 1);
 			if (r < 0)
@@ -451,12 +481,13 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 	if (r < 0)
 		log_warn("request refused resource=%s method=%s reason=\"%s\"", full_name,
 			 methods[c->method - 1].path, err);
-	pthread_mutex_lock(&c->gs->res->s->mu);
+	struct server *srv = c->gs->srv;
+	pthread_mutex_lock(&srv->mu);
 	if (r < 0)
 		finish(c, NULL, status_of(r), err);
 	else
 		finish(c, reply, GRPC_STATUS_OK, NULL);
-	pthread_mutex_unlock(&c->gs->res->s->mu);
+	unlock(srv);
 }
 
 static enum method method_of(const grpc_slice *path)
@@ -497,8 +528,8 @@ static void on_request(struct call *c)
 static void call_fn(struct rpc_tag *tag, bool ok)
 {
 	struct call *c = (struct call *)tag;
-	struct servers *s = c->gs->res->s;
-	pthread_mutex_lock(&s->mu);
+	struct server *srv = c->gs->srv;
+	pthread_mutex_lock(&srv->mu);
 	switch (c->state) {
 	case S_REQUESTED:
 		if (!ok) /* server shutting down */
@@ -507,27 +538,26 @@ static void call_fn(struct rpc_tag *tag, bool ok)
 			on_request(c);
 		break;
 	case S_RECEIVING: {
-		struct res *res = c->gs->res;
 		if (!ok || !c->recv_bb) {
 			finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
 			break;
 		}
-		struct snapshot *snap = snapshot_ref(res->snap);
-		pthread_mutex_unlock(&s->mu);
+		struct snapshot *snap = snapshot_ref(srv->snap);
+		unlock(srv);
 		size_t len;
 		uint8_t *data = rpc_buffer_read(c->recv_bb, &len);
 		if (!data) {
-			pthread_mutex_lock(&s->mu);
+			pthread_mutex_lock(&srv->mu);
 			finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			snapshot_unref(snap);
 			break;
 		}
 		if (snap)
-			handle_unary(c, snap, res->name, res->cdi_kind, res->full_name, data, len);
+			handle_unary(c, snap, srv->name, srv->cdi_kind, srv->full_name, data, len);
 		else {
-			pthread_mutex_lock(&s->mu);
+			pthread_mutex_lock(&srv->mu);
 			finish(c, NULL, GRPC_STATUS_UNAVAILABLE, "device list not ready");
-			pthread_mutex_unlock(&s->mu);
+			unlock(srv);
 		}
 		free(data);
 		snapshot_unref(snap);
@@ -540,96 +570,72 @@ static void call_fn(struct rpc_tag *tag, bool ok)
 		stream_sent(c, ok);
 		break;
 	}
-	pthread_mutex_unlock(&s->mu);
+	unlock(srv);
 }
 
-/* ---- servers ---- */
+/* ---- the server ---- */
 
-struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
-			    const char *const *full_names)
+struct server *server_new(struct rpc *rpc, const char *name, const char *full_name,
+			  const char *cdi_kind, struct metrics_res *m)
 {
-	struct servers *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
 		return NULL;
-	s->rpc = rpc;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	for (size_t r = 0; r < n; r++)
-		if (servers_add(s, names[r], full_names[r], NULL) < 0) {
-			servers_free(s);
-			return NULL;
-		}
-	return s;
-}
-
-ssize_t servers_add(struct servers *s, const char *name, const char *full_name,
-		    const char *cdi_kind)
-{
-	struct res *res = calloc(1, sizeof(*res));
-	if (!res)
-		return -ENOMEM;
-	res->s = s;
-	res->name = strdup(name);
-	res->full_name = strdup(full_name);
-	res->cdi_kind = cdi_kind ? strdup(cdi_kind) : NULL;
-	bool ok = res->name && res->full_name && (!cdi_kind || res->cdi_kind);
-	pthread_mutex_lock(&s->mu);
-	struct res **a = ok ? realloc(s->res, (s->n + 1) * sizeof(*a)) : NULL;
-	if (!a) {
-		pthread_mutex_unlock(&s->mu);
-		free(res->name);
-		free(res->full_name);
-		free(res->cdi_kind);
-		free(res);
-		return -ENOMEM;
+	srv->rpc = rpc;
+	srv->refs = 1; /* the owner's */
+	srv->free_job.fn = server_destroy;
+	srv->metrics = m;
+	srv->name = strdup(name);
+	srv->full_name = strdup(full_name);
+	srv->cdi_kind = cdi_kind ? strdup(cdi_kind) : NULL;
+	if (!srv->name || !srv->full_name || (cdi_kind && !srv->cdi_kind)) {
+		free(srv->name);
+		free(srv->full_name);
+		free(srv->cdi_kind);
+		free(srv);
+		return NULL;
 	}
-	s->res = a;
-	res->r = s->n;
-	s->res[s->n++] = res;
-	pthread_mutex_unlock(&s->mu);
-	return (ssize_t)res->r;
+	pthread_mutex_init(&srv->mu, NULL);
+	return srv;
 }
 
 static void shutdown_fn(struct rpc_tag *tag, bool ok)
 {
 	(void)ok;
 	struct gsrv *gs = (struct gsrv *)((char *)tag - offsetof(struct gsrv, shutdown_tag));
-	struct servers *s = gs->res->s;
-	pthread_mutex_lock(&s->mu);
+	struct server *srv = gs->srv;
+	pthread_mutex_lock(&srv->mu);
 	gs->shut_down = true;
 	gsrv_maybe_free(gs);
-	pthread_mutex_unlock(&s->mu);
+	unlock(srv);
 }
 
-/* Starts shutting down r's current server; under mu. */
-static void res_shutdown(struct res *res)
+/* Starts shutting down the current grpc_server; under mu. */
+static void srv_shutdown(struct server *srv)
 {
-	struct gsrv *gs = res->gs;
+	struct gsrv *gs = srv->gs;
 	if (!gs)
 		return;
-	res->gs = NULL;
+	srv->gs = NULL;
 	gs->shutting_down = true;
-	grpc_server_shutdown_and_notify(gs->server, rpc_cq(res->s->rpc), &gs->shutdown_tag);
+	grpc_server_shutdown_and_notify(gs->server, rpc_cq(srv->rpc), &gs->shutdown_tag);
 	grpc_server_cancel_all_calls(gs->server);
 }
 
-static void remove_socket(struct res *res)
+static void remove_socket(struct server *srv)
 {
-	if (!res->path)
+	if (!srv->path)
 		return;
 	struct stat st;
 	/* Remove it only if it is still the file we created. */
-	if (stat(res->path, &st) == 0 && st.st_dev == res->dev && st.st_ino == res->ino)
-		unlink(res->path);
-	free(res->path);
-	res->path = NULL;
+	if (stat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
+		(void)unlink(srv->path); /* gone meanwhile: nothing to do */
+	free(srv->path);
+	srv->path = NULL;
 }
 
-int servers_listen(struct servers *s, size_t r, const char *path)
+int server_listen(struct server *srv, const char *path)
 {
-	if (r >= s->n)
-		return -EINVAL;
-	struct res *res = s->res[r];
 	char addr[4200];
 	int n = snprintf(addr, sizeof(addr), "unix:%s", path);
 	if (n < 0 || (size_t)n >= sizeof(addr))
@@ -641,16 +647,16 @@ int servers_listen(struct servers *s, size_t r, const char *path)
 		free(pathdup);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&s->mu);
-	res_shutdown(res);
-	remove_socket(res);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&srv->mu);
+	srv_shutdown(srv);
+	remove_socket(srv);
+	unlock(srv);
 
-	unlink(path); /* a stale socket of an earlier run */
-	gs->res = res;
+	(void)unlink(path); /* a stale socket of an earlier run; none is fine */
+	gs->srv = srv;
 	gs->shutdown_tag.fn = shutdown_fn;
 	gs->server = grpc_server_create(NULL, NULL);
-	grpc_server_register_completion_queue(gs->server, rpc_cq(s->rpc), NULL);
+	grpc_server_register_completion_queue(gs->server, rpc_cq(srv->rpc), NULL);
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
 	int port = grpc_server_add_http2_port(gs->server, addr, creds);
 	grpc_server_credentials_release(creds);
@@ -662,125 +668,86 @@ int servers_listen(struct servers *s, size_t r, const char *path)
 	}
 	grpc_server_start(gs->server);
 	struct stat st;
-	if (stat(path, &st) < 0) {
-		int e = errno;
-		pthread_mutex_lock(&s->mu);
-		s->live++;
-		res->gs = gs;
-		res_shutdown(res);
-		pthread_mutex_unlock(&s->mu);
+	int e = stat(path, &st) < 0 ? -errno : 0;
+	pthread_mutex_lock(&srv->mu);
+	srv->refs++; /* the gsrv's, until gsrv_maybe_free */
+	srv->gs = gs;
+	if (e < 0) {
+		srv_shutdown(srv);
 		free(pathdup);
-		return -e;
+	} else {
+		srv->path = pathdup;
+		srv->dev = st.st_dev;
+		srv->ino = st.st_ino;
+		request_call(gs);
 	}
-	pthread_mutex_lock(&s->mu);
-	s->live++;
-	res->gs = gs;
-	res->path = pathdup;
-	res->dev = st.st_dev;
-	res->ino = st.st_ino;
-	request_call(gs);
-	pthread_mutex_unlock(&s->mu);
-	return 0;
+	unlock(srv);
+	return e;
 }
 
-void servers_stop(struct servers *s, size_t r)
+void server_stop(struct server *srv)
 {
-	if (r >= s->n)
-		return;
-	pthread_mutex_lock(&s->mu);
-	res_shutdown(s->res[r]);
-	remove_socket(s->res[r]);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&srv->mu);
+	srv_shutdown(srv);
+	remove_socket(srv);
+	unlock(srv);
 }
 
-bool servers_socket_ok(struct servers *s, size_t r)
+bool server_socket_ok(struct server *srv)
 {
-	if (r >= s->n)
-		return false;
-	pthread_mutex_lock(&s->mu);
-	struct res *res = s->res[r];
+	pthread_mutex_lock(&srv->mu);
 	struct stat st;
-	bool ok = res->gs && res->path && stat(res->path, &st) == 0 && st.st_dev == res->dev &&
-		  st.st_ino == res->ino;
-	pthread_mutex_unlock(&s->mu);
+	bool ok = srv->gs && srv->path && stat(srv->path, &st) == 0 && st.st_dev == srv->dev &&
+		  st.st_ino == srv->ino;
+	unlock(srv);
 	return ok;
 }
 
-void servers_publish(struct servers *s, size_t r, struct snapshot *snap)
+void server_publish(struct server *srv, struct snapshot *snap)
 {
-	if (r >= s->n) {
-		snapshot_unref(snap);
-		return;
-	}
 	/* Serialise once, outside the lock; every stream shares the bytes. */
 	size_t len = 0;
 	uint8_t *bytes = list_bytes(snap, &len);
 	grpc_byte_buffer *msg = bytes ? rpc_buffer_from(bytes, len) : NULL;
-	pthread_mutex_lock(&s->mu);
-	struct res *res = s->res[r];
-	struct snapshot *old = res->snap;
-	grpc_byte_buffer *old_msg = res->lw_msg;
-	uint8_t *old_bytes = res->lw_bytes;
+	pthread_mutex_lock(&srv->mu);
+	struct snapshot *old = srv->snap;
+	grpc_byte_buffer *old_msg = srv->lw_msg;
+	uint8_t *old_bytes = srv->lw_bytes;
 	/* The kubelet sees IDs and health only: a change it cannot see (a
 	 * node list, a gone device that was already Unhealthy) sends nothing
 	 * to a stream that has the previous list. */
 	bool same =
-	    old && old_bytes && bytes && len == res->lw_len && memcmp(bytes, old_bytes, len) == 0;
+	    old && old_bytes && bytes && len == srv->lw_len && memcmp(bytes, old_bytes, len) == 0;
 	uint64_t old_gen = old ? old->generation : 0;
-	res->snap = snap;
-	res->lw_msg = msg;
-	res->lw_bytes = bytes;
-	res->lw_len = len;
-	for (struct call *c = res->streams; c; c = c->next) {
+	srv->snap = snap;
+	srv->lw_msg = msg;
+	srv->lw_bytes = bytes;
+	srv->lw_len = len;
+	for (struct call *c = srv->streams; c; c = c->next) {
 		if (same && c->sent_any && c->sent_gen == old_gen && snap)
 			c->sent_gen = snap->generation;
 		stream_send(c);
 	}
-	pthread_mutex_unlock(&s->mu);
+	unlock(srv);
 	snapshot_unref(old);
 	free(old_bytes);
 	if (old_msg)
 		grpc_byte_buffer_destroy(old_msg);
 }
 
-void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m)
+void server_free(struct server *srv, void (*done)(void *data), void *data)
 {
-	pthread_mutex_lock(&s->mu);
-	if (r < s->n)
-		s->res[r]->metrics = m;
-	pthread_mutex_unlock(&s->mu);
-}
-
-void servers_free(struct servers *s)
-{
-	if (!s)
+	if (!srv) {
+		if (done)
+			done(data);
 		return;
-	pthread_mutex_lock(&s->mu);
-	for (size_t r = 0; r < s->n; r++) {
-		res_shutdown(s->res[r]);
-		remove_socket(s->res[r]);
 	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 5;
-	while (s->live > 0)
-		if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT) {
-			log_warn("servers still shutting down after 5 s live=%u", s->live);
-			break;
-		}
-	pthread_mutex_unlock(&s->mu);
-	for (size_t r = 0; r < s->n; r++) {
-		snapshot_unref(s->res[r]->snap);
-		if (s->res[r]->lw_msg)
-			grpc_byte_buffer_destroy(s->res[r]->lw_msg);
-		free(s->res[r]->lw_bytes);
-		free(s->res[r]->name);
-		free(s->res[r]->full_name);
-		free(s->res[r]->cdi_kind);
-		free(s->res[r]);
-	}
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->mu);
-	free(s->res);
-	free(s);
+	pthread_mutex_lock(&srv->mu);
+	srv->done = done;
+	srv->done_data = data;
+	srv_shutdown(srv);
+	remove_socket(srv);
+	assert(srv->refs > 0);
+	srv->refs--; /* the owner's */
+	unlock(srv);
 }

@@ -1,5 +1,5 @@
-/* The device plugin gRPC servers: one unix socket and one grpc_server per
- * resource, all driven by the rpc module's thread. The event loop publishes
+/* The device plugin gRPC server of one resource: a unix socket and a
+ * grpc_server, driven by the rpc module's thread. The event loop publishes
  * table snapshots; every open ListAndWatch stream then sends the newest one
  * (one send in flight per stream: a stream still sending marks itself dirty
  * and sends the newest snapshot when its send completes, so bursts
@@ -8,42 +8,40 @@
 #define UDP_SERVER_H
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <sys/types.h>
 
 #include "rpc.h"
 #include "table.h"
 
-struct servers;
-
-/* names[r]: the resource's config name ("serial"), used for env vars;
- * full_names[r]: "domain/name", used in logs. Both copied. */
-struct servers *servers_new(struct rpc *rpc, size_t n, const char *const *names,
-			    const char *const *full_names);
-/* Appends a resource (names copied); its index, or -ENOMEM. cdi_kind
- * (copied; NULL: off): Allocate names CDI devices of this kind instead of
- * DeviceSpecs and Mounts. */
-ssize_t servers_add(struct servers *s, const char *name, const char *full_name,
-		    const char *cdi_kind);
-/* Stops every server (cancels streams), waits for them: call before
- * rpc_free. NULL is a no-op. */
-void servers_free(struct servers *s);
-
-/* (Re)creates resource r's server on a unix socket at path, replacing any
- * previous one (whose socket file is removed if it is still ours). A stale
- * file at path is removed first. Serving when it returns 0. */
-int servers_listen(struct servers *s, size_t r, const char *path);
-/* Stops resource r's server and removes its socket. */
-void servers_stop(struct servers *s, size_t r);
-/* True while r's server is up and its socket file is the one it created. */
-bool servers_socket_ok(struct servers *s, size_t r);
-
-/* Hands snapshot snap (the reference passes to the server) of resource r
- * to its streams. */
-void servers_publish(struct servers *s, size_t r, struct snapshot *snap);
-
+struct server;
 struct metrics_res;
-/* Where resource r counts its streams and Allocate calls (borrowed). */
-void servers_set_metrics(struct servers *s, size_t r, struct metrics_res *m);
+
+/* A server that does not listen yet. name: the resource's config name
+ * ("serial"), used for env vars; full_name: "domain/name", used in logs;
+ * cdi_kind (NULL: off): Allocate names CDI devices of this kind instead of
+ * DeviceSpecs and Mounts. All three copied. m (borrowed, may be NULL) counts
+ * streams and Allocate calls; it must stay valid until server_free's done
+ * callback has run. NULL on ENOMEM. */
+struct server *server_new(struct rpc *rpc, const char *name, const char *full_name,
+			  const char *cdi_kind, struct metrics_res *m);
+
+/* Stops serving (cancels calls, removes the socket if it is still ours)
+ * and lets go of srv: it is freed once the gRPC thread has finished the
+ * last operation on it, and done(data) then runs on the event loop (from
+ * rpc_run_jobs) -- never before server_free returns. srv must not be used
+ * after this call. */
+void server_free(struct server *srv, void (*done)(void *data), void *data);
+
+/* (Re)creates the server on a unix socket at path, replacing any previous
+ * one (whose socket file is removed if it is still ours). A stale file at
+ * path is removed first. Serving when it returns 0. */
+int server_listen(struct server *srv, const char *path);
+/* Stops serving and removes the socket. */
+void server_stop(struct server *srv);
+/* True while the server is up and its socket file is the one it created. */
+bool server_socket_ok(struct server *srv);
+
+/* Hands snapshot snap (the reference passes to the server) to the
+ * streams. */
+void server_publish(struct server *srv, struct snapshot *snap);
 
 #endif

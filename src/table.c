@@ -16,46 +16,22 @@ struct entry {
 	int64_t gone_since_us; /* 0 while the instance is discovered */
 };
 
-struct resource {
+struct table {
 	struct entry *entries; /* sorted by (group, key) */
 	size_t n, cap;
 	uint64_t generation;
-};
-
-struct table {
-	struct resource *res;
-	size_t n_res;
-	const char **names; /* borrowed strings, our array */
+	const char *name; /* borrowed */
 	int64_t grace_us;
 };
 
-struct table *table_new(size_t n_resources, const char *const *names, unsigned grace_ms)
+struct table *table_new(const char *name, unsigned grace_ms)
 {
 	struct table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	t->name = name;
 	t->grace_us = (int64_t)grace_ms * 1000;
-	for (size_t r = 0; r < n_resources; r++)
-		if (table_add_resource(t, names[r]) < 0) {
-			table_free(t);
-			return NULL;
-		}
 	return t;
-}
-
-ssize_t table_add_resource(struct table *t, const char *name)
-{
-	struct resource *res = realloc(t->res, (t->n_res + 1) * sizeof(*res));
-	if (!res)
-		return -ENOMEM;
-	t->res = res;
-	const char **names = realloc(t->names, (t->n_res + 1) * sizeof(*names));
-	if (!names)
-		return -ENOMEM;
-	t->names = names;
-	memset(&t->res[t->n_res], 0, sizeof(*t->res));
-	t->names[t->n_res] = name;
-	return (ssize_t)t->n_res++;
 }
 
 void table_set_grace(struct table *t, unsigned grace_ms)
@@ -74,13 +50,9 @@ void table_free(struct table *t)
 {
 	if (!t)
 		return;
-	for (size_t r = 0; r < t->n_res; r++) {
-		for (size_t i = 0; i < t->res[r].n; i++)
-			entry_clear(&t->res[r].entries[i]);
-		free(t->res[r].entries);
-	}
-	free(t->res);
-	free(t->names);
+	for (size_t i = 0; i < t->n; i++)
+		entry_clear(&t->entries[i]);
+	free(t->entries);
 	free(t);
 }
 
@@ -119,16 +91,16 @@ static const char *first_path(const struct dev_instance *inst)
 }
 
 /* Sets health from a fresh check; returns true when it changed. */
-static bool refresh_health(struct table *t, size_t r, struct entry *e)
+static bool refresh_health(const struct table *t, struct entry *e)
 {
 	char *why = check_health(&e->inst);
 	bool healthy = why == NULL;
 	bool changed = healthy != e->healthy;
 	if (changed && healthy)
-		log_info("device healthy resource=%s id=%s path=%s", t->names[r],
-			 first_id(&e->inst), first_path(&e->inst));
+		log_info("device healthy resource=%s id=%s path=%s", t->name, first_id(&e->inst),
+			 first_path(&e->inst));
 	else if (changed)
-		log_warn("device unhealthy resource=%s id=%s reason=\"%s\"", t->names[r],
+		log_warn("device unhealthy resource=%s id=%s reason=\"%s\"", t->name,
 			 first_id(&e->inst), why);
 	free(e->why);
 	e->why = why;
@@ -160,14 +132,14 @@ static bool same_nodes(const struct dev_instance *a, const struct dev_instance *
 	return true;
 }
 
-int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance *insts, size_t n,
+int table_update_group(struct table *t, size_t g, struct dev_instance *insts, size_t n,
 		       int64_t now_us)
 {
-	if (!t || r >= t->n_res) {
+	if (!t) {
 		dev_instances_free(insts, n);
 		return -EINVAL;
 	}
-	struct resource *res = &t->res[r];
+	struct table *res = t;
 	if (n > 1)
 		qsort(insts, n, sizeof(*insts), cmp_inst_key);
 
@@ -201,7 +173,7 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 					old->healthy = false;
 				}
 				log_info("device gone resource=%s id=%s path=%s grace_ms=%lld",
-					 t->names[r], first_id(&old->inst), first_path(&old->inst),
+					 t->name, first_id(&old->inst), first_path(&old->inst),
 					 (long long)(t->grace_us / 1000));
 				changed = true;
 			}
@@ -210,12 +182,12 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 		} else if (c > 0) {
 			struct entry e = {.inst = *nw, .group = g};
 			memset(nw, 0, sizeof(*nw));
-			log_info("device added resource=%s id=%s path=%s nodes=%zu", t->names[r],
+			log_info("device added resource=%s id=%s path=%s nodes=%zu", t->name,
 				 first_id(&e.inst), first_path(&e.inst), e.inst.n_nodes);
-			refresh_health(t, r, &e);
+			refresh_health(t, &e);
 			if (!e.healthy)
 				log_warn("device unhealthy resource=%s id=%s reason=\"%s\"",
-					 t->names[r], first_id(&e.inst), e.why ? e.why : "unknown");
+					 t->name, first_id(&e.inst), e.why ? e.why : "unknown");
 			out[o++] = e;
 			changed = true;
 			j++;
@@ -223,7 +195,7 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 			assert(old && nw); /* c == 0: both sides present */
 			struct entry e = *old;
 			if (e.gone_since_us) {
-				log_info("device back resource=%s id=%s", t->names[r],
+				log_info("device back resource=%s id=%s", t->name,
 					 first_id(&e.inst));
 				e.gone_since_us = 0;
 				changed = true;
@@ -234,7 +206,7 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 				memset(nw, 0, sizeof(*nw));
 				changed = true;
 			}
-			if (refresh_health(t, r, &e))
+			if (refresh_health(t, &e))
 				changed = true;
 			out[o++] = e;
 			i++;
@@ -251,37 +223,33 @@ int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance 
 	return changed ? 1 : 0;
 }
 
-void table_clear_resource(struct table *t, size_t r)
+void table_clear(struct table *t)
 {
-	if (r >= t->n_res || t->res[r].n == 0)
+	if (t->n == 0)
 		return;
-	for (size_t i = 0; i < t->res[r].n; i++)
-		entry_clear(&t->res[r].entries[i]);
-	t->res[r].n = 0;
-	t->res[r].generation++;
+	for (size_t i = 0; i < t->n; i++)
+		entry_clear(&t->entries[i]);
+	t->n = 0;
+	t->generation++;
 }
 
 int table_expire(struct table *t, int64_t now_us)
 {
 	int dropped = 0;
-	for (size_t r = 0; r < t->n_res; r++) {
-		struct resource *res = &t->res[r];
-		size_t o = 0;
-		for (size_t i = 0; i < res->n; i++) {
-			struct entry *e = &res->entries[i];
-			if (e->gone_since_us && now_us - e->gone_since_us >= t->grace_us) {
-				log_info("device dropped resource=%s id=%s", t->names[r],
-					 first_id(&e->inst));
-				entry_clear(e);
-				dropped++;
-				continue;
-			}
-			res->entries[o++] = *e;
+	size_t o = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct entry *e = &t->entries[i];
+		if (e->gone_since_us && now_us - e->gone_since_us >= t->grace_us) {
+			log_info("device dropped resource=%s id=%s", t->name, first_id(&e->inst));
+			entry_clear(e);
+			dropped++;
+			continue;
 		}
-		if (o != res->n) {
-			res->n = o;
-			res->generation++;
-		}
+		t->entries[o++] = *e;
+	}
+	if (o != t->n) {
+		t->n = o;
+		t->generation++;
 	}
 	return dropped;
 }
@@ -289,34 +257,36 @@ int table_expire(struct table *t, int64_t now_us)
 int64_t table_next_expiry(const struct table *t)
 {
 	int64_t next = 0;
-	for (size_t r = 0; r < t->n_res; r++)
-		for (size_t i = 0; i < t->res[r].n; i++) {
-			const struct entry *e = &t->res[r].entries[i];
-			if (!e->gone_since_us)
-				continue;
-			int64_t at = e->gone_since_us + t->grace_us;
-			if (next == 0 || at < next)
-				next = at;
-		}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct entry *e = &t->entries[i];
+		if (!e->gone_since_us)
+			continue;
+		int64_t at = e->gone_since_us + t->grace_us;
+		if (next == 0 || at < next)
+			next = at;
+	}
 	return next;
 }
 
-uint64_t table_generation(const struct table *t, size_t r)
+uint64_t table_generation(const struct table *t)
 {
-	return r < t->n_res ? t->res[r].generation : 0;
+	return t->generation;
 }
 
-size_t table_n_instances(const struct table *t, size_t r)
+size_t table_n_instances(const struct table *t)
 {
-	return r < t->n_res ? t->res[r].n : 0;
+	return t->n;
 }
 
 /* ---- snapshots ---- */
 
 struct snapshot *snapshot_ref(struct snapshot *s)
 {
-	if (s)
-		atomic_fetch_add_explicit((_Atomic int *)&s->refs, 1, memory_order_relaxed);
+	if (s) {
+		int old = atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+		assert(old > 0); /* a reference can only come from a live one */
+		(void)old;
+	}
 	return s;
 }
 
@@ -324,7 +294,12 @@ void snapshot_unref(struct snapshot *s)
 {
 	if (!s)
 		return;
-	if (atomic_fetch_sub_explicit((_Atomic int *)&s->refs, 1, memory_order_acq_rel) != 1)
+	int old = atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel);
+	if (old <= 0) { /* more unrefs than refs: a bug that must not free twice */
+		log_error("snapshot released more often than referenced refs=%d", old);
+		abort();
+	}
+	if (old != 1)
 		return;
 	for (size_t i = 0; i < s->n_instances; i++) {
 		dev_instance_clear(&s->instances[i].inst);
@@ -360,17 +335,14 @@ const struct snap_device *snapshot_find(const struct snapshot *s, const char *id
 	return bsearch(&key, s->devices, s->n_devices, sizeof(key), cmp_dev);
 }
 
-struct snapshot *table_snapshot(const struct table *t, size_t r)
+struct snapshot *table_snapshot(const struct table *t)
 {
-	if (r >= t->n_res)
-		return NULL;
-	const struct resource *res = &t->res[r];
+	const struct table *res = t;
 	struct snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->refs = 1;
+	atomic_init(&s->refs, 1);
 	s->generation = res->generation;
-	s->resource = r;
 	size_t n_dev = 0;
 	for (size_t i = 0; i < res->n; i++)
 		n_dev += res->entries[i].inst.count;
@@ -432,22 +404,23 @@ static int cmp_node_ref(const void *a, const void *b)
 	return x->r < y->r ? -1 : x->r > y->r;
 }
 
-int table_shared_nodes(const struct table *t, table_shared_cb fn, void *data)
+int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_shared_cb fn,
+		       void *data)
 {
 	size_t n = 0;
-	for (size_t r = 0; r < t->n_res; r++)
-		for (size_t i = 0; i < t->res[r].n; i++)
-			if (!t->res[r].entries[i].gone_since_us)
-				n += t->res[r].entries[i].inst.n_nodes;
+	for (size_t r = 0; r < n_tables; r++)
+		for (size_t i = 0; i < ts[r]->n; i++)
+			if (!ts[r]->entries[i].gone_since_us)
+				n += ts[r]->entries[i].inst.n_nodes;
 	if (n < 2)
 		return 0;
 	struct node_ref *refs = malloc(n * sizeof(*refs));
 	if (!refs)
 		return -ENOMEM;
 	size_t k = 0;
-	for (size_t r = 0; r < t->n_res; r++)
-		for (size_t i = 0; i < t->res[r].n; i++) {
-			const struct entry *e = &t->res[r].entries[i];
+	for (size_t r = 0; r < n_tables; r++)
+		for (size_t i = 0; i < ts[r]->n; i++) {
+			const struct entry *e = &ts[r]->entries[i];
 			if (e->gone_since_us)
 				continue;
 			for (size_t j = 0; j < e->inst.n_nodes; j++)

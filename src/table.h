@@ -1,9 +1,10 @@
-/* The device table: resources -> instances -> nodes, with health and a
- * generation per resource. Owned and changed by the event loop only; other
- * threads read immutable, reference-counted snapshots of it. */
+/* The device table of one resource: instances (by group) -> nodes, with
+ * health and a generation. Owned by its resource and changed by the event
+ * loop only; other threads read immutable, reference-counted snapshots. */
 #ifndef UDP_TABLE_H
 #define UDP_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,9 +28,8 @@ struct snap_device {
 
 /* An immutable view of one resource. Readers hold a reference. */
 struct snapshot {
-	int refs; /* atomic */
+	_Atomic int refs;
 	uint64_t generation;
-	size_t resource;
 	struct snap_instance *instances; /* table order: by group, then key */
 	size_t n_instances;
 	struct snap_device *devices; /* sorted by id, unique */
@@ -37,28 +37,28 @@ struct snapshot {
 	size_t n_healthy; /* devices listed Healthy */
 };
 
+/* NULL is a no-op for both; an unref without a reference aborts. */
 struct snapshot *snapshot_ref(struct snapshot *s);
-void snapshot_unref(struct snapshot *s); /* NULL is a no-op */
+void snapshot_unref(struct snapshot *s);
 /* The device with this ID, or NULL. O(log n). */
 const struct snap_device *snapshot_find(const struct snapshot *s, const char *id);
 
-/* names[r] (borrowed, must outlive the table) is used in log lines. */
-struct table *table_new(size_t n_resources, const char *const *names, unsigned grace_ms);
-void table_free(struct table *t);
-/* Appends a resource (name borrowed); its index, or -ENOMEM. */
-ssize_t table_add_resource(struct table *t, const char *name);
-/* Drops every instance of resource r at once (it left the config). */
-void table_clear_resource(struct table *t, size_t r);
+/* An empty table; name (borrowed, must outlive the table) is used in log
+ * lines. NULL on ENOMEM. */
+struct table *table_new(const char *name, unsigned grace_ms);
+void table_free(struct table *t); /* NULL is a no-op */
+/* Drops every instance at once (the resource's groups changed). */
+void table_clear(struct table *t);
 void table_set_grace(struct table *t, unsigned grace_ms);
 
-/* Replaces what group g of resource r provides with insts[0..n) (ownership
+/* Replaces what group g provides with insts[0..n) (ownership
  * of the array and its contents passes to the table, also on error).
  * Instances matched by key keep their place; new ones are added; missing
  * ones become Unhealthy ("gone") and are dropped grace_ms later. Health of
  * present instances comes from dev_node_check on every node. Logs each
  * change. Returns 1 when the resource changed (generation bumped), 0 when
  * not, negative errno on error. */
-int table_update_group(struct table *t, size_t r, size_t g, struct dev_instance *insts, size_t n,
+int table_update_group(struct table *t, size_t g, struct dev_instance *insts, size_t n,
 		       int64_t now_us);
 
 /* Drops gone instances whose grace ran out. Returns the number dropped. */
@@ -66,18 +66,20 @@ int table_expire(struct table *t, int64_t now_us);
 /* The earliest time a gone instance expires, or 0 when none is gone. */
 int64_t table_next_expiry(const struct table *t);
 
-uint64_t table_generation(const struct table *t, size_t r);
-/* Number of instances (present or gone) of resource r. */
-size_t table_n_instances(const struct table *t, size_t r);
+uint64_t table_generation(const struct table *t);
+/* Number of instances (present or gone). */
+size_t table_n_instances(const struct table *t);
 
 /* Calls fn once for each host path that present instances of two
- * different resources both hold (r1 < r2), with one ID of each: the same
- * device file offered twice, which the kubelet may hand to two Pods. */
+ * different tables ts[r1] and ts[r2] both hold (r1 < r2), with one ID of
+ * each: the same device file offered twice, which the kubelet may hand to
+ * two Pods. */
 typedef void (*table_shared_cb)(void *data, const char *path, size_t r1, const char *id1, size_t r2,
 				const char *id2);
-int table_shared_nodes(const struct table *t, table_shared_cb fn, void *data);
+int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_shared_cb fn,
+		       void *data);
 
-/* A new snapshot of resource r (caller owns the reference), NULL on ENOMEM. */
-struct snapshot *table_snapshot(const struct table *t, size_t r);
+/* A new snapshot (caller owns the reference), NULL on ENOMEM. */
+struct snapshot *table_snapshot(const struct table *t);
 
 #endif

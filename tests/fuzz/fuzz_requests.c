@@ -69,7 +69,7 @@ static void build_snapshot(void)
 				 *const c[] = {"c-0"}, *const sha[] = {SHA_ID},
 				 *const u[] = {"u-0"}, *const g[] = {"g-0"};
 	struct dev_instance *v = calloc(5, sizeof(*v));
-	FUZZ_REQUIRE(v && (table = table_new(1, names, 3600 * 1000)));
+	FUZZ_REQUIRE(v && (table = table_new(names[0], 3600 * 1000)));
 	v[0] = mk("g0:tty", a, 2);
 	add_node(&v[0], "/dev/null", "/dev/ttyUSB0", false);
 	FUZZ_REQUIRE(dev_instance_add_env(&v[0], "TTY", "/dev/ttyUSB0") == 0);
@@ -83,15 +83,15 @@ static void build_snapshot(void)
 	add_node(&v[3], "/dev/null", "/dev/null", false);
 	v[4] = mk("g0:bad", u, 1);
 	add_node(&v[4], "/nonexistent/udp-fuzz", "/dev/missing", false);
-	FUZZ_REQUIRE(table_update_group(table, 0, 0, v, 5, 1) == 1);
+	FUZZ_REQUIRE(table_update_group(table, 0, v, 5, 1) == 1);
 
 	struct dev_instance *w = calloc(1, sizeof(*w));
 	FUZZ_REQUIRE(w);
 	w[0] = mk("g1:gone", g, 1);
 	add_node(&w[0], "/dev/null", "/dev/gone", false);
-	FUZZ_REQUIRE(table_update_group(table, 0, 1, w, 1, 2) == 1);
-	FUZZ_REQUIRE(table_update_group(table, 0, 1, NULL, 0, 3) == 1);
-	FUZZ_REQUIRE((snap = table_snapshot(table, 0)));
+	FUZZ_REQUIRE(table_update_group(table, 1, w, 1, 2) == 1);
+	FUZZ_REQUIRE(table_update_group(table, 1, NULL, 0, 3) == 1);
+	FUZZ_REQUIRE((snap = table_snapshot(table)));
 	FUZZ_REQUIRE(snap->n_devices == 9 && snap->n_healthy == 7);
 }
 

@@ -11,13 +11,11 @@ import time
 
 import pytest
 
-from kubelet import Kubelet
+from kubelet import SLOW, Kubelet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("UDP_BIN", os.path.join(ROOT, "bin", "usb-device-plugin"))
-# Under valgrind (make test-valgrind) everything is ~20x slower.
 WRAP = os.environ.get("UDP_WRAP", "").split()
-SLOW = 10.0 if WRAP else 1.0
 
 
 class DevDir:

@@ -18,6 +18,11 @@ from concurrent import futures
 
 import grpc
 
+# Every wait in the tests is scaled by one factor: a busy machine, valgrind
+# (UDP_WRAP) or the sanitizers make everything slower, and a wait is only an
+# upper bound. UDP_SLOW overrides it.
+SLOW = float(os.environ.get("UDP_SLOW") or (10.0 if os.environ.get("UDP_WRAP") else 3.0))
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 GEN = os.path.join(ROOT, "build", "pygen")
@@ -42,6 +47,7 @@ api = _load_api()
 
 def wait_until(pred, timeout, what):
     """Polls pred (a cheap in-memory check) until true; fails naming what."""
+    timeout *= SLOW
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
@@ -94,6 +100,7 @@ class Stream:
 
     def wait(self, pred, timeout=5.0, what="a matching device list"):
         """Waits for a list for which pred(devs) is true; returns it."""
+        timeout *= SLOW
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -146,12 +153,12 @@ class Plugin:
                 available_deviceIDs=list(available), must_include_deviceIDs=list(must_include),
                 allocation_size=size)])
         return self._unary("GetPreferredAllocation", api.PreferredAllocationRequest,
-                           api.PreferredAllocationResponse)(req, timeout=timeout)
+                           api.PreferredAllocationResponse)(req, timeout=timeout * SLOW)
 
     def prestart(self, ids, timeout=5):
         return self._unary("PreStartContainer", api.PreStartContainerRequest,
                            api.PreStartContainerResponse)(
-            api.PreStartContainerRequest(devices_ids=list(ids)), timeout=timeout)
+            api.PreStartContainerRequest(devices_ids=list(ids)), timeout=timeout * SLOW)
 
     def close(self):
         if self.stream:
@@ -226,6 +233,7 @@ class Kubelet:
         def ready():
             regs = [r for r in self.registrations if r.resource_name == resource]
             return len(regs) > after and resource in self.plugins
+        timeout *= SLOW
         with self.lock:
             if not self.lock.wait_for(ready, timeout):
                 raise AssertionError("timed out after %.1fs waiting for %s to register; "

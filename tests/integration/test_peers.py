@@ -122,7 +122,7 @@ def test_sdm_follows_files_that_come_and_go(fakedev, kubelet, sdm):
     snd.stream.wait(lambda d: len(d) == 20)
     fakedev.add("snd/pcmC0D0p")
     wait_until(lambda: len(snd.allocate(["0"]).container_responses[0].devices) == 2,
-               5 * SLOW, "the new file below /dev/snd in the allocation")
+               5, "the new file below /dev/snd in the allocation")
     fakedev.remove("ttyUSB0")
     pl0.stream.wait(lambda d: d == {"0": "Unhealthy"}, what="unplugged: unhealthy")
     pl0.stream.wait(lambda d: d == {}, what="then gone after the grace period")
@@ -301,12 +301,12 @@ def test_cdi_spec_follows_hotplug_and_allocate_names_it(devdir, kubelet, run_plu
     assert c.envs["USBDP_SERIAL_0"] == devdir.p("ttyUSB0")
     devdir.add("ttyUSB1")
     devs = pl.stream.wait(lambda d: len(d) == 2)
-    wait_until(lambda: len(read_spec(spec_path)["devices"]) == 2, 5 * SLOW,
+    wait_until(lambda: len(read_spec(spec_path)["devices"]) == 2, 5,
                "the spec lists the new device")
     assert {d["name"] for d in read_spec(spec_path)["devices"]} == set(devs)
     devdir.remove("ttyUSB0")
     pl.stream.wait(lambda d: "Unhealthy" in d.values())
-    wait_until(lambda: len(read_spec(spec_path)["devices"]) == 1, 5 * SLOW,
+    wait_until(lambda: len(read_spec(spec_path)["devices"]) == 1, 5,
                "an unplugged device leaves the spec")
     # bind mounts as CDI mounts
     data = read_spec(cdi / "example.com-data.json")
@@ -345,11 +345,11 @@ def test_cdi_spec_written_atomically_under_a_storm(devdir, kubelet, run_plugin, 
             devdir.add("ttyUSB%d" % i)
         pl.stream.wait(lambda d: len(d) == 60, timeout=10)
         wait_until(lambda: spec_path.exists() and
-                   len(read_spec(spec_path)["devices"]) == 60, 10 * SLOW, "60 devices in the spec")
+                   len(read_spec(spec_path)["devices"]) == 60, 10, "60 devices in the spec")
         for i in range(60):
             devdir.remove("ttyUSB%d" % i)
         wait_until(lambda: not spec_path.exists() or
-                   len(read_spec(spec_path)["devices"]) == 0, 10 * SLOW, "none left in the spec")
+                   len(read_spec(spec_path)["devices"]) == 0, 10, "none left in the spec")
     finally:
         stop.set()
         t.join()
@@ -386,5 +386,6 @@ def test_sdm_runaway_expression_is_capped(fakedev, plugin_dir, sdm):
     p = sdm("- devicematch: ^f[0-9]+$\n  nummaxdevices: 1\n")
     p.wait_log(r"devicematch file skipped file=/dev/f256 .*already 256 resources", timeout=20)
     socks = lambda: [n for n in os.listdir(plugin_dir) if n.endswith(".sock")]
-    wait_until(lambda: len(socks()) == 256, 20 * SLOW, "256 sockets served")
-    assert "usbdp-f255.0.sock" in socks() and "usbdp-f256.0.sock" not in socks()
+    wait_until(lambda: len(socks()) == 256, 20, "256 sockets served")
+    served = {n.split(".")[0] for n in socks()}
+    assert "usbdp-f255" in served and "usbdp-f256" not in served

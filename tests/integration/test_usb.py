@@ -87,7 +87,7 @@ def test_hotplug_unplug_replug_same_id(world, kubelet, start):
     world.unplug(dev)
     pl.stream.wait(lambda d: d == {did: "Unhealthy"}, what="unplugged: unhealthy at once")
     assert pl.stream.count() == n + 1, "one update for the whole unplug"
-    pl.stream.wait(lambda d: d == {}, timeout=5 * SLOW, what="dropped after the grace period")
+    pl.stream.wait(lambda d: d == {}, timeout=5, what="dropped after the grace period")
     world.plug(uw.ch340(port="1-4"))
     pl.stream.wait(lambda d: d == {did: "Healthy"}, what="replugged: same ID")
     plugin.wait_log(r"usb device removed port=1-4")
@@ -131,7 +131,7 @@ def test_late_child_updates_the_device(world, kubelet, start):
     want = sorted([dev.busnode, new[0].devnode])
     # IDs and health do not change, so the kubelet gets no new list: the
     # late tty shows in what Allocate hands out.
-    wait_until(lambda: nodes_of(pl.allocate([did])) == want, 5 * SLOW, "the late tty allocated")
+    wait_until(lambda: nodes_of(pl.allocate([did])) == want, 5, "the late tty allocated")
     assert pl.stream.latest() == {did: "Healthy"}
 
 
@@ -233,7 +233,7 @@ def test_storm_of_plugs_ends_exact_and_coalesced(world, kubelet, start):
     want = {"1a86-7523-port-2-%d" % (i + 1): ("Unhealthy" if i < 40 else "Healthy")
             for i in range(60)}
     try:
-        pl.stream.wait(lambda d: d == want, timeout=20 * SLOW, what="the exact final table")
+        pl.stream.wait(lambda d: d == want, timeout=20, what="the exact final table")
     except AssertionError:
         open("/tmp/storm-plugin.log", "w").write(plugin.log())
         raise
@@ -298,7 +298,7 @@ def test_deaf_monitor_falls_back_to_dev_bus_usb(world, kubelet, start):
     pl = kubelet.wait_plugin("example.com/ch340")
     pl.stream.wait(lambda d: d == {})
     world.plug(uw.ch340(port="1-1"), events=False)  # no uevent reaches anyone
-    pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy"}, timeout=5 * SLOW,
+    pl.stream.wait(lambda d: d == {"1a86-7523-port-1-1": "Healthy"}, timeout=5,
                    what="found through /dev/bus/usb")
     plugin.wait_log(r"events do not reach this process")
 
@@ -334,16 +334,16 @@ def test_nfd_feature_file_follows_plugs(world, kubelet, start, tmp_path):
         lines = [ln for ln in feat.read_text().splitlines() if not ln.startswith("#")]
         return dict(ln.split("=", 1) for ln in lines)
     wait_until(lambda: features() == {"usbdp.ch340": "1", "usbdp.usb-1a86-7523": "1",
-                                      "usbdp.usb-1d6b-0002": "2"}, 5 * SLOW,
+                                      "usbdp.usb-1d6b-0002": "2"}, 5,
                "labels for the CH340 (and the root hubs' model)")
     ft = world.plug(uw.ft232r(port="1-2"))
     bare = world.plug(uw.bare(port="1-3"))  # matched by no group: a model label all the same
     wait_until(lambda: (features() or {}).get("usbdp.ftdi") == "1" and
-               features().get("usbdp.usb-1209-0001") == "1", 5 * SLOW, "FTDI and bare labels")
+               features().get("usbdp.usb-1209-0001") == "1", 5, "FTDI and bare labels")
     world.unplug(ft)
     world.unplug(bare)
     wait_until(lambda: "usbdp.ftdi" not in features() and
-               "usbdp.usb-0403-6001" not in features(), 5 * SLOW, "labels gone after unplug")
+               "usbdp.usb-0403-6001" not in features(), 5, "labels gone after unplug")
     # written atomically: no temporary file left beside it
     assert sorted(os.listdir(feat.parent)) == ["usb-device-plugin"]
 
@@ -376,10 +376,10 @@ def test_templates_and_cdi_for_usb_devices(world, kubelet, start, tmp_path):
                 for d in spec["devices"]}
     wait_until(lambda: spec_nodes() == {
         ida: sorted([a.busnode, a.nodes[0].devnode]),
-        idb: sorted([b.busnode, b.nodes[0].devnode])}, 5 * SLOW, "both adapters in the spec")
+        idb: sorted([b.busnode, b.nodes[0].devnode])}, 5, "both adapters in the spec")
     world.unplug(a)
     pl.stream.wait(lambda d: d == {ida: "Unhealthy", idb: "Healthy"})
-    wait_until(lambda: list(spec_nodes()) == [idb], 5 * SLOW, "the unplugged one left the spec")
+    wait_until(lambda: list(spec_nodes()) == [idb], 5, "the unplugged one left the spec")
     world.unplug(b)
-    wait_until(lambda: not spec_path.exists(), 5 * SLOW,
+    wait_until(lambda: not spec_path.exists(), 5,
                "no device left: no spec (CDI forbids an empty one)")

@@ -50,7 +50,7 @@ static struct dev_instance mk(const char *name, unsigned count, int n_files, con
  * mount, 2 slots) and c (1 node, 2 slots). */
 static struct snapshot *fixture(struct table **tp)
 {
-	struct table *t = table_new(1, names, 1000);
+	struct table *t = table_new(names[0], 1000);
 	const char *fa[] = {"a"}, *fb[] = {"b0", "b1"}, *fc[] = {"c"};
 	struct dev_instance *v = calloc(3, sizeof(*v));
 	v[0] = mk("a", 2, 1, fa, 0);
@@ -58,9 +58,9 @@ static struct snapshot *fixture(struct table **tp)
 	v[2] = mk("c", 2, 1, fc, 0);
 	dev_instance_add_env(&v[0], "TTY", "/c/a");
 	dev_instance_add_env(&v[0], "VENDOR", "1a86");
-	table_update_group(t, 0, 0, v, 3, 1);
+	table_update_group(t, 0, v, 3, 1);
 	*tp = t;
-	return table_snapshot(t, 0);
+	return table_snapshot(t);
 }
 
 static V1beta1__ContainerAllocateRequest creq(size_t n, char **ids)
@@ -148,8 +148,8 @@ TEST(allocate_refuses)
 	v[1] = mk("b", 2, 2, fb, 1);
 	v[2] = mk("c", 2, 1, fc, 0);
 	unlink(p);
-	table_update_group(t, 0, 0, v, 3, 2);
-	s = table_snapshot(t, 0);
+	table_update_group(t, 0, v, 3, 2);
+	s = table_snapshot(t);
 	char *idc[] = {"c-0"};
 	c0 = creq(1, idc);
 	req.n_container_requests = 1;
@@ -175,7 +175,7 @@ TEST(allocate_refuses)
 TEST(allocate_refuses_colliding_container_paths)
 {
 	static const char *const one[] = {"t/one"};
-	struct table *t = table_new(1, one, 1000);
+	struct table *t = table_new(one[0], 1000);
 	const char *fp[] = {"p"}, *fq[] = {"q"}, *fr[] = {"r", "ctl"}, *fs[] = {"s", "ctl"};
 	struct dev_instance *v = calloc(4, sizeof(*v));
 	v[0] = mk("p", 1, 1, fp, 0);
@@ -186,8 +186,8 @@ TEST(allocate_refuses_colliding_container_paths)
 		free(v[i].nodes[0].container_path);
 		v[i].nodes[0].container_path = strdup("/c/shared");
 	}
-	table_update_group(t, 0, 0, v, 4, 1);
-	struct snapshot *s = table_snapshot(t, 0);
+	table_update_group(t, 0, v, 4, 1);
+	struct snapshot *s = table_snapshot(t);
 	char *pq[] = {"p-0", "q-0"}, *rs[] = {"r-0", "s-0"};
 	V1beta1__ContainerAllocateRequest c0 = creq(2, pq);
 	V1beta1__ContainerAllocateRequest *cs[] = {&c0};

@@ -60,9 +60,9 @@ static void rm(const char *file)
 	unlink(p);
 }
 
-static const char *health(struct table *t, size_t r, const char *id)
+static const char *health(struct table *t, const char *id)
 {
-	struct snapshot *s = table_snapshot(t, r);
+	struct snapshot *s = table_snapshot(t);
 	const struct snap_device *d = snapshot_find(s, id);
 	static char out[16];
 	snprintf(out, sizeof(out), "%s", !d ? "absent" : d->instance->healthy ? "healthy" : "sick");
@@ -72,81 +72,80 @@ static const char *health(struct table *t, size_t r, const char *id)
 
 TEST(add_update_gone_back_drop)
 {
-	struct table *t = table_new(2, names, 1000);
+	struct table *t = table_new(names[0], 1000);
 	node("x", 1);
 	node("y", 1);
 	const char *xy[] = {"x", "y"}, *y[] = {"y"}, *yx[] = {"y", "x"};
-	CHECK_INT(table_update_group(t, 0, 0, insts(2, xy, 2), 2, 1000000), 1);
-	CHECK_INT(table_generation(t, 0), 1);
-	CHECK_INT(table_generation(t, 1), 0);
-	CHECK_STR(health(t, 0, "x-1"), "healthy");
+	CHECK_INT(table_update_group(t, 0, insts(2, xy, 2), 2, 1000000), 1);
+	CHECK_INT(table_generation(t), 1);
+	CHECK_STR(health(t, "x-1"), "healthy");
 	/* the same again: nothing changes, generation stays */
-	CHECK_INT(table_update_group(t, 0, 0, insts(2, yx, 2), 2, 1000000), 0);
-	CHECK_INT(table_generation(t, 0), 1);
+	CHECK_INT(table_update_group(t, 0, insts(2, yx, 2), 2, 1000000), 0);
+	CHECK_INT(table_generation(t), 1);
 	/* x vanishes: unhealthy, still listed */
 	rm("x");
-	CHECK_INT(table_update_group(t, 0, 0, insts(1, y, 2), 1, 2000000), 1);
-	CHECK_STR(health(t, 0, "x-0"), "sick");
-	CHECK_STR(health(t, 0, "y-0"), "healthy");
+	CHECK_INT(table_update_group(t, 0, insts(1, y, 2), 1, 2000000), 1);
+	CHECK_STR(health(t, "x-0"), "sick");
+	CHECK_STR(health(t, "y-0"), "healthy");
 	CHECK_INT(table_next_expiry(t), 3000000);
 	CHECK_INT(table_expire(t, 2999999), 0);
 	/* back within grace: same instance, healthy again */
 	node("x", 1);
-	CHECK_INT(table_update_group(t, 0, 0, insts(2, xy, 2), 2, 2500000), 1);
-	CHECK_STR(health(t, 0, "x-0"), "healthy");
+	CHECK_INT(table_update_group(t, 0, insts(2, xy, 2), 2, 2500000), 1);
+	CHECK_STR(health(t, "x-0"), "healthy");
 	CHECK_INT(table_next_expiry(t), 0);
 	/* gone again, then dropped after the grace period */
 	rm("x");
-	table_update_group(t, 0, 0, insts(1, y, 2), 1, 4000000);
-	uint64_t g = table_generation(t, 0);
+	table_update_group(t, 0, insts(1, y, 2), 1, 4000000);
+	uint64_t g = table_generation(t);
 	CHECK_INT(table_expire(t, 5000000), 1);
-	CHECK_INT(table_generation(t, 0), g + 1);
-	CHECK_STR(health(t, 0, "x-0"), "absent");
-	CHECK_INT(table_n_instances(t, 0), 1);
+	CHECK_INT(table_generation(t), g + 1);
+	CHECK_STR(health(t, "x-0"), "absent");
+	CHECK_INT(table_n_instances(t), 1);
 	table_free(t);
 	rm("y");
 }
 
 TEST(health_from_nodes)
 {
-	struct table *t = table_new(1, names, 1000);
+	struct table *t = table_new(names[0], 1000);
 	node("plain", 0); /* a regular file is no device */
 	const char *f[] = {"plain"};
-	CHECK_INT(table_update_group(t, 0, 0, insts(1, f, 1), 1, 1), 1);
-	CHECK_STR(health(t, 0, "plain-0"), "sick");
-	struct snapshot *s = table_snapshot(t, 0);
+	CHECK_INT(table_update_group(t, 0, insts(1, f, 1), 1, 1), 1);
+	CHECK_STR(health(t, "plain-0"), "sick");
+	struct snapshot *s = table_snapshot(t);
 	CHECK_CONTAINS(s->instances[0].why, "not a character or block device");
 	CHECK_INT(s->n_healthy, 0);
 	snapshot_unref(s);
 	/* it becomes a device node: the next scan makes it healthy */
 	node("plain", 1);
-	CHECK_INT(table_update_group(t, 0, 0, insts(1, f, 1), 1, 2), 1);
-	CHECK_STR(health(t, 0, "plain-0"), "healthy");
+	CHECK_INT(table_update_group(t, 0, insts(1, f, 1), 1, 2), 1);
+	CHECK_STR(health(t, "plain-0"), "healthy");
 	table_free(t);
 	rm("plain");
 }
 
 TEST(groups_are_separate_and_ids_unique)
 {
-	struct table *t = table_new(1, names, 1000);
+	struct table *t = table_new(names[0], 1000);
 	node("a", 1);
 	node("b", 1);
 	const char *a[] = {"a"}, *b[] = {"b"};
-	table_update_group(t, 0, 0, insts(1, a, 1), 1, 1);
+	table_update_group(t, 0, insts(1, a, 1), 1, 1);
 	struct dev_instance *g1 = insts(1, b, 1);
 	free(g1[0].key);
 	g1[0].key = strdup("g1:b");
-	table_update_group(t, 0, 1, g1, 1, 1);
+	table_update_group(t, 1, g1, 1, 1);
 	/* group 1 updating to nothing does not touch group 0 */
-	CHECK_INT(table_update_group(t, 0, 1, NULL, 0, 5), 1);
-	CHECK_STR(health(t, 0, "a-0"), "healthy");
-	CHECK_STR(health(t, 0, "b-0"), "sick");
+	CHECK_INT(table_update_group(t, 1, NULL, 0, 5), 1);
+	CHECK_STR(health(t, "a-0"), "healthy");
+	CHECK_STR(health(t, "b-0"), "sick");
 	/* the same ID from two groups is listed once */
 	struct dev_instance *dup = insts(1, a, 1);
 	free(dup[0].key);
 	dup[0].key = strdup("g1:a");
-	table_update_group(t, 0, 1, dup, 1, 6);
-	struct snapshot *s = table_snapshot(t, 0);
+	table_update_group(t, 1, dup, 1, 6);
+	struct snapshot *s = table_snapshot(t);
 	size_t n_a = 0;
 	for (size_t i = 0; i < s->n_devices; i++)
 		n_a += strcmp(s->devices[i].id, "a-0") == 0;
@@ -161,15 +160,15 @@ TEST(groups_are_separate_and_ids_unique)
 
 TEST(snapshot_outlives_table_changes)
 {
-	struct table *t = table_new(1, names, 0);
+	struct table *t = table_new(names[0], 0);
 	node("s", 1);
 	const char *f[] = {"s"};
-	table_update_group(t, 0, 0, insts(1, f, 3), 1, 1);
-	struct snapshot *s = table_snapshot(t, 0);
+	table_update_group(t, 0, insts(1, f, 3), 1, 1);
+	struct snapshot *s = table_snapshot(t);
 	CHECK_INT(s->n_devices, 3);
 	CHECK_INT(s->generation, 1);
 	rm("s");
-	table_update_group(t, 0, 0, NULL, 0, 2);
+	table_update_group(t, 0, NULL, 0, 2);
 	table_expire(t, 2);
 	table_free(t);
 	/* the old snapshot is still whole */
@@ -194,27 +193,29 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 
 TEST(nodes_shared_across_resources)
 {
-	struct table *t = table_new(2, names, 1000);
+	struct table *t[2] = {table_new(names[0], 1000), table_new(names[1], 1000)};
+	const struct table *const *ts = (const struct table *const *)t;
 	node("s", 1);
 	node("u", 1);
 	const char *s1[] = {"s"}, *both[] = {"s", "u"};
-	table_update_group(t, 0, 0, insts(1, s1, 1), 1, 1);
+	table_update_group(t[0], 0, insts(1, s1, 1), 1, 1);
 	/* resource 1 has s twice (two groups) and u */
-	table_update_group(t, 1, 0, insts(2, both, 1), 2, 1);
+	table_update_group(t[1], 0, insts(2, both, 1), 2, 1);
 	struct dev_instance *again = insts(1, s1, 1);
 	free(again[0].key);
 	again[0].key = strdup("g1:s");
-	table_update_group(t, 1, 1, again, 1, 1);
+	table_update_group(t[1], 1, again, 1, 1);
 	shared_log[0] = '\0';
-	CHECK_INT(table_shared_nodes(t, on_shared, NULL), 0);
+	CHECK_INT(table_shared_nodes(ts, 2, on_shared, NULL), 0);
 	CHECK_STR(shared_log, "s:0:s-0:1:s-0;"); /* once, although r1 has it twice */
 	/* a gone instance shares nothing */
 	rm("s");
-	table_update_group(t, 0, 0, NULL, 0, 2);
+	table_update_group(t[0], 0, NULL, 0, 2);
 	shared_log[0] = '\0';
-	table_shared_nodes(t, on_shared, NULL);
+	table_shared_nodes(ts, 2, on_shared, NULL);
 	CHECK_STR(shared_log, "");
-	table_free(t);
+	table_free(t[0]);
+	table_free(t[1]);
 	rm("u");
 }
 

@@ -1,0 +1,378 @@
+#include "resource.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "cdi.h"
+#include "kubelet.h"
+#include "log.h"
+#include "server.h"
+
+#define REGISTER_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS	    500
+#define BACKOFF_MAX_MS	    30000
+
+enum reg_state { REG_IDLE, REG_IN_FLIGHT, REG_DONE, REG_BACKOFF };
+
+static const char *const reg_state_name[] = {"idle", "in-flight", "registered", "backoff"};
+
+struct resource {
+	struct resource_env *env;
+	struct cfg_device dev; /* our copy */
+	char *full_name;       /* domain/name */
+	char *origin;	       /* the devicematch file, or NULL */
+	struct table *table;
+	uint64_t published; /* generation last published */
+	bool published_any;
+	/* gRPC */
+	struct server *server;
+	char endpoint[128]; /* the socket's file name, as registered */
+	/* registration */
+	enum reg_state state;
+	bool again; /* register once more when the call in flight ends */
+	unsigned failures;
+	struct kubelet_call *call; /* the Register call in flight */
+	/* CDI */
+	char *cdi_kind; /* NULL without --cdi */
+	char *cdi_json; /* the spec last written ("" once removed) */
+	/* metrics */
+	struct metrics_res *m;
+	/* teardown: destroyed, and what must still call back */
+	bool dying;
+	bool server_live;
+};
+
+static void resource_release(struct resource *r);
+
+const char *resource_name(const struct resource *r)
+{
+	return r->dev.name;
+}
+
+const char *resource_full_name(const struct resource *r)
+{
+	return r->full_name;
+}
+
+const struct cfg_device *resource_device(const struct resource *r)
+{
+	return &r->dev;
+}
+
+const char *resource_origin(const struct resource *r)
+{
+	return r->origin;
+}
+
+const char *resource_cdi_kind(const struct resource *r)
+{
+	return r->cdi_kind;
+}
+
+struct table *resource_table(struct resource *r)
+{
+	return r->table;
+}
+
+uint64_t resource_healthy(const struct resource *r)
+{
+	return r->m ? atomic_load(&r->m->healthy) : 0;
+}
+
+/* ---- creation and teardown ---- */
+
+struct resource *resource_new(struct resource_env *env, const struct cfg_device *dev,
+			      const char *origin)
+{
+	struct resource *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->env = env;
+	env->live++; /* resource_release undoes it */
+	int e = config_device_copy(&r->dev, dev);
+	if (e == 0 && (asprintf(&r->full_name, "%s/%s", env->cfg->domain, dev->name) < 0 ||
+		       (origin && !(r->origin = strdup(origin)))))
+		e = -ENOMEM;
+	if (e == 0 && env->cfg->cdi) {
+		char kind[CDI_KIND_MAX];
+		e = cdi_kind(env->cfg->domain, dev->name, kind, sizeof(kind));
+		if (e < 0)
+			log_error(
+			    "resource=%s not served: no CDI kind can be made of it err=\"%s\"",
+			    r->full_name ? r->full_name : dev->name, strerror(-e));
+		else if (!(r->cdi_kind = strdup(kind)))
+			e = -ENOMEM;
+	}
+	if (e == 0 && !(r->table = table_new(r->full_name, env->cfg->grace_ms)))
+		e = -ENOMEM;
+	if (e == 0 && !(r->m = metrics_res_new(env->metrics, r->full_name)))
+		e = -ENOMEM;
+	if (e == 0 && env->rpc)
+		e = resource_start_server(r);
+	if (e < 0) {
+		r->dying = true;
+		resource_release(r);
+		errno = -e;
+		return NULL;
+	}
+	return r;
+}
+
+int resource_start_server(struct resource *r)
+{
+	if (r->server)
+		return 0;
+	r->server = server_new(r->env->rpc, r->dev.name, r->full_name, r->cdi_kind, r->m);
+	if (!r->server)
+		return -ENOMEM;
+	r->server_live = true;
+	return 0;
+}
+
+/* Frees r once it is destroyed and nothing can call back any more. */
+static void resource_release(struct resource *r)
+{
+	if (!r->dying || r->server_live || r->call)
+		return;
+	metrics_res_unlist(r->env->metrics, r->m); /* NULL, or already: no-op */
+	metrics_res_free(r->m);
+	table_free(r->table);
+	config_device_clear(&r->dev);
+	free(r->full_name);
+	free(r->origin);
+	free(r->cdi_kind);
+	free(r->cdi_json);
+	r->env->live--;
+	free(r);
+}
+
+static void on_server_gone(void *data)
+{
+	struct resource *r = data;
+	r->server_live = false;
+	resource_release(r);
+}
+
+static void on_retry(struct loop *loop, void *data);
+
+void resource_destroy(struct resource *r, bool keep_cdi)
+{
+	if (!r)
+		return;
+	r->dying = true;
+	loop_timer_cancel(r->env->loop, on_retry, r);
+	kubelet_cancel(r->call); /* its callback still comes, and releases */
+	/* /metrics and /healthz stop counting it now; the server may still
+	 * write its counters until it is gone. */
+	metrics_res_unlist(r->env->metrics, r->m);
+	if (r->cdi_kind && !keep_cdi && r->cdi_json && *r->cdi_json) {
+		int e = cdi_remove(r->env->cfg->cdi_dir, r->cdi_kind);
+		if (e < 0)
+			log_warn("cannot remove the CDI spec resource=%s err=\"%s\"", r->full_name,
+				 strerror(-e));
+	}
+	if (r->server) {
+		struct server *srv = r->server;
+		r->server = NULL;
+		server_free(srv, on_server_gone, r); /* on_server_gone comes later */
+	}
+	resource_release(r);
+}
+
+int resource_set_device(struct resource *r, const struct cfg_device *dev)
+{
+	struct cfg_device copy;
+	if (config_device_copy(&copy, dev) < 0)
+		return -ENOMEM;
+	config_device_clear(&r->dev);
+	r->dev = copy;
+	table_clear(r->table); /* rescanned */
+	return 0;
+}
+
+/* ---- serving and registration ---- */
+
+static bool kubelet_present(const struct resource_env *env)
+{
+	struct stat st;
+	return stat(env->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int resource_serve(struct resource *r)
+{
+	if (!r->server)
+		return -EINVAL;
+	char path[PATH_MAX];
+	const char *dir = r->env->cfg->plugin_dir;
+	int n = snprintf(r->endpoint, sizeof(r->endpoint), "usbdp-%s.%u.sock", r->dev.name,
+			 r->env->next_seq++);
+	if (n < 0 || (size_t)n >= sizeof(r->endpoint))
+		return -ENAMETOOLONG;
+	n = snprintf(path, sizeof(path), "%s%s", dir, r->endpoint);
+	if (n < 0 || (size_t)n >= sizeof(path) ||
+	    (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("socket path too long for a unix socket path=%s%s", dir, r->endpoint);
+		return -ENAMETOOLONG;
+	}
+	int e = server_listen(r->server, path);
+	if (e < 0)
+		log_error("cannot serve resource=%s socket=%s err=\"%s\"", r->full_name, path,
+			  strerror(-e));
+	atomic_store(&r->m->serving, e == 0);
+	atomic_store(&r->m->registered, 0); /* a new socket: not registered yet */
+	if (e == 0) /* after the metrics: what the log says, /healthz says too */
+		log_info("serving resource=%s socket=%s", r->full_name, path);
+	return e;
+}
+
+static void on_registered(void *data, int status, const char *message)
+{
+	struct resource *r = data;
+	r->call = NULL;
+	atomic_store(&r->m->registered, status == 0);
+	atomic_fetch_add(status == 0 ? &r->m->registrations : &r->m->registration_errors, 1);
+	if (r->dying) {
+		if (status == 0 && r->env->late_register)
+			r->env->late_register(r->env->data, r->dev.name);
+		resource_release(r);
+		return;
+	}
+	if (status == 0) {
+		r->state = REG_DONE;
+		r->failures = 0;
+		log_info("registered with kubelet resource=%s endpoint=%s", r->full_name,
+			 r->endpoint);
+	} else {
+		unsigned shift = r->failures < 6 ? r->failures : 6;
+		int64_t delay = (int64_t)BACKOFF_MIN_MS << shift;
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+		r->failures++;
+		r->state = REG_BACKOFF;
+		log_warn("registration failed resource=%s status=%d reason=\"%s\" attempt=%u "
+			 "retry_ms=%lld",
+			 r->full_name, status, message, r->failures, (long long)delay);
+		if (loop_timer_set(r->env->loop, loop_now_us() + delay * 1000, on_retry, r) < 0)
+			log_error("no retry of the registration resource=%s: out of memory",
+				  r->full_name);
+	}
+	if (r->again) {
+		r->again = false;
+		loop_timer_cancel(r->env->loop, on_retry, r);
+		r->state = REG_IDLE;
+		resource_register(r);
+	}
+}
+
+static void on_retry(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct resource *r = data;
+	r->state = REG_IDLE;
+	if (kubelet_present(r->env))
+		resource_register(r);
+	else
+		log_info("waiting for kubelet socket=%s resource=%s", r->env->kubelet_sock,
+			 r->full_name);
+}
+
+void resource_register(struct resource *r)
+{
+	if (r->dying || !r->server)
+		return;
+	if (r->state == REG_IN_FLIGHT) {
+		r->again = true;
+		return;
+	}
+	loop_timer_cancel(r->env->loop, on_retry, r);
+	log_info("registering with kubelet resource=%s endpoint=%s previous=%s", r->full_name,
+		 r->endpoint, reg_state_name[r->state]);
+	int e = kubelet_register(r->env->rpc, r->env->kubelet_sock, r->endpoint, r->full_name,
+				 REGISTER_TIMEOUT_MS, on_registered, r, &r->call);
+	if (e < 0) {
+		r->call = NULL;
+		on_registered(r, 2 /* UNKNOWN */, strerror(-e));
+		return;
+	}
+	r->state = REG_IN_FLIGHT;
+}
+
+int resource_settle(struct resource *r, bool kubelet_new, bool present)
+{
+	bool reserve = !server_socket_ok(r->server);
+	if (reserve) {
+		atomic_store(&r->m->serving, 0);
+		log_info("socket gone, serving again resource=%s", r->full_name);
+		int e = resource_serve(r);
+		if (e < 0)
+			return e;
+	}
+	if (present && (reserve || kubelet_new || r->state == REG_IDLE))
+		resource_register(r);
+	return 0;
+}
+
+/* ---- publishing ---- */
+
+/* With --cdi: the spec, rewritten when it changed -- before the kubelet
+ * hears of the devices in it. */
+static void write_cdi(struct resource *r, const struct snapshot *snap)
+{
+	const char *dir = r->env->cfg->cdi_dir;
+	char *json = NULL;
+	int e = cdi_spec_json(r->cdi_kind, snap, &json);
+	if (e == -ENODEV) { /* no device to describe: CDI refuses empty specs */
+		if (r->cdi_json && !*r->cdi_json)
+			return;
+		e = cdi_remove(dir, r->cdi_kind);
+		if (e == 0 && !(json = strdup("")))
+			e = -ENOMEM;
+	} else if (e == 0 && r->cdi_json && strcmp(json, r->cdi_json) == 0) {
+		free(json);
+		return;
+	} else if (e == 0) {
+		e = cdi_write(dir, r->cdi_kind, json);
+	}
+	if (e < 0) {
+		log_warn("cannot write the CDI spec resource=%s dir=%s err=\"%s\"", r->full_name,
+			 dir, strerror(-e));
+		free(json);
+		return;
+	}
+	log_debug("CDI spec %s resource=%s kind=%s", *json ? "written" : "removed", r->full_name,
+		  r->cdi_kind);
+	free(r->cdi_json);
+	r->cdi_json = json;
+}
+
+bool resource_publish(struct resource *r)
+{
+	uint64_t gen = table_generation(r->table);
+	if (r->published_any && gen == r->published)
+		return false;
+	struct snapshot *snap = table_snapshot(r->table);
+	if (!snap) {
+		log_error("snapshot failed resource=%s: out of memory", r->full_name);
+		return false;
+	}
+	log_debug("publish resource=%s generation=%llu devices=%zu healthy=%zu", r->full_name,
+		  (unsigned long long)gen, snap->n_devices, snap->n_healthy);
+	atomic_store(&r->m->devices, snap->n_devices);
+	atomic_store(&r->m->healthy, snap->n_healthy);
+	if (r->cdi_kind)
+		write_cdi(r, snap);
+	if (r->server)
+		server_publish(r->server, snap);
+	else
+		snapshot_unref(snap);
+	r->published = gen;
+	r->published_any = true;
+	return true;
+}

@@ -1,0 +1,105 @@
+#include "scan.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devmatch.h"
+#include "log.h"
+#include "paths.h"
+#include "virtual.h"
+
+/* Hands the group's env and annotation templates to its instances. */
+static int decorate(struct dev_instance *insts, size_t n, const struct cfg_group *g)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct dev_instance *in = &insts[i];
+		if (dev_kv_copy(&in->env_tmpl, g->env, g->n_env) < 0)
+			return -ENOMEM;
+		in->n_env_tmpl = g->n_env;
+		if (dev_kv_copy(&in->ann_tmpl, g->annotations, g->n_annotations) < 0)
+			return -ENOMEM;
+		in->n_ann_tmpl = g->n_annotations;
+	}
+	return 0;
+}
+
+static const char *group_kind(const struct cfg_group *g)
+{
+	return g->n_usb ? "usb" : g->virt ? "virtual" : g->dev_name ? "devicematch" : "path";
+}
+
+/* What group g (index gi) provides now, undecorated. */
+static int expand_group(const struct cfg_group *g, size_t gi, const struct usb_watch *w,
+			const char *node_name, struct dev_instance **insts, size_t *n)
+{
+	if (g->n_usb)
+		return usb_expand(w, g, gi, insts, n);
+	if (g->virt)
+		return virtual_expand(g, node_name, insts, n);
+	if (g->dev_name)
+		return devmatch_expand(CONFIG_SDM_DEV_DIR, g, insts, n);
+	return paths_expand(g, gi, insts, n);
+}
+
+void scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const char *node_name,
+		   int64_t now_us)
+{
+	const struct cfg_device *dev = resource_device(r);
+	for (size_t g = 0; g < dev->n_groups; g++) {
+		const struct cfg_group *grp = &dev->groups[g];
+		if (usb != (grp->n_usb > 0))
+			continue;
+		struct dev_instance *insts = NULL;
+		size_t n = 0;
+		int e = expand_group(grp, g, w, node_name, &insts, &n);
+		if (e == 0 && (grp->n_env || grp->n_annotations) &&
+		    (e = decorate(insts, n, grp)) < 0)
+			dev_instances_free(insts, n); /* expand frees on its errors */
+		if (e < 0) {
+			log_warn("%s scan failed resource=%s group=%zu err=\"%s\"", group_kind(grp),
+				 resource_full_name(r), g, strerror(-e));
+			continue;
+		}
+		e = table_update_group(resource_table(r), g, insts, n, now_us);
+		if (e < 0) /* the next scan tries again */
+			log_error("table update failed resource=%s group=%zu err=\"%s\"",
+				  resource_full_name(r), g, strerror(-e));
+	}
+}
+
+/* The directory of a virtual group's device files, as a glob's would be. */
+static int watch_prefix_dir(const char *prefix, char ***dirs, size_t *n_dirs)
+{
+	struct cfg_path p = {.limit = 1};
+	struct cfg_group g = {.paths = &p, .n_paths = 1, .count = 1};
+	if (asprintf(&p.path, "%s*", prefix) < 0)
+		return -ENOMEM;
+	int e = paths_watch_dirs(&g, dirs, n_dirs);
+	free(p.path);
+	return e;
+}
+
+int scan_watch_dirs(const struct resource *r, char ***dirs, size_t *n_dirs)
+{
+	const struct cfg_device *dev = resource_device(r);
+	int e = 0;
+	for (size_t g = 0; e == 0 && g < dev->n_groups; g++) {
+		const struct cfg_group *grp = &dev->groups[g];
+		if (grp->n_paths)
+			e = paths_watch_dirs(grp, dirs, n_dirs);
+		if (e == 0 && grp->virt && grp->virt->device_file_prefix)
+			e = watch_prefix_dir(grp->virt->device_file_prefix, dirs, n_dirs);
+	}
+	return e;
+}
+
+bool scan_wants_usb(const struct resource *r)
+{
+	const struct cfg_device *dev = resource_device(r);
+	for (size_t g = 0; g < dev->n_groups; g++)
+		if (dev->groups[g].n_usb)
+			return true;
+	return false;
+}

@@ -1,0 +1,29 @@
+/* Expanding a resource's groups into its device table: path globs,
+ * smarter-device-manager files, virtual devices and USB devices, each by
+ * its own module, decorated with the group's templates; and the
+ * directories whose changes can change that expansion. */
+#ifndef UDP_SCAN_H
+#define UDP_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resource.h"
+#include "usb.h"
+
+/* Hands what every group of r of one kind provides now to r's table: the
+ * USB groups (usb true; w may then not be NULL), or the file system's
+ * (paths, devicematch, virtual). node_name names virtual devices. A group
+ * that cannot be expanded is logged and keeps what it had. */
+void scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const char *node_name,
+		   int64_t now_us);
+
+/* Appends to *dirs (malloc'd strings, *n_dirs long) the directories whose
+ * entries r's path and virtual groups look at. 0 or -ENOMEM. */
+int scan_watch_dirs(const struct resource *r, char ***dirs, size_t *n_dirs);
+
+/* True when r has a USB group. */
+bool scan_wants_usb(const struct resource *r);
+
+#endif
