@@ -8,24 +8,29 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2
 CC       ?= cc
+# C++ only for src/gore.cc, the shim over RE2's C++ API.
+CXX      ?= g++
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \
             -Isrc -Ibuild/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
+CXXBASE   = -std=c++17 $(WARN) -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags re2 2>/dev/null)
 LDLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-SRC       := $(wildcard src/*.c)
+SRC       := $(wildcard src/*.c src/*.cc)
 GEN       := build/gen/deviceplugin.pb-c.c
 LIBSRC    := $(filter-out src/main.c,$(SRC)) $(GEN)
-OBJ       := $(patsubst %.c,build/obj/%.o,$(notdir $(SRC) $(GEN)))
-LIBOBJ_SAN := $(patsubst %.c,build/san/%.o,$(notdir $(LIBSRC)))
+objs       = $(patsubst %,$(1)/%.o,$(basename $(notdir $(2))))
+OBJ       := $(call objs,build/obj,$(SRC) $(GEN))
+LIBOBJ_SAN := $(call objs,build/san,$(LIBSRC))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
+vpath %.cc src
 
 .PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image
 all: bin/usb-device-plugin
@@ -50,19 +55,28 @@ build/san/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
+build/obj/%.o: %.cc
+	@mkdir -p build/obj
+	$(CXX) $(CXXBASE) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+build/san/%.o: %.cc
+	@mkdir -p build/san
+	$(CXX) $(CXXBASE) $(SANFLAGS) -MMD -MP -c -o $@ $<
+
+# Linked by the C++ driver: gore.o needs the C++ runtime.
 bin/usb-device-plugin: $(OBJ)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The binary the tests run: the same sources, with sanitizers.
 build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Keep the test objects: no "rm" after the test summary, faster rebuilds.
 .PRECIOUS: build/san/%.o build/obj/%.o
 
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # The resource's life cycle is tested with every allocation failing in turn.
 ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=reallocarray \
@@ -71,7 +85,7 @@ build/san/failalloc.o: tests/fuzz/failalloc.c
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 build/san/test_resource: build/san/test_resource.o build/san/failalloc.o $(LIBOBJ_SAN)
-	$(CC) $(SANFLAGS) $(ALLOC_WRAP) -o $@ $^ $(LDLIBS)
+	$(CXX) $(SANFLAGS) $(ALLOC_WRAP) -o $@ $^ $(LDLIBS)
 
 run: setup
 	@$(MAKE) --no-print-directory all
@@ -106,7 +120,8 @@ integration: build/san/usb-device-plugin build/usbprobe bin/usb-device-plugin
 # The integration suite again, the release binary under valgrind: any error
 # or definite leak makes the plugin exit 99 and the test fail.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
-	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
+	--suppressions=$(CURDIR)/tests/integration/re2.supp
 valgrind: bin/usb-device-plugin build/usbprobe
 	UDP_BIN=$(CURDIR)/bin/usb-device-plugin UDP_WRAP="$(VALGRIND)" $(PYTEST) tests/integration
 

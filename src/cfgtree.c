@@ -9,6 +9,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "errbuf.h"
+
 #define YAML_TAG_PREFIX "tag:yaml.org,2002:"
 
 static void seterr(struct cfgtree_error *e, unsigned line, unsigned column, bool syntax,
@@ -24,13 +26,8 @@ static void seterr(struct cfgtree_error *e, unsigned line, unsigned column, bool
 	e->syntax = syntax;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	errbuf_vput(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	/* A reason cut short is marked, never silently truncated. */
-	if (n >= (int)sizeof(e->msg))
-		memcpy(e->msg + sizeof(e->msg) - 4, "...", 4);
-	else if (n < 0)
-		e->msg[0] = '\0';
 }
 
 const char *cfgtree_kind_name(enum cfg_kind kind)

@@ -3,7 +3,6 @@
 #ifndef UDP_CONFIG_H
 #define UDP_CONFIG_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,14 +78,17 @@ struct cfg_device {
 	size_t n_groups;
 };
 
+struct gore;
+
 /* One entry of a smarter-device-manager config file: every file under
- * /dev whose name relative to /dev matches regex (POSIX ERE) becomes a
- * resource of its own, offered nummaxdevices times. */
+ * /dev whose name relative to /dev matches pattern (Go's regexp syntax,
+ * unanchored as Go's MatchString) becomes a resource of its own, offered
+ * nummaxdevices times. */
 struct cfg_match {
 	char *pattern;
-	regex_t regex;
-	unsigned max;  /* nummaxdevices, >= 1 */
-	unsigned line; /* in the config file, 0 when unknown */
+	struct gore *re; /* pattern compiled (gore.h) */
+	unsigned max;	 /* nummaxdevices, >= 1 */
+	unsigned line;	 /* in the config file, 0 when unknown */
 };
 
 enum cfg_format {
@@ -139,6 +141,10 @@ bool config_device_equal(const struct cfg_device *a, const struct cfg_device *b)
 /* True when name can be a resource name: Kubernetes' qualified-name part,
  * ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 characters. */
 bool config_resource_name_ok(const char *name);
+
+/* Whether the entry's expression matches file, a name relative to
+ * CONFIG_SDM_DEV_DIR ("ttyUSB0", "net/tun"). */
+bool cfg_match_matches(const struct cfg_match *m, const char *file);
 
 /* The --help text. */
 const char *config_usage(void);

@@ -157,7 +157,7 @@ int derived_reload(struct derived *dv, const struct config *cfg, const struct re
 	const char *file = resource_origin(r); /* net/tun, not net_tun */
 	const struct cfg_match *m = NULL;
 	for (size_t i = 0; i < cfg->n_matches && !m; i++)
-		if (regexec(&cfg->matches[i].regex, file, 0, NULL, 0) == 0)
+		if (cfg_match_matches(&cfg->matches[i], file))
 			m = &cfg->matches[i];
 	for (size_t j = 0; m && j < cfg->n_devices; j++)
 		if (strcmp(cfg->devices[j].name, resource_name(r)) == 0)

@@ -201,7 +201,7 @@ static int judge(struct walker *w, const char *rel)
 		dm->used++;
 		v->match = -1;
 		for (size_t i = 0; i < w->n && v->match < 0; i++)
-			if (regexec(&w->m[i].regex, rel, 0, NULL, 0) == 0)
+			if (cfg_match_matches(&w->m[i], rel))
 				v->match = (int)i;
 	}
 	v->gen = dm->gen;

@@ -33,8 +33,9 @@
 int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_instance **out,
 		 size_t *n_out);
 
-/* False when pattern is malformed ("x[", "[]", a trailing '\\'), which
- * paths_expand would refuse with -EINVAL: for checking config at start. */
+/* False when a '/'-separated component of pattern is malformed ("x[",
+ * "[]", a trailing '\\'; see pathmatch.h): exactly the patterns paths_expand
+ * refuses with -EINVAL. */
 bool paths_pattern_valid(const char *pattern);
 
 /* Appends to *dirs (a malloc'd array of malloc'd strings, *n_dirs long) the

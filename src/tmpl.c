@@ -1,5 +1,6 @@
 #include "tmpl.h"
 
+#include "errbuf.h"
 #include "instance.h"
 
 #include <errno.h>
@@ -77,17 +78,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (!err || errlen == 0)
-		return -EINVAL;
 	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
+	errbuf_vput(err, errlen, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		err[0] = '\0';
-	else if ((size_t)n >= errlen && errlen >= 4)
-		memcpy(err + errlen - 4, "...", 4);
 	return -EINVAL;
 }
 

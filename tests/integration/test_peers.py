@@ -134,8 +134,8 @@ def test_sdm_follows_files_that_come_and_go(fakedev, kubelet, sdm):
 @pytest.mark.parametrize("conf,err", [
     ("- devicematch: ^tty[0-9\n  nummaxdevices: 1\n",
      r"conf\.yaml:1: \[0\]\.devicematch: invalid regular expression \"\^tty\[0-9\""),
-    ("- devicematch: ^ttyUSB\\d+$\n  nummaxdevices: 1\n",
-     r"conf\.yaml:1: \[0\]\.devicematch: .*\\d \(write \[0-9\]\)"),
+    ("- devicematch: ^ttyUSB\\d{1,2000}$\n  nummaxdevices: 1\n",
+     r"conf\.yaml:1: \[0\]\.devicematch: invalid regular expression .*: invalid repetition size"),
     ("- devicematch: ^a$\n  nummaxdevices: 1\n- devicematch: ^b$\n",
      r"conf\.yaml:3: \[1\]\.nummaxdevices: required key is missing"),
     ("- devicematch: ^a$\n  nummaxdevices: 0\n",
@@ -147,6 +147,17 @@ def test_sdm_bad_config_refused_with_line(fakedev, sdm, conf, err):
     p = sdm(conf)
     p.wait_log(err)
     assert p.proc.wait(10 * SLOW) == 2, "a bad config is a usage error"
+
+
+def test_sdm_go_regexp_syntax(fakedev, kubelet, sdm):
+    # smarter-device-manager compiles devicematch with Go's regexp: \d, (?i)
+    for name in ("ttyUSB0", "ttyS0", "gpiomem"):
+        fakedev.add(name)
+    sdm("- devicematch: ^ttyUSB\\d+$\n  nummaxdevices: 1\n"
+        "- devicematch: (?i)^GPIOMEM$\n  nummaxdevices: 2\n")
+    kubelet.wait_plugin("smarter-devices/ttyUSB0").stream.wait(lambda d: len(d) == 1)
+    kubelet.wait_plugin("smarter-devices/gpiomem").stream.wait(lambda d: len(d) == 2)
+    assert set(kubelet.plugins) == {"smarter-devices/ttyUSB0", "smarter-devices/gpiomem"}
 
 
 def test_sdm_format_flag_and_names_it_cannot_register(fakedev, kubelet, sdm):

@@ -1310,10 +1310,10 @@ TEST(sdm_file)
 		CHECK_INT(c.matches[1].max, 1);
 		CHECK_INT(c.matches[1].line, 3);
 		/* Compiled, anchored as written. */
-		CHECK_INT(regexec(&c.matches[0].regex, "snd", 0, NULL, 0), 0);
-		CHECK(regexec(&c.matches[0].regex, "snd/pcmC0D0p", 0, NULL, 0) != 0);
-		CHECK_INT(regexec(&c.matches[1].regex, "ttyUSB12", 0, NULL, 0), 0);
-		CHECK(regexec(&c.matches[1].regex, "ttyACM0", 0, NULL, 0) != 0);
+		CHECK(cfg_match_matches(&c.matches[0], "snd"));
+		CHECK(!cfg_match_matches(&c.matches[0], "snd/pcmC0D0p"));
+		CHECK(cfg_match_matches(&c.matches[1], "ttyUSB12"));
+		CHECK(!cfg_match_matches(&c.matches[1], "ttyACM0"));
 	}
 	snprintf(want, sizeof(want), "%s:5: [2].devicematch: \"nvidia-gpu\" skipped", path);
 	CHECK_CONTAINS(log, "level=warn");
@@ -1477,53 +1477,71 @@ TEST(sdm_errors)
 		 path);
 	EXPECT_ERR(want, "--config", path);
 
-	write_file(path, sizeof(path), "sdm-d.yaml",
-		   "- devicematch: '^tty\\d+$'\n  nummaxdevices: 1\n");
+	/* RE2's reason, at the expression's line. */
+	write_file(path, sizeof(path), "sdm-rep.yaml",
+		   "- devicematch: ^a$\n  nummaxdevices: 1\n"
+		   "- devicematch: 'a**'\n  nummaxdevices: 1\n");
 	snprintf(want, sizeof(want),
-		 "%s:1: [0].devicematch: \"^tty\\d+$\" uses \\d (write [0-9]), which POSIX "
-		 "extended regular expressions do not have",
+		 "%s:3: [1].devicematch: invalid regular expression \"a**\": bad repetition "
+		 "operator: **",
 		 path);
 	EXPECT_ERR(want, "--config", path);
-	/* Repetitions that would make regcomp take gigabytes are refused; small
-	 * ones, and braces in a bracket expression, are fine. */
+	/* Repetitions beyond Go's (and RE2's) 1000, also when nested, are
+	 * refused; small ones, and braces in a class, are fine. */
 	static const char *const huge[] = {"x{1,32767}", "(a{1000}){1000}", "((a{20}){20}){20}",
-					   "x{1,1025}"};
+					   "x{1,1001}"};
 	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
 		char text[128];
 		snprintf(text, sizeof(text), "- devicematch: '%s'\n  nummaxdevices: 1\n", huge[i]);
 		write_file(path, sizeof(path), "sdm-big.yaml", text);
-		snprintf(want, sizeof(want), "%s:1: [0].devicematch: \"%s\" is too large once its",
+		snprintf(want, sizeof(want),
+			 "%s:1: [0].devicematch: invalid regular expression \"%s\": invalid "
+			 "repetition size",
 			 path, huge[i]);
 		EXPECT_ERR(want, "--config", path);
 	}
-	static const char *const fine[] = {"^i2c-[0-9]{1,3}$", "x{1,1000}", "^[]{]+$", "(ab){4}"};
-	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
-		char text[128];
-		struct config f;
-		snprintf(text, sizeof(text), "- devicematch: '%s'\n  nummaxdevices: 1\n", fine[i]);
-		write_file(path, sizeof(path), "sdm-fine.yaml", text);
-		EXPECT_OK(&f, "--config", path);
-		config_free(&f);
-	}
-	/* An escaped backslash followed by d is fine: "\\\\d" is a backslash, then d. */
-	write_file(path, sizeof(path), "sdm-bs.yaml",
-		   "- devicematch: 'a\\\\d'\n  nummaxdevices: 1\n");
+	/* What Go's regexp/syntax refuses though RE2 takes it: \C. */
+	write_file(path, sizeof(path), "sdm-c.yaml",
+		   "- devicematch: 'tty\\C'\n  nummaxdevices: 1\n");
+	EXPECT_ERR("invalid regular expression \"tty\\C\": invalid escape sequence: \\C",
+		   "--config", path);
+	/* UTF-8, as in Go: '.' is one character, not one byte. */
+	write_file(path, sizeof(path), "sdm-utf8.yaml",
+		   "- devicematch: '^tty.$'\n  nummaxdevices: 1\n");
 	struct config c;
 	EXPECT_OK(&c, "--config", path);
-	if (c.n_matches == 1) {
-		CHECK_STR(c.matches[0].pattern, "a\\\\d");
-		CHECK_INT(regexec(&c.matches[0].regex, "a\\d", 0, NULL, 0), 0);
-	}
+	CHECK(c.n_matches == 1 && cfg_match_matches(&c.matches[0], "tty\xc3\xa9"));
 	config_free(&c);
 
-	write_file(path, sizeof(path), "sdm-i.yaml",
-		   "- devicematch: '(?i)^snd$'\n  nummaxdevices: 1\n");
-	snprintf(want, sizeof(want), "%s:1: [0].devicematch: \"(?i)^snd$\" uses (?...) groups",
-		 path);
-	EXPECT_ERR(want, "--config", path);
-	write_file(path, sizeof(path), "sdm-s.yaml",
-		   "- devicematch: 'tty\\S'\n  nummaxdevices: 1\n");
-	EXPECT_ERR("uses a Perl-style escape", "--config", path);
+	/* Go's syntax, which POSIX ERE lacks, now accepted and matching as in
+	 * Go: Perl classes, flags, \Q...\E; unanchored unless anchored. */
+	static const struct {
+		const char *re, *yes, *no;
+	} go[] = {
+	    {"^tty\\d+$", "tty12", "ttyUSB0"},
+	    {"(?i)^snd$", "SND", "snd/x"},
+	    {"tty\\S", "ttyUSB0", "tty"},
+	    {"\\Qa.b\\E", "xa.by", "axb"},
+	    {"^i2c-[0-9]{1,3}$", "i2c-12", "i2c-1234"},
+	    {"x{1,1000}", "x", "y"},
+	    {"^[]{]+$", "]{", "a"},
+	    {"(ab){4}", "abababab", "ababab"},
+	    {"\\bUSB", "tty/USB0", "ttyUSB0"},
+	    {"a\\\\d", "a\\d", "a1"}, /* an escaped backslash, then d */
+	};
+	for (size_t i = 0; i < sizeof(go) / sizeof(go[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "- devicematch: '%s'\n  nummaxdevices: 1\n", go[i].re);
+		write_file(path, sizeof(path), "sdm-go.yaml", text);
+		EXPECT_OK(&c, "--config", path);
+		CHECK_INT(c.n_matches, 1);
+		if (c.n_matches == 1) {
+			CHECK_STR(c.matches[0].pattern, go[i].re);
+			CHECK(cfg_match_matches(&c.matches[0], go[i].yes));
+			CHECK(!cfg_match_matches(&c.matches[0], go[i].no));
+		}
+		config_free(&c);
+	}
 
 	write_file(path, sizeof(path), "sdm-nomax.yaml",
 		   "- devicematch: ^a$\n  nummaxdevices: 1\n- devicematch: ^b$\n");

@@ -3,10 +3,10 @@
  * CAP_MKNOD); without it the checks that need them are skipped, saying so. */
 #include "check.h"
 #include "devmatch.h"
+#include "gore.h"
 
 #include <errno.h>
 #include <ftw.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -136,8 +136,9 @@ static void matches_init(struct matches *ms, const char *const *patterns)
 {
 	memset(ms, 0, sizeof(*ms));
 	for (size_t i = 0; patterns[i] && i < MAX_RE; i++) {
-		if (regcomp(&ms->m[i].regex, patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
-			fprintf(stderr, "regcomp %s failed\n", patterns[i]);
+		char why[128];
+		if (gore_compile(patterns[i], &ms->m[i].re, why, sizeof(why)) != 0) {
+			fprintf(stderr, "gore_compile %s failed: %s\n", patterns[i], why);
 			abort();
 		}
 		ms->m[i].pattern = (char *)patterns[i];
@@ -149,7 +150,7 @@ static void matches_init(struct matches *ms, const char *const *patterns)
 static void matches_free(struct matches *ms)
 {
 	for (size_t i = 0; i < ms->n; i++)
-		regfree(&ms->m[i].regex);
+		gore_free(ms->m[i].re);
 }
 
 /* What devmatch_scan reported, in order. */
@@ -265,6 +266,25 @@ TEST(scan_first_match_wins)
 	static const char *const none[] = {NULL};
 	CHECK_INT(scan_with(root, none, &s), 0);
 	CHECK_INT(s.n, 0);
+}
+
+/* Go's regexp syntax, as smarter-device-manager's configs use it: Perl
+ * classes, flags, unanchored unless anchored. */
+TEST(scan_go_syntax)
+{
+	static const char *const pats[] = {"^ttyUSB\\d$", "(?i)^NET/TUN$", "\\bcontrol\\w+", NULL};
+	struct seen s = {0};
+	CHECK_INT(scan_with(root, pats, &s), 0);
+	static const struct {
+		const char *name;
+		size_t match;
+	} want[] = {{"net/tun", 1}, {"snd/controlC0", 2}, {"ttyUSB0", 0}, {"ttyUSB1", 0}};
+	CHECK_INT(s.n, 4);
+	for (size_t i = 0; i < 4 && i < s.n; i++) {
+		CHECK_STR(s.name[i], want[i].name);
+		CHECK_INT(s.match[i], want[i].match);
+	}
+	seen_free(&s);
 }
 
 TEST(scan_skips_hidden_and_symlinked_dirs)
@@ -613,6 +633,7 @@ int main(void)
 
 	RUN(scan_order_and_names);
 	RUN(scan_first_match_wins);
+	RUN(scan_go_syntax);
 	RUN(scan_skips_hidden_and_symlinked_dirs);
 	RUN(scan_depth_limit);
 	RUN(scan_missing_root);
