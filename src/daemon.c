@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cdi.h"
@@ -545,6 +547,16 @@ static int setup(struct daemon *d)
 		return -ENOMEM;
 	if (d->cfg->nfd_file && !(d->features = features_new(d->cfg->nfd_file)))
 		return -ENOMEM;
+	/* Every socket path must fit a unix socket address, whatever comes. */
+	if (strlen(d->cfg->plugin_dir) + RESOURCE_SOCKET_NAME_MAX >=
+	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("plugin directory too long for unix sockets dir=%s: at most %zu "
+			  "characters",
+			  d->cfg->plugin_dir,
+			  sizeof(((struct sockaddr_un *)0)->sun_path) - 1 -
+			      RESOURCE_SOCKET_NAME_MAX);
+		return -ENAMETOOLONG;
+	}
 	if (!(d->dw = dirwatch_new(d->loop)))
 		return -errno;
 	if (!(d->pd = plugindir_new(d->loop, d->dw, d->cfg->plugin_dir, on_settle, d)))
@@ -555,6 +567,10 @@ static int setup(struct daemon *d)
 				       .kubelet_sock = plugindir_kubelet_sock(d->pd),
 				       .late_register = on_late_register,
 				       .data = d};
+	uint32_t token;
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = (uint32_t)getpid() ^ (uint32_t)loop_now_us(); /* no entropy yet: unlikely */
+	snprintf(d->env.instance, sizeof(d->env.instance), "%08x", token);
 	for (size_t r = 0; r < d->cfg->n_devices; r++)
 		if (!add_resource(d, &d->cfg->devices[r], NULL))
 			return -errno;
@@ -582,8 +598,7 @@ static int setup(struct daemon *d)
 	 * failure is logged (and the probes will say so). */
 	d->http = http_start(d->cfg->listen, d->metrics);
 
-	for (size_t r = 0; r < d->n_res; r++)
-		plugindir_remove_stale(d->pd, resource_name(d->res[r]));
+	plugindir_remove_stale(d->pd);
 	bool retry = false;
 	for (size_t r = 0; r < d->n_res; r++)
 		retry |= resource_serve(d->res[r]) < 0;
