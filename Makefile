@@ -9,12 +9,13 @@
 VERSION := $(shell cat VERSION)
 
 PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd
+PKG_CONFIG ?= pkg-config
 CC       ?= cc
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \
-            -Isrc -Ibuild/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+            -Isrc -Ibuild/gen $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-LDLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 SRC       := $(wildcard src/*.c)
@@ -36,8 +37,9 @@ setup-test:
 	@scripts/setup.sh --test
 
 # The messages only: gRPC core carries the bytes, and protoc-c's service
-# stubs would name a member after the C keyword "register".
-build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h: proto/deviceplugin.proto
+# stubs would name a member after the C keyword "register". One run makes
+# both files (a grouped target: make -j runs protoc-c once).
+build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h &: proto/deviceplugin.proto
 	@mkdir -p build/gen
 	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/deviceplugin.proto
 	protoc-c --c_out=build/gen -Ibuild/gen build/gen/deviceplugin.proto
@@ -60,6 +62,37 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 
 # Keep the test objects: no "rm" after the test summary, faster rebuilds.
 .PRECIOUS: build/san/%.o build/obj/%.o
+
+# The binary the image ships, for any architecture: scripts/release.sh ARCH
+# sets CC (a cross compiler with --sysroot), PKG_CONFIG_LIBDIR/SYSROOT_DIR,
+# RELEASE_DIR and REL_DEPS (libmicrohttpd without HTTPS and cJSON, built
+# from Debian's source packages: Debian ships no libcjson.a, and its
+# libmicrohttpd.a needs GnuTLS). Static except glibc and libudev (systemd
+# ships no libudev.a); gRPC without TLS (grpc_unsecure); unused sections
+# dropped at link time. See docs/image.md.
+RELEASE_DIR ?= build/release/native
+REL_DEPS    ?= $(RELEASE_DIR)/deps
+REL_CFLAGS  := -O2 -g -ffunction-sections -fdata-sections
+REL_PKGS     = $(patsubst grpc,grpc_unsecure,$(filter-out libmicrohttpd libcjson,$(PKGS)))
+REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen \
+               -I$(REL_DEPS)/include $(shell $(PKG_CONFIG) --cflags $(REL_PKGS))
+# glibc's libraries and libudev stay shared; everything else from .a files.
+REL_SHARED  := -ludev -lm -lpthread -ldl -lrt -latomic
+REL_LDLIBS   = -L$(REL_DEPS)/lib -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -static-libgcc \
+	-Wl,-Bstatic -lmicrohttpd -lcjson \
+	$(filter-out $(REL_SHARED) -Wl%,$(shell $(PKG_CONFIG) --static --libs $(REL_PKGS))) \
+	-lupb -laddress_sorting -lcares -lre2 -lz -lstdc++ -latomic \
+	-Wl,-Bdynamic -ludev -lm -lpthread
+REL_OBJ     := $(patsubst %.c,$(RELEASE_DIR)/obj/%.o,$(notdir $(SRC) $(GEN)))
+
+$(RELEASE_DIR)/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+	@mkdir -p $(@D)
+	$(CC) $(REL_FLAGS) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(RELEASE_DIR)/usb-device-plugin: $(REL_OBJ)
+	$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $^ $(REL_LDLIBS)
+
+.PRECIOUS: $(RELEASE_DIR)/obj/%.o
 
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -123,4 +156,4 @@ clean:
 # make fuzz: libFuzzer targets (clang), see tests/fuzz/
 -include tests/fuzz/fuzz.mk
 
--include $(wildcard build/obj/*.d build/san/*.d)
+-include $(wildcard build/obj/*.d build/san/*.d $(RELEASE_DIR)/obj/*.d)
