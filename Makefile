@@ -12,7 +12,7 @@ PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttp
 PKG_CONFIG ?= pkg-config
 CC       ?= cc
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \
+BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VERSION='"$(VERSION)"' \
             -Isrc -Ibuild/gen $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
 LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
@@ -28,7 +28,8 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
 
-.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image \
+	release image-archive push test-cross
 all: bin/usb-device-plugin
 
 setup:
@@ -74,7 +75,9 @@ RELEASE_DIR ?= build/release/native
 REL_DEPS    ?= $(RELEASE_DIR)/deps
 REL_CFLAGS  := -O2 -g -ffunction-sections -fdata-sections
 REL_PKGS     = $(patsubst grpc,grpc_unsecure,$(filter-out libmicrohttpd libcjson,$(PKGS)))
-REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen \
+# 64-bit off_t, ino_t and directory offsets on 32-bit systems too (armhf):
+# without it readdir and stat fail with EOVERFLOW on large values.
+REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen \
                -I$(REL_DEPS)/include $(shell $(PKG_CONFIG) --cflags $(REL_PKGS))
 # glibc's libraries and libudev stay shared; everything else from .a files.
 REL_SHARED  := -ludev -lm -lpthread -ldl -lrt -latomic
@@ -85,7 +88,7 @@ REL_LDLIBS   = -L$(REL_DEPS)/lib -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -stat
 	-Wl,-Bdynamic -ludev -lm -lpthread
 REL_OBJ     := $(patsubst %.c,$(RELEASE_DIR)/obj/%.o,$(notdir $(SRC) $(GEN)))
 
-$(RELEASE_DIR)/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+$(RELEASE_DIR)/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION Makefile
 	@mkdir -p $(@D)
 	$(CC) $(REL_FLAGS) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -135,15 +138,43 @@ valgrind: bin/usb-device-plugin build/usbprobe
 test-valgrind: setup-test
 	@$(MAKE) --no-print-directory valgrind
 
-# The container image (podman; a debootstrap'd base when none can be
-# pulled), smoke-tested: see docs/image.md.
+# The container images (podman), smoke-tested: see docs/image.md.
+#   make image                     amd64, arm64 and arm/v7 (cross-compiled),
+#                                  one manifest list usb-device-plugin:VERSION
+#   make image ARCH=arm64          only those architectures (space-separated)
+#   make image MODE=dockerfile     this machine's architecture, from the
+#                                  Dockerfile (as docker build would)
+#   make release ARCH=arm64        the binary and root filesystem only
+#                                  (build/release/ARCH)
+#   make image-archive             OCI archives in build/image for ctr import
+#   make push REGISTRY=registry.example/team
 image: setup
-	scripts/image.sh
+	@scripts/setup.sh --cross
+	ARCH="$(ARCH)" MODE="$(MODE)" scripts/image.sh
+
+release: setup
+	@scripts/setup.sh --release
+	@for a in $(or $(ARCH),$(shell dpkg --print-architecture)); do scripts/release.sh $$a || exit 1; done
+
+image-archive:
+	scripts/image-archive.sh
+
+push:
+	REGISTRY="$(REGISTRY)" scripts/push.sh
+
+# The arm64 and armhf binaries under qemu-user-static against the kubelet
+# stand-in: start, serve a path group, Allocate, SIGTERM (tests/cross).
+CROSS_ARCHS ?= arm64 armhf
+test-cross: setup-test
+	@scripts/setup.sh --cross
+	@for a in $(CROSS_ARCHS); do scripts/release.sh $$a || exit 1; done
+	$(PYTEST) tests/cross
 
 bench: setup-test
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 tests/bench/bench.py
 	/usr/bin/python3 tests/bench/bench_usb.py
+	/usr/bin/python3 tests/bench/bench_image.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
