@@ -28,7 +28,7 @@ if [ "$arch" = --source ]; then
 	pkgs=(libmicrohttpd cjson)
 	root=build/src
 	state=build/sysroot/.apt-source
-	type=deb-src
+	type="deb-src"
 	apt_arch=$(dpkg --print-architecture)
 else
 	# What the release binary links against (Makefile, "release"), plus
@@ -125,7 +125,7 @@ fi
 say "downloading ${pkgs[*]} and their dependencies"
 apt-get -qq -y "${apt_opts[@]}" install --download-only "${pkgs[@]}" >/dev/null
 
-rm -rf "$root"
+rm -rf "${root:?}"
 mkdir -p "$root"
 n=0
 for deb in "$state"/archives/*_"$arch".deb "$state"/archives/*_all.deb; do
@@ -139,7 +139,7 @@ done
 if [ -d "$root/lib" ] && [ ! -L "$root/lib" ]; then
 	mkdir -p "$root/usr/lib"
 	cp -a "$root/lib/." "$root/usr/lib/"
-	rm -rf "$root/lib"
+	rm -rf "${root:?}/lib"
 	ln -s usr/lib "$root/lib"
 fi
 # Symbolic links to absolute paths would point into this machine's /:
