@@ -216,7 +216,7 @@ static int expand_group(struct daemon *d, const struct cfg_group *g, size_t gi,
 			struct dev_instance **insts, size_t *n)
 {
 	if (g->n_usb)
-		return usb_expand(d->usb, g, gi, insts, n);
+		return usb_expand(d->usb, d->cur, g, gi, insts, n);
 	if (g->virt)
 		return virtual_expand(g, d->cfg->node_name, insts, n);
 	if (g->dev_name)
