@@ -2,7 +2,7 @@
  * device list, validated completely with the source, field path and reason
  * of the first problem. See docs/config-reference.md. */
 #include "config.h"
-#include "paths.h"
+#include "pathmatch.h"
 #include "tmpl.h"
 
 #include <ctype.h>
@@ -497,6 +497,23 @@ static int get_abs_path(const struct src *s, const struct cfg_node *n, const cha
 	return 0;
 }
 
+/* paths_expand matches each '/'-separated component of a glob on its own,
+ * so each must be a valid pattern. pattern is cut in place and restored. */
+static bool glob_valid(char *pattern)
+{
+	bool valid = true;
+
+	for (char *p = pattern, *slash; valid && p; p = slash ? slash + 1 : NULL) {
+		slash = strchr(p, '/');
+		if (slash)
+			*slash = '\0';
+		valid = pathmatch_valid(p);
+		if (slash)
+			*slash = '/';
+	}
+	return valid;
+}
+
 /* A path glob: absolute, and well-formed for paths_expand. */
 static int get_glob(const struct src *s, const struct cfg_node *n, const char *path,
 		    const char *leaf, char **out)
@@ -504,7 +521,7 @@ static int get_glob(const struct src *s, const struct cfg_node *n, const char *p
 	int r = get_abs_path(s, n, path, leaf, true, out);
 	if (r < 0)
 		return r;
-	if (!paths_pattern_valid(*out)) {
+	if (!glob_valid(*out)) {
 		r = fail(s, n, path, leaf,
 			 "\"%s\" is not a valid glob (unclosed '[', empty class or trailing '\\')",
 			 *out);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pathmatch.h"
 #include "sha1.h"
 
 struct strv {
@@ -135,164 +136,6 @@ static char *components_join(const struct components *c, size_t n, bool unescape
 	return s;
 }
 
-/* ---- Go's path.Match, from its documented grammar ----
- *
- *	pattern: { term }
- *	term:    '*' | '?' | '[' [ '^' ] { character-range } ']' | c | '\\' c
- *	character-range: c | '\\' c | lo '-' hi   (c != '\\', '-', ']')
- *
- * fnmatch(3) differs in ways that change which files match: '!' negates a
- * class, "[:digit:]" is a class, a malformed pattern matches literally, and
- * '?' takes one byte rather than one UTF-8 character. Go also rejects a
- * malformed pattern outright, which paths_expand reports as -EINVAL. */
-
-#define RUNE_ERROR 0xfffdu
-
-/* One UTF-8 character as Go's utf8.DecodeRune reads it: an invalid,
- * overlong or truncated sequence is U+FFFD of width 1. len > 0. */
-static uint32_t utf8_decode(const char *s, size_t len, size_t *width)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t r, min;
-	size_t n;
-
-	*width = 1;
-	if (p[0] < 0x80)
-		return p[0];
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2, r = p[0] & 0x1fu, min = 0x80;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3, r = p[0] & 0x0fu, min = 0x800;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4, r = p[0] & 0x07u, min = 0x10000;
-	} else {
-		return RUNE_ERROR;
-	}
-	if (len < n)
-		return RUNE_ERROR;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return RUNE_ERROR;
-		r = r << 6 | (p[i] & 0x3fu);
-	}
-	if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
-		return RUNE_ERROR;
-	*width = n;
-	return r;
-}
-
-/* One end of a character range at p; NULL when malformed. */
-static const char *class_char(const char *p, const char *end, uint32_t *r)
-{
-	size_t w;
-
-	if (p >= end || *p == '-' || *p == ']')
-		return NULL;
-	if (*p == '\\' && ++p >= end)
-		return NULL;
-	*r = utf8_decode(p, (size_t)(end - p), &w);
-	if (*r == RUNE_ERROR && w == 1)
-		return NULL;
-	return p + w;
-}
-
-/* The class starting just after '[' at p: whether it holds c, and where
- * it ends (after ']'); NULL when malformed. */
-static const char *class_match(const char *p, const char *end, uint32_t c, bool *in)
-{
-	bool negated = p < end && *p == '^', found = false;
-	size_t n_ranges = 0;
-
-	p += negated;
-	while (p >= end || *p != ']' || n_ranges == 0) {
-		uint32_t lo, hi;
-
-		if (!(p = class_char(p, end, &lo)))
-			return NULL;
-		hi = lo;
-		if (p < end && *p == '-' && !(p = class_char(p + 1, end, &hi)))
-			return NULL;
-		found = found || (lo <= c && c <= hi);
-		n_ranges++;
-	}
-	*in = found != negated;
-	return p + 1;
-}
-
-static bool go_pattern_valid(const char *p, const char *end)
-{
-	bool in;
-
-	while (p < end) {
-		if (*p == '[') {
-			if (!(p = class_match(p + 1, end, 0, &in)))
-				return false;
-		} else if (*p == '\\') {
-			if (p + 1 >= end)
-				return false;
-			p += 2;
-		} else {
-			p++;
-		}
-	}
-	return true;
-}
-
-/* Matches the term at *p against the start of s (non-empty) and advances
- * both; the pattern is valid. */
-static bool match_term(const char **p, const char *pend, const char **s, const char *send)
-{
-	const char *q = *p;
-	size_t w = 1;
-	uint32_t c;
-	bool in = true;
-
-	if (*q == '?') {
-		utf8_decode(*s, (size_t)(send - *s), &w);
-		q++;
-	} else if (*q == '[') {
-		c = utf8_decode(*s, (size_t)(send - *s), &w);
-		q = class_match(q + 1, pend, c, &in);
-	} else {
-		q += *q == '\\';
-		in = *q++ == **s;
-	}
-	if (!in)
-		return false;
-	*p = q;
-	*s += w;
-	return true;
-}
-
-/* Whether the valid pattern [p, pend) matches all of name (which holds no
- * '/'). On a mismatch after a '*', the '*' takes one more byte, as Go's
- * does, and matching resumes after it. */
-static bool go_match(const char *p, const char *pend, const char *name)
-{
-	const char *s = name, *send = name + strlen(name);
-	const char *star_p = NULL, *star_s = NULL;
-
-	for (;;) {
-		if (p < pend && *p == '*') {
-			while (p < pend && *p == '*')
-				p++;
-			if (p == pend)
-				return true;
-			star_p = p;
-			star_s = s;
-			continue;
-		}
-		if (p == pend && s == send)
-			return true;
-		if (p < pend && s < send && match_term(&p, pend, &s, send))
-			continue;
-		if (!star_p || star_s >= send)
-			return false;
-		p = star_p;
-		s = ++star_s;
-	}
-}
-
 /* ---- globbing as Go's fs.Glob does it (but for hidden names) ----
  *
  * generic-device-plugin expands paths with Go's fs.Glob, and the IDs must
@@ -301,7 +144,7 @@ static bool go_match(const char *p, const char *pend, const char *name)
  * the last one), it orders by strcoll, and its matcher is fnmatch's. So the
  * walk is done here the way fs.Glob does it: a pattern without
  * metacharacters is stat(2)ed; otherwise the literal leading directory is
- * read and each further component matched (go_match) against the entries
+ * read and each further component matched (pathmatch) against the entries
  * of the previous level, "." and ".." never listed; the result is sorted
  * with strcmp like Go's sort.Strings. A directory that cannot be opened
  * (missing, not a directory, no permission) holds no match, as for
@@ -351,6 +194,20 @@ static bool out_of_resources(int err)
 	return err == ENOMEM || err == EMFILE || err == ENFILE;
 }
 
+/* 0 when the component comp (len bytes) is a valid pattern, -EINVAL when
+ * not, -ENOMEM. */
+static int component_valid(const char *comp, size_t len)
+{
+	char *pattern = strndup(comp, len);
+	int r;
+
+	if (!pattern)
+		return -ENOMEM;
+	r = pathmatch_valid(pattern) ? 0 : -EINVAL;
+	free(pattern);
+	return r;
+}
+
 /* Appends to next every entry of the directories in dirs whose name
  * matches the component comp (len bytes); with only_dirs, only those that
  * are directories. Returns 0, -EINVAL (malformed comp), -ENOMEM, -EMFILE
@@ -358,10 +215,13 @@ static bool out_of_resources(int err)
 static int match_level(const struct strv *dirs, const char *comp, size_t len, bool only_dirs,
 		       struct strv *next)
 {
+	char *pattern = strndup(comp, len);
 	int r = 0;
 
-	if (!go_pattern_valid(comp, comp + len))
-		return -EINVAL;
+	if (!pattern)
+		return -ENOMEM;
+	if (!pathmatch_valid(pattern))
+		r = -EINVAL;
 	for (size_t i = 0; r == 0 && i < dirs->n; i++) {
 		DIR *dir = opendir(dirs->v[i]);
 		struct dirent *e;
@@ -383,7 +243,7 @@ static int match_level(const struct strv *dirs, const char *comp, size_t len, bo
 			 * entries match only a pattern that spells the '.'. */
 			if (e->d_name[0] == '.' && comp[0] != '.')
 				continue;
-			if (!go_match(comp, comp + len, e->d_name))
+			if (pathmatch(pattern, e->d_name) != 1)
 				continue;
 			path = path_join(dirs->v[i], e->d_name);
 			if (path && only_dirs && !entry_is_dir(path, e)) {
@@ -394,6 +254,7 @@ static int match_level(const struct strv *dirs, const char *comp, size_t len, bo
 		}
 		closedir(dir);
 	}
+	free(pattern);
 	return r;
 }
 
@@ -423,11 +284,10 @@ static int go_glob(const char *pattern, struct strv *out)
 			r = -ENOMEM;
 		goto out;
 	}
-	for (size_t j = first; j < c.n; j++)
-		if (!go_pattern_valid(c.s[j], c.s[j] + c.len[j])) {
-			r = -EINVAL; /* fs.Glob's ErrBadPattern */
-			goto out;
-		}
+	for (size_t j = first; r == 0 && j < c.n; j++)
+		r = component_valid(c.s[j], c.len[j]); /* -EINVAL: fs.Glob's ErrBadPattern */
+	if (r < 0)
+		goto out;
 	r = strv_push(&cur, components_join(&c, first, false));
 	for (size_t j = first; r == 0 && j < c.n && cur.n > 0; j++) {
 		r = match_level(&cur, c.s[j], c.len[j], j + 1 < c.n, &next);
@@ -795,15 +655,16 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
 
 bool paths_pattern_valid(const char *pattern)
 {
-	if (!pattern)
-		return false;
-	for (const char *p = pattern; *p;) {
-		const char *end = strchr(p, '/');
-		if (!end)
-			end = p + strlen(p);
-		if (!go_pattern_valid(p, end))
-			return false;
-		p = *end ? end + 1 : end;
+	char *copy = pattern ? strdup(pattern) : NULL;
+	bool valid = copy != NULL;
+
+	/* Each component is matched on its own, so each must be valid. */
+	for (char *p = copy, *slash; valid && p; p = slash ? slash + 1 : NULL) {
+		slash = strchr(p, '/');
+		if (slash)
+			*slash = '\0';
+		valid = pathmatch_valid(p);
 	}
-	return true;
+	free(copy);
+	return valid;
 }

@@ -12,7 +12,7 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 FUZZ_TARGETS := fuzz_config_file fuzz_config_flags fuzz_requests fuzz_usbids fuzz_paths
 
 # What each target links: only the modules it needs, and their libraries.
-CONFIG_MODS  := config cfgtree paths sha1 instance log cdi tmpl
+CONFIG_MODS  := config cfgtree pathmatch instance log cdi tmpl
 fuzz_objs     = $(patsubst %,build/fuzz/obj/%.o,$(1))
 
 build/fuzz/fuzz_config_file:  $(call fuzz_objs,$(CONFIG_MODS))
@@ -23,7 +23,7 @@ build/fuzz/fuzz_requests:     $(call fuzz_objs,alloc table instance log cdi tmpl
 build/fuzz/fuzz_requests:     FUZZ_PKGS := libprotobuf-c libcjson
 build/fuzz/fuzz_usbids:       $(call fuzz_objs,usbids)
 build/fuzz/fuzz_usbids:       FUZZ_PKGS :=
-build/fuzz/fuzz_paths:        $(call fuzz_objs,paths sha1 instance)
+build/fuzz/fuzz_paths:        $(call fuzz_objs,paths pathmatch sha1 instance)
 build/fuzz/fuzz_paths:        FUZZ_PKGS :=
 
 # Every target can make one allocation of the code under test fail
