@@ -1,15 +1,18 @@
 #include "usbmatch.h"
 
-#include <fnmatch.h>
+#include "pathmatch.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- matching ---- */
 
+/* One glob dialect for paths, serials and ports: Go's path.Match. A
+ * malformed pattern matches nothing. */
 static bool glob_ok(const char *pattern, const char *s)
 {
-	return fnmatch(pattern, s, 0) == 0;
+	return pathmatch(pattern, s) == 1;
 }
 
 bool usbmatch_entry(const struct cfg_usb *u, const struct usbmatch_dev *d)

@@ -79,6 +79,34 @@ TEST(matching)
 	CHECK(!usbmatch_entry(&u, &empty));
 }
 
+/* Serial and port globs are Go's path.Match, as paths are, not fnmatch(3):
+ * where the two dialects differ, Go's answer. */
+TEST(one_glob_dialect)
+{
+	struct usbmatch_dev d = dev(0x0403, 0x6001, "A50285BI", "1-1.4");
+	struct cfg_usb u = entry();
+	char bang[] = "A[!5]*", caret[] = "A[^5]*", bad[] = "A5[", esc[] = "A\\5*";
+	u.serial = bang; /* Go: '!' is a member of the class, fnmatch: negation */
+	CHECK(usbmatch_entry(&u, &d));
+	u.serial = caret; /* Go's negation */
+	CHECK(!usbmatch_entry(&u, &d));
+	u.serial = esc;
+	CHECK(usbmatch_entry(&u, &d));
+	struct usbmatch_dev odd = dev(0x0403, 0x6001, "A5[", "1-1");
+	u.serial = bad; /* malformed: matches nothing, not even itself */
+	CHECK(!usbmatch_entry(&u, &odd));
+	struct usbmatch_dev slash = dev(0x0403, 0x6001, "AB/12", "1-1");
+	char star[] = "AB*", two[] = "AB/*";
+	u.serial = star; /* '*' stops at '/' */
+	CHECK(!usbmatch_entry(&u, &slash));
+	u.serial = two;
+	CHECK(usbmatch_entry(&u, &slash));
+	u = entry();
+	char port[] = "1-1.[3-5]";
+	u.port = port;
+	CHECK(usbmatch_entry(&u, &d));
+}
+
 TEST(sanitize)
 {
 	char buf[USBMATCH_ID_MAX];
@@ -253,6 +281,7 @@ TEST(unreadable_ids_and_serial_without_id_characters)
 int main(void)
 {
 	RUN(matching);
+	RUN(one_glob_dialect);
 	RUN(sanitize);
 	RUN(fnv1a64_reference_values);
 	RUN(lone_devices);
