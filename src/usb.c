@@ -521,8 +521,8 @@ static int scan(struct usb_watch *w)
  * at most HOLD_MAX_US from the first, and then told once. A lone unplug
  * (its own uevents come within a millisecond) is told HOLD_QUIET_US after
  * its last uevent. Arrivals are told at once unless a hold is running. */
-#define HOLD_QUIET_US 5000
-#define HOLD_MAX_US   25000
+#define HOLD_QUIET_US 10000
+#define HOLD_MAX_US   50000
 
 static void tell(struct usb_watch *w)
 {

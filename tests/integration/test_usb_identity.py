@@ -186,19 +186,40 @@ def test_allocate_refuses_nodes_gone_before_their_uevents(world, kubelet, run_pl
     pl.stream.wait(lambda d: d == {did: "Unhealthy"})
 
 
+# usb.c's HOLD_QUIET_US: a removal is held while the next comes within it
+HOLD_QUIET_MS = 10.0
+
+
 def test_hub_unplug_is_one_update(world, kubelet, run_plugin):
+    """A hub with four dongles loses power: the kernel removes them one after
+    the other, and the kubelet gets one update with all four Unhealthy.
+    World.unplug(burst=True) sends each device's uevents as soon as the
+    plugin has read the previous device's; on a loaded machine the sender
+    itself may stall longer than the hold between two devices, which a
+    kernel does not: such a try proves nothing and is made again."""
     starter(world, run_plugin)(res("ftdi", FT232R))
     pl = kubelet.wait_plugin("example.com/ftdi")
-    hub = world.plug(uw.hub(port="1-1"))
-    for i in range(4):
-        world.plug(uw.ft232r(port="1-1.%d" % (i + 1), serial="HUB%d" % i))
     ids = ["0403-6001-HUB%d" % i for i in range(4)]
-    pl.stream.wait(lambda d: d == {i: "Healthy" for i in ids})
-    before = pl.stream.count()
-    world.unplug(hub, burst=True)  # 4 dongles and the hub: 32 uevents at once
-    pl.stream.wait(lambda d: d == {i: "Unhealthy" for i in ids})
-    assert pl.stream.count() == before + 1, \
-        "%d updates for one hub unplug" % (pl.stream.count() - before)
+    tries = []
+    for attempt in range(5):
+        hub = world.plug(uw.hub(port="1-1"))
+        for i in range(4):
+            world.plug(uw.ft232r(port="1-1.%d" % (i + 1), serial="HUB%d" % i))
+        pl.stream.wait(lambda d: d == {i: "Healthy" for i in ids})
+        before = pl.stream.count()
+        world.unplug(hub, burst=True)  # 4 dongles and the hub: 32 uevents
+        pl.stream.wait(lambda d: d == {i: "Unhealthy" for i in ids})
+        t = [x * 1000 for x in world.burst_times]
+        starts = [round(b - a, 1) for a, b in zip(t[:-2], t[1:-1])]
+        with pl.stream.cond:
+            after = [(round(x * 1000 - t[0], 1), d) for x, d in pl.stream.lists[before:]]
+        tries.append((starts, after))
+        if max(starts) < HOLD_QUIET_MS * 0.8:
+            assert len(after) == 1, "%d updates for one hub unplug: %r; each device's " \
+                "uevents sent %r ms after the previous one's" % (len(after), after, starts)
+            return
+    pytest.skip("the world could not send a burst without stalling in 5 tries (machine too "
+                "loaded): %r" % tries)
 
 
 def test_one_device_one_resource(world, kubelet, run_plugin, tmp_path):

@@ -1019,8 +1019,8 @@ class World:
         return udev_message(action, syspath[4:], subsystem, m.group(1) if m else None,
                             self.seqnum, text)
 
-    def _send(self, msg):
-        for path in glob.glob(self.root + "/event[0-9]*"):
+    def _send(self, msg, listeners=None):
+        for path in listeners or glob.glob(self.root + "/event[0-9]*"):
             deadline = time.monotonic() + self.send_timeout
             while True:
                 try:
@@ -1385,7 +1385,9 @@ class World:
         uevents (same order) are sent back to back; the next device's go as
         soon as the listeners have read them (wait_read), so that each
         device's removal reaches them on its own, a moment before the next,
-        with no Python work in between. The sysfs devices go at the end."""
+        with no Python work in between. The sysfs devices go at the end.
+        burst_times: when each device's uevents started to go, then when
+        the last one had gone (time.monotonic())."""
         if not dev.plugged:
             raise ValueError("%r is not plugged" % dev)
         below = [d for d in self.devices.values()
@@ -1416,9 +1418,12 @@ class World:
             walk(d.tree, steps)
             groups.append([(sd, a, self._message(sd.syspath, a, text=self._uevent_text(sd, False)))
                            for sd, a in steps])
+        listeners = glob.glob(self.root + "/event[0-9]*")
+        self.burst_times = []  # when each device's uevents started to go
         for k, group in enumerate(groups):
             if k:
                 self.wait_read()
+            self.burst_times.append(time.monotonic())
             for sd, action, _ in group:
                 if action == "unbind":
                     sd.bound = False
@@ -1426,7 +1431,8 @@ class World:
                 else:
                     self._remove_node(sd)
             for _, _, msg in group:
-                self._send(msg)
+                self._send(msg, listeners)
+        self.burst_times.append(time.monotonic())  # and when the last had gone
         for group in groups:
             for sd, action, _ in group:
                 if action == "remove":
