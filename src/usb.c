@@ -76,6 +76,7 @@ struct usb_watch {
 	int64_t last_monitor_event_us;
 	bool removed;	       /* a device or a node went since the last notify */
 	int64_t hold_since_us; /* first removal of the burst being held, or 0 */
+	char *hold_dev;	       /* the device whose removal last extended it */
 	bool scanning;	       /* IDs are given when the scan ends */
 	struct usb_dev **devs;
 	size_t n_devs;
@@ -394,6 +395,19 @@ static void assign_ids(struct usb_watch *w)
 	}
 }
 
+/* A removal of (part of) the device at syspath: see "Removal bursts"
+ * below. Only the first removal of each device of a burst extends the
+ * hold: a device's own uevents coming a little apart do not delay it. */
+static void removal(struct usb_watch *w, const char *syspath)
+{
+	w->changed = true;
+	if (w->hold_dev && strcmp(w->hold_dev, syspath) == 0)
+		return;
+	free(w->hold_dev);
+	w->hold_dev = strdup(syspath); /* NULL: the next removal extends, no harm */
+	w->removed = true;
+}
+
 /* Puts fresh record d in place of the one with its syspath (keeping its
  * ID: it never changes while the device stays); notes a change when it
  * differs. Takes d. Outside a scan, a new device gets its ID at once. */
@@ -409,7 +423,7 @@ static void store(struct usb_watch *w, struct usb_dev *d)
 			return;
 		}
 		if (old->bound && !d->bound)
-			w->removed = true; /* unlisted: a removal */
+			removal(w, d->syspath); /* unlisted */
 		dev_free(old);
 		w->devs[i] = d;
 	} else {
@@ -436,10 +450,9 @@ static void forget(struct usb_watch *w, const char *syspath)
 	char desc[400];
 	describe(w, d, desc, sizeof(desc));
 	log_info("usb device removed %s", desc);
+	removal(w, d->syspath);
 	dev_free(d);
 	w->devs[i] = w->devs[--w->n_devs];
-	w->changed = true;
-	w->removed = true;
 }
 
 static bool is_usb_device(struct udev_device *ud)
@@ -517,10 +530,11 @@ static int scan(struct usb_watch *w)
  * devices one after the other, a few milliseconds apart: told at once,
  * the kubelet would get one update per device and, between them, list as
  * Healthy devices that are already gone. So after a removal the change is
- * held while more removals keep coming (at most HOLD_QUIET_US apart), for
- * at most HOLD_MAX_US from the first, and then told once. A lone unplug
- * (its own uevents come within a millisecond) is told HOLD_QUIET_US after
- * its last uevent. Arrivals are told at once unless a hold is running. */
+ * held while removals of more devices keep coming (each at most
+ * HOLD_QUIET_US after the previous device's first), for at most
+ * HOLD_MAX_US from the first, and then told once. A lone unplug is told
+ * HOLD_QUIET_US after its first uevent. Arrivals are told at once unless a
+ * hold is running. */
 #define HOLD_QUIET_US 10000
 #define HOLD_MAX_US   50000
 
@@ -528,6 +542,8 @@ static void tell(struct usb_watch *w)
 {
 	w->hold_since_us = 0;
 	w->removed = false;
+	free(w->hold_dev);
+	w->hold_dev = NULL;
 	if (w->changed) {
 		w->changed = false;
 		w->cb(w->cb_data);
@@ -583,8 +599,7 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 			struct usb_dev *d = find_dev(w, sp, NULL);
 			if (d && d->bound) {
 				d->bound = false;
-				w->changed = true;
-				w->removed = true;
+				removal(w, sp);
 			}
 		} else /* add, bind, change */
 			refresh(w, sp, strcmp(action, "bind") == 0);
@@ -600,8 +615,7 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 		if (lose_node(d, node)) {
 			if (d->bound)
 				log_info("usb device port=%s lost node=%s", d->port, node);
-			w->changed = true;
-			w->removed = true;
+			removal(w, d->syspath);
 		}
 	} else if (!has_node(d, node)) {
 		/* A late child (its driver loaded after the device settled). */
@@ -867,6 +881,8 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	int64_t t0 = loop_now_us();
 	scan(w);
 	w->changed = w->removed = false;
+	free(w->hold_dev);
+	w->hold_dev = NULL;
 	log_info("usb enumeration devices=%zu ms=%.1f events=%s udev_db=%s", w->n_devs,
 		 (double)(loop_now_us() - t0) / 1000, usb_mode_name(w->mode),
 		 access("/run/udev/data", R_OK) == 0 ? "yes" : "no (sysfs attributes only)");
@@ -911,6 +927,7 @@ void usb_watch_free(struct usb_watch *w)
 	for (size_t i = 0; i < w->n_devs; i++)
 		dev_free(w->devs[i]);
 	free(w->devs);
+	free(w->hold_dev);
 	udev_unref(w->udev);
 	free(w);
 }
@@ -1256,6 +1273,7 @@ int usb_list(FILE *out, const struct config *cfg, struct usbids *ids)
 	for (size_t i = 0; i < w.n_devs; i++)
 		dev_free(w.devs[i]);
 	free(w.devs);
+	free(w.hold_dev);
 	udev_unref(w.udev);
 	return r;
 }
