@@ -953,24 +953,6 @@ static bool matches(const struct usb_dev *d, const struct cfg_usb *u)
 	return usbmatch_entry(u, &d->m);
 }
 
-/* Whether a group before g in cfg (resources in config order, then their
- * groups) has an entry matching d: then d is that group's, not g's. A g
- * that is not in cfg has no group before it. */
-static bool claimed_before(const struct config *cfg, const struct cfg_group *g,
-			   const struct usb_dev *d)
-{
-	bool claimed = false;
-	for (size_t r = 0; cfg && r < cfg->n_devices; r++)
-		for (size_t k = 0; k < cfg->devices[r].n_groups; k++) {
-			const struct cfg_group *x = &cfg->devices[r].groups[k];
-			if (x == g)
-				return claimed;
-			for (size_t e = 0; e < x->n_usb && !claimed; e++)
-				claimed = matches(d, &x->usb[e]);
-		}
-	return false;
-}
-
 static int cmp_port(const void *a, const void *b)
 {
 	const struct usb_dev *x = *(struct usb_dev *const *)a, *y = *(struct usb_dev *const *)b;
@@ -1154,7 +1136,7 @@ int usb_expand(const struct usb_watch *w, const struct config *cfg, const struct
 	 * it was chosen), are nobody's here */
 	for (size_t i = 0; i < w->n_devs; i++)
 		taken[i] = !w->devs[i]->bound || !w->devs[i]->m.id[0] ||
-			   claimed_before(cfg, g, w->devs[i]);
+			   usbmatch_claimed_before(cfg, g, &w->devs[i]->m);
 	size_t n = SIZE_MAX;
 	for (size_t e = 0; e < g->n_usb; e++) {
 		lists[e] = calloc(w->n_devs ? w->n_devs : 1, sizeof(**lists));

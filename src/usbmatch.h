@@ -52,6 +52,12 @@ struct usbmatch_dev {
  * path.Match globs (pathmatch.h), the dialect of paths. */
 bool usbmatch_entry(const struct cfg_usb *u, const struct usbmatch_dev *d);
 
+/* Whether an entry of a group before g in cfg (resources in config order,
+ * then their groups) matches d: then d is that group's, not g's (one
+ * device, one resource). False when g is not in cfg or cfg is NULL. */
+bool usbmatch_claimed_before(const struct config *cfg, const struct cfg_group *g,
+			     const struct usbmatch_dev *d);
+
 /* Copies s into buf with every byte outside [A-Za-z0-9._-] made '_',
  * cut to at most len - 1 bytes, then without the trailing '.', '-' and
  * '_' (an ID must end with a letter or digit). Returns the length, and

@@ -107,6 +107,38 @@ TEST(one_glob_dialect)
 	CHECK(usbmatch_entry(&u, &d));
 }
 
+/* One device, one resource: the first group in config order with a
+ * matching entry has it. */
+TEST(first_group_in_config_order_has_the_device)
+{
+	struct cfg_usb ftdi = entry(), vendor = entry(), ch340 = entry();
+	ftdi.vendor = 0x0403;
+	vendor.usb_class = 0xff;
+	ch340.vendor = 0x1a86;
+	struct cfg_group g_ftdi = {.usb = &ftdi, .n_usb = 1};
+	struct cfg_group g_vendor[2] = {{.usb = &ch340, .n_usb = 1}, {.usb = &vendor, .n_usb = 1}};
+	char n1[] = "ftdi", n2[] = "vendor";
+	struct cfg_device devs[2] = {{.name = n1, .groups = &g_ftdi, .n_groups = 1},
+				     {.name = n2, .groups = g_vendor, .n_groups = 2}};
+	struct config cfg = {.devices = devs, .n_devices = 2};
+	uint8_t ff = 0xff;
+	struct usbmatch_dev ft = dev(0x0403, 0x6001, "A50285BI", "1-1");
+	struct usbmatch_dev ch = dev(0x1a86, 0x7523, NULL, "1-2");
+	struct usbmatch_dev other = dev(0x10c4, 0xea60, "1", "1-3");
+	ft.if_class = ch.if_class = other.if_class = &ff;
+	ft.n_if = ch.n_if = other.n_if = 1;
+	CHECK(!usbmatch_claimed_before(&cfg, &g_ftdi, &ft)); /* the first has it */
+	CHECK(usbmatch_claimed_before(&cfg, &g_vendor[1], &ft));
+	/* within one resource too: group 0 before group 1 */
+	CHECK(!usbmatch_claimed_before(&cfg, &g_vendor[0], &ch));
+	CHECK(usbmatch_claimed_before(&cfg, &g_vendor[1], &ch));
+	CHECK(!usbmatch_claimed_before(&cfg, &g_vendor[1], &other));
+	/* a group of no config, or no config: nothing before it */
+	struct cfg_group stray = {.usb = &vendor, .n_usb = 1};
+	CHECK(!usbmatch_claimed_before(&cfg, &stray, &ft));
+	CHECK(!usbmatch_claimed_before(NULL, &g_vendor[1], &ft));
+}
+
 TEST(sanitize)
 {
 	char buf[USBMATCH_ID_MAX];
@@ -282,6 +314,7 @@ int main(void)
 {
 	RUN(matching);
 	RUN(one_glob_dialect);
+	RUN(first_group_in_config_order_has_the_device);
 	RUN(sanitize);
 	RUN(fnv1a64_reference_values);
 	RUN(lone_devices);
