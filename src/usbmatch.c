@@ -195,10 +195,26 @@ static void choose(struct usbmatch_dev *const *devs, size_t n, struct usbmatch_d
 		}
 }
 
+/* Whether the serial form of d would be its serial unchanged. */
+static bool plain_serial(const struct usbmatch_dev *d)
+{
+	char s[USBMATCH_ID_MAX];
+	bool lossy = true;
+	if (has_serial(d))
+		usbmatch_sanitize(d->serial, s, sizeof(s) - PREFIX_LEN, &lossy);
+	return !lossy;
+}
+
+/* The order devices seen together are named in: a serial that is its
+ * own ID first (so "AB_12_x" keeps its form whatever port "AB 12/x" is
+ * in), then by port. */
 static int by_port(const void *a, const void *b)
 {
 	const struct usbmatch_dev *x = *(struct usbmatch_dev *const *)a;
 	const struct usbmatch_dev *y = *(struct usbmatch_dev *const *)b;
+	bool px = plain_serial(x), py = plain_serial(y);
+	if (px != py)
+		return px ? -1 : 1;
 	return strverscmp(x->port ? x->port : "", y->port ? y->port : "");
 }
 

@@ -18,8 +18,10 @@
  *      as many IDs are held as devices are present), so an ID is always
  *      found and never shared.
  * Devices seen together (the enumeration at start) are given IDs in port
- * order (strverscmp: 1-1.2 before 1-1.10), so a restart with twins present
- * is deterministic: the twin at the lowest port keeps the serial form.
+ * order (strverscmp: 1-1.2 before 1-1.10), those whose serial is its own
+ * ID unchanged first, so a restart is deterministic: the twin at the
+ * lowest port keeps the serial form, and "AB_12_x" keeps it before
+ * "AB 12/x" wherever each is plugged.
  *
  * Every ID is at most USBMATCH_ID_MAX - 1 bytes of [A-Za-z0-9._-],
  * starts and ends with a letter or digit: a valid kubelet device ID, env

@@ -232,6 +232,7 @@ TEST(serials_that_sanitize_alike)
 	struct usbmatch_dev a = dev(0x0403, 0x6001, "AB 12/x", "1-1");
 	struct usbmatch_dev b = dev(0x0403, 0x6001, "AB_12_x", "1-2");
 	struct usbmatch_dev *set[] = {&a, &b};
+	usbmatch_assign(set, 1); /* a arrives first */
 	usbmatch_assign(set, 2);
 	CHECK_STR(a.id, "0403-6001-AB_12_x");
 	char want[64];
@@ -239,6 +240,14 @@ TEST(serials_that_sanitize_alike)
 		 (unsigned long long)usbmatch_fnv1a64("AB_12_x"));
 	CHECK_STR(b.id, want); /* not a twin: a form that follows it to any port */
 	CHECK(usbmatch_unique(set, 2));
+	/* seen together (a restart): the serial that is its own ID first,
+	 * whatever the ports */
+	struct usbmatch_dev e = dev(0x0403, 0x6001, "AB 12/x", "1-1");
+	struct usbmatch_dev f = dev(0x0403, 0x6001, "AB_12_x", "1-2");
+	struct usbmatch_dev *together[] = {&e, &f};
+	usbmatch_assign(together, 2);
+	CHECK_STR(f.id, "0403-6001-AB_12_x");
+	CHECK(strncmp(e.id, "0403-6001-AB_12_x-x", 19) == 0);
 	/* the other way round: whoever comes first keeps the plain form */
 	struct usbmatch_dev c = dev(0x0403, 0x6001, "AB_12_x", "1-1");
 	struct usbmatch_dev d = dev(0x0403, 0x6001, "AB 12/x", "1-2");
