@@ -353,7 +353,8 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 	const char *node = udev_device_get_devnode(ud);
 	char buf[64];
 	if (!node && d->busnum > 0 && d->devnum > 0) {
-		snprintf(buf, sizeof(buf), "/dev/bus/usb/%03d/%03d", d->busnum, d->devnum);
+		/* fits: dec_attr keeps both within 0..65535 */
+		(void)snprintf(buf, sizeof(buf), "/dev/bus/usb/%03d/%03d", d->busnum, d->devnum);
 		node = buf;
 	}
 	if (!node)
