@@ -212,11 +212,11 @@ static const char *group_kind(const struct cfg_group *g)
 }
 
 /* Expands group g of resource r now: what it provides, undecorated. */
-static int expand_group(struct daemon *d, const struct cfg_group *g, size_t gi,
+static int expand_group(struct daemon *d, const char *name, const struct cfg_group *g, size_t gi,
 			struct dev_instance **insts, size_t *n)
 {
 	if (g->n_usb)
-		return usb_expand(d->usb, d->cur, g, gi, insts, n);
+		return usb_expand(d->usb, d->cur, name, g, gi, insts, n);
 	if (g->virt)
 		return virtual_expand(g, d->cfg->node_name, insts, n);
 	if (g->dev_name)
@@ -240,7 +240,7 @@ static void scan_groups(struct daemon *d, bool usb)
 				continue;
 			struct dev_instance *insts = NULL;
 			size_t n = 0;
-			int e = expand_group(d, grp, g, &insts, &n);
+			int e = expand_group(d, d->res[r]->name, grp, g, &insts, &n);
 			if (e == 0 && (grp->n_env || grp->n_annotations) &&
 			    (e = decorate(insts, n, grp)) < 0)
 				dev_instances_free(insts, n); /* expand frees on its errors */

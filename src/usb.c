@@ -1118,8 +1118,8 @@ static int build_instance(struct dev_instance *inst, const struct cfg_group *g, 
 	return r;
 }
 
-int usb_expand(const struct usb_watch *w, const struct config *cfg, const struct cfg_group *g,
-	       size_t gi, struct dev_instance **out, size_t *n_out)
+int usb_expand(const struct usb_watch *w, const struct config *cfg, const char *name,
+	       const struct cfg_group *g, size_t gi, struct dev_instance **out, size_t *n_out)
 {
 	*out = NULL;
 	*n_out = 0;
@@ -1137,7 +1137,7 @@ int usb_expand(const struct usb_watch *w, const struct config *cfg, const struct
 	 * it was chosen), are nobody's here */
 	for (size_t i = 0; i < w->n_devs; i++)
 		taken[i] = !w->devs[i]->bound || !w->devs[i]->m.id[0] ||
-			   usbmatch_claimed_before(cfg, g, &w->devs[i]->m);
+			   usbmatch_claimed_before(cfg, name, gi, &w->devs[i]->m);
 	size_t n = SIZE_MAX;
 	for (size_t e = 0; e < g->n_usb; e++) {
 		lists[e] = calloc(w->n_devs ? w->n_devs : 1, sizeof(**lists));

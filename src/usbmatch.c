@@ -35,14 +35,14 @@ bool usbmatch_entry(const struct cfg_usb *u, const struct usbmatch_dev *d)
 	return true;
 }
 
-bool usbmatch_claimed_before(const struct config *cfg, const struct cfg_group *g,
+bool usbmatch_claimed_before(const struct config *cfg, const char *name, size_t gi,
 			     const struct usbmatch_dev *d)
 {
 	bool claimed = false;
-	for (size_t r = 0; cfg && r < cfg->n_devices; r++)
+	for (size_t r = 0; cfg && name && r < cfg->n_devices; r++)
 		for (size_t k = 0; k < cfg->devices[r].n_groups; k++) {
 			const struct cfg_group *x = &cfg->devices[r].groups[k];
-			if (x == g)
+			if (k == gi && strcmp(cfg->devices[r].name, name) == 0)
 				return claimed;
 			for (size_t e = 0; e < x->n_usb && !claimed; e++)
 				claimed = usbmatch_entry(&x->usb[e], d);

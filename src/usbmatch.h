@@ -54,10 +54,13 @@ struct usbmatch_dev {
  * path.Match globs (pathmatch.h), the dialect of paths. */
 bool usbmatch_entry(const struct cfg_usb *u, const struct usbmatch_dev *d);
 
-/* Whether an entry of a group before g in cfg (resources in config order,
- * then their groups) matches d: then d is that group's, not g's (one
- * device, one resource). False when g is not in cfg or cfg is NULL. */
-bool usbmatch_claimed_before(const struct config *cfg, const struct cfg_group *g,
+/* Whether an entry of a group before group gi of the resource called name
+ * in cfg (resources in config order, then their groups) matches d: then d
+ * is that group's, not this one's (one device, one resource). Groups are
+ * found by resource name and index, so cfg may be another copy of the
+ * configuration than the one the caller's groups live in. False when the
+ * group is not in cfg, or cfg or name is NULL. */
+bool usbmatch_claimed_before(const struct config *cfg, const char *name, size_t gi,
 			     const struct usbmatch_dev *d);
 
 /* Copies s into buf with every byte outside [A-Za-z0-9._-] made '_',

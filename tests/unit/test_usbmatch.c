@@ -127,16 +127,16 @@ TEST(first_group_in_config_order_has_the_device)
 	struct usbmatch_dev other = dev(0x10c4, 0xea60, "1", "1-3");
 	ft.if_class = ch.if_class = other.if_class = &ff;
 	ft.n_if = ch.n_if = other.n_if = 1;
-	CHECK(!usbmatch_claimed_before(&cfg, &g_ftdi, &ft)); /* the first has it */
-	CHECK(usbmatch_claimed_before(&cfg, &g_vendor[1], &ft));
+	CHECK(!usbmatch_claimed_before(&cfg, "ftdi", 0, &ft)); /* the first has it */
+	CHECK(usbmatch_claimed_before(&cfg, "vendor", 1, &ft));
 	/* within one resource too: group 0 before group 1 */
-	CHECK(!usbmatch_claimed_before(&cfg, &g_vendor[0], &ch));
-	CHECK(usbmatch_claimed_before(&cfg, &g_vendor[1], &ch));
-	CHECK(!usbmatch_claimed_before(&cfg, &g_vendor[1], &other));
-	/* a group of no config, or no config: nothing before it */
-	struct cfg_group stray = {.usb = &vendor, .n_usb = 1};
-	CHECK(!usbmatch_claimed_before(&cfg, &stray, &ft));
-	CHECK(!usbmatch_claimed_before(NULL, &g_vendor[1], &ft));
+	CHECK(!usbmatch_claimed_before(&cfg, "vendor", 0, &ch));
+	CHECK(usbmatch_claimed_before(&cfg, "vendor", 1, &ch));
+	CHECK(!usbmatch_claimed_before(&cfg, "vendor", 1, &other));
+	/* a group of no resource of cfg, or no config: nothing before it */
+	CHECK(!usbmatch_claimed_before(&cfg, "stray", 0, &ft));
+	CHECK(!usbmatch_claimed_before(&cfg, "vendor", 2, &ft));
+	CHECK(!usbmatch_claimed_before(NULL, "vendor", 1, &ft));
 }
 
 TEST(sanitize)
