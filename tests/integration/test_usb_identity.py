@@ -152,7 +152,7 @@ def test_long_serials_with_spaces_slashes_and_utf8(raw_world, kubelet, run_plugi
     s2 = s1[:-1] + "Z"
     assert len(s1) == len(s2) == 126
     a = raw_world.present_at_start(uw.ft232r(port="1-1", serial=s1))
-    starter(raw_world, run_plugin)(res("ftdi", FT232R))
+    plugin = starter(raw_world, run_plugin)(res("ftdi", FT232R))
     pl = kubelet.wait_plugin("example.com/ftdi")
     devs = pl.stream.wait(lambda d: len(d) == 1)
     b = raw_world.plug(uw.ft232r(port="1-2", serial=s2))
@@ -162,7 +162,7 @@ def test_long_serials_with_spaces_slashes_and_utf8(raw_world, kubelet, run_plugi
         c = pl.allocate([i]).container_responses[0]
         got = sorted(d.host_path for d in c.devices)
         dev = a if got == own_nodes(a) else b
-        assert got == own_nodes(dev)
+        assert got == own_nodes(dev), plugin.log()[-6000:]
         assert c.envs["USBDP_FTDI_0_SERIAL"] == dev.serial, "the raw serial, whole"
 
 
