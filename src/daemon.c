@@ -185,7 +185,7 @@ static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
 	for (size_t r = 0; r < d->n_res; r++)
-		scan_resource(d->res[r], usb, d->usb, d->cfg->node_name, now);
+		scan_resource(d->res[r], usb, d->usb, current(d), d->cfg->node_name, now);
 }
 
 static void on_rescan(struct loop *loop, void *data)
