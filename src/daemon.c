@@ -256,7 +256,7 @@ static int start_usb(struct daemon *d)
 		log_debug("usb names from=%s", usbids_path(d->ids));
 	else
 		log_info("no usb.ids database found: devices are logged without names");
-	d->usb = usb_watch_new(d->loop, d->ids, d->metrics, on_usb_changed, d);
+	d->usb = usb_watch_new(d->loop, d->dw, d->ids, d->metrics, on_usb_changed, d);
 	if (!d->usb)
 		return -errno;
 	scan_groups(d, true);

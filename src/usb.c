@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "usbids.h"
@@ -70,7 +71,7 @@ struct usb_watch {
 	libusb_context *usb;
 	libusb_hotplug_callback_handle hotplug;
 	bool hotplug_ok;
-	int ino_fd; /* /dev/bus/usb, the safety net */
+	struct dirwatch *dw; /* /dev/bus/usb, the safety net (borrowed; may be NULL) */
 	bool changed;
 	unsigned settle_retries;
 	int64_t last_monitor_event_us;
@@ -758,27 +759,39 @@ static void libusb_setup(struct usb_watch *w)
 
 static void on_scan_timer(struct loop *loop, void *data);
 
+static void on_bus_event(void *data, const char *dir, const char *name, uint32_t mask);
+
+#define BUS_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM)
+
+/* Watches /dev/bus/usb and each bus directory in it, or, until it exists,
+ * the deepest of its parents that does. */
 static void watch_bus_dirs(struct usb_watch *w)
 {
 	static const char *const chain[] = {"/dev/bus/usb", "/dev/bus", "/dev"};
-	for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]); i++) {
-		if (inotify_add_watch(w->ino_fd, chain[i],
-				      IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
-					  IN_ONLYDIR) >= 0) {
-			if (i == 0) {
-				/* and each bus directory in it */
-				char path[64];
-				for (int b = 1; b < 128; b++) {
-					snprintf(path, sizeof(path), "/dev/bus/usb/%03d", b);
-					if (access(path, F_OK) == 0)
-						inotify_add_watch(w->ino_fd, path,
-								  IN_CREATE | IN_DELETE |
-								      IN_ONLYDIR);
-				}
-			}
-			return;
+	char *dirs[129];
+	char paths[128][32];
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]) && !n; i++) {
+		if (access(chain[i], F_OK) != 0)
+			continue;
+		dirs[n++] = (char *)chain[i];
+		for (int b = 1; i == 0 && b < 128; b++) { /* and each bus directory */
+			snprintf(paths[b], sizeof(paths[b]), "/dev/bus/usb/%03d", b);
+			if (access(paths[b], F_OK) == 0)
+				dirs[n++] = paths[b];
 		}
 	}
+	int err;
+	const char *err_dir;
+	dirwatch_sync(w->dw, dirs, n, BUS_EVENTS, on_bus_event, w, &err, &err_dir);
+	if (err)
+		log_warn("usb: cannot watch dir=%s err=\"%s\"", err_dir, strerror(-err));
+}
+
+static void on_rewatch(struct loop *loop, void *data)
+{
+	(void)loop;
+	watch_bus_dirs(data);
 }
 
 static bool any_unsettled(const struct usb_watch *w)
@@ -815,34 +828,33 @@ static void on_scan_timer(struct loop *loop, void *data)
 	notify(w);
 }
 
-static void on_bus_event(struct loop *loop, int fd, uint32_t events, void *data)
+static void on_bus_event(void *data, const char *dir, const char *name, uint32_t mask)
 {
-	(void)events;
+	(void)dir;
+	(void)name;
 	struct usb_watch *w = data;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev = (const struct inotify_event *)p;
-			metrics_hotplug(w->metrics, HP_INOTIFY,
-					ev->mask & (IN_CREATE | IN_MOVED_TO)	 ? HP_ADD
-					: ev->mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
-										 : HP_OTHER);
-			p += sizeof(*ev) + ev->len;
-		}
-	watch_bus_dirs(w); /* a new bus directory, or /dev/bus/usb itself */
+	struct loop *loop = w->loop;
+	metrics_hotplug(w->metrics, HP_INOTIFY,
+			mask & (IN_CREATE | IN_MOVED_TO)     ? HP_ADD
+			: mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
+							     : HP_OTHER);
+	/* A new bus directory, or /dev/bus/usb itself: watched again once
+	 * the burst of events is read (the timer coalesces them). */
+	if (loop_timer_set(loop, loop_now_us(), on_rewatch, w) < 0)
+		log_error("usb: cannot schedule a watch update: out of memory");
 	int64_t delay = w->mode == USB_MODE_INOTIFY ? 2000 : MONITOR_GRACE_US;
 	int64_t at = loop_now_us() + delay;
 	/* in inotify mode an earlier (reconcile) deadline is brought forward */
-	if (!loop_timer_armed(loop, on_scan_timer, w) || w->mode == USB_MODE_INOTIFY)
-		loop_timer_set(loop, at, on_scan_timer, w);
+	if ((!loop_timer_armed(loop, on_scan_timer, w) || w->mode == USB_MODE_INOTIFY) &&
+	    loop_timer_set(loop, at, on_scan_timer, w) < 0)
+		log_error("usb: cannot schedule a rescan: out of memory");
 	w->settle_retries = 0;
 }
 
 /* ---- setup ---- */
 
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
-				usb_changed_cb cb, void *data)
+struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct usbids *ids,
+				struct metrics *m, usb_changed_cb cb, void *data)
 {
 	struct usb_watch *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -852,7 +864,8 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	w->metrics = m;
 	w->cb = cb;
 	w->cb_data = data;
-	w->mon_fd = w->ino_fd = -1;
+	w->mon_fd = -1;
+	w->dw = dw;
 	w->udev = udev_new();
 	if (!w->udev) {
 		free(w);
@@ -891,11 +904,8 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	/* Enumeration churns through thousands of small libudev objects: give
 	 * the freed heap back instead of keeping the peak for ever. */
 	malloc_trim(0);
-	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w->ino_fd >= 0) {
+	if (w->dw)
 		watch_bus_dirs(w);
-		loop_add_fd(loop, w->ino_fd, EPOLLIN, on_bus_event, w);
-	}
 	if (w->mode == USB_MODE_INOTIFY)
 		loop_timer_set(loop, loop_now_us() + RECONCILE_US, on_scan_timer, w);
 	return w;
@@ -921,10 +931,9 @@ void usb_watch_free(struct usb_watch *w)
 		loop_del_fd(w->loop, w->mon_fd);
 		udev_monitor_unref(w->mon);
 	}
-	if (w->ino_fd >= 0) {
-		loop_del_fd(w->loop, w->ino_fd);
-		close(w->ino_fd);
-	}
+	loop_timer_cancel(w->loop, on_rewatch, w);
+	if (w->dw) /* ends every subscription of ours */
+		dirwatch_sync(w->dw, NULL, 0, 0, on_bus_event, w, &(int){0}, &(const char *){NULL});
 	for (size_t i = 0; i < w->n_devs; i++)
 		dev_free(w->devs[i]);
 	free(w->devs);

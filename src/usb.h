@@ -39,8 +39,10 @@ typedef void (*usb_changed_cb)(void *data);
  * names devices in logs. NULL with errno set on failure. */
 struct metrics;
 /* m (borrowed, may be NULL) counts the events. */
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
-				usb_changed_cb cb, void *data);
+struct dirwatch;
+/* dw (borrowed, may be NULL: no safety net) watches /dev/bus/usb. */
+struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct usbids *ids,
+				struct metrics *m, usb_changed_cb cb, void *data);
 void usb_watch_free(struct usb_watch *w);
 
 const char *usb_mode_name(enum usb_mode mode);
