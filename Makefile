@@ -8,7 +8,7 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2 libcurl
 CC       ?= cc
 # C++ only for src/gore.cc, the shim over RE2's C++ API.
 CXX      ?= g++
@@ -21,7 +21,8 @@ LDLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 SRC       := $(wildcard src/*.c src/*.cc)
-GEN       := build/gen/deviceplugin.pb-c.c
+GEN       := build/gen/deviceplugin.pb-c.c build/gen/podresources.pb-c.c
+GENH      := $(GEN:.c=.h)
 LIBSRC    := $(filter-out src/main.c,$(SRC)) $(GEN)
 objs       = $(patsubst %,$(1)/%.o,$(basename $(notdir $(2))))
 OBJ       := $(call objs,build/obj,$(SRC) $(GEN))
@@ -42,16 +43,16 @@ setup-test:
 
 # The messages only: gRPC core carries the bytes, and protoc-c's service
 # stubs would name a member after the C keyword "register".
-build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h: proto/deviceplugin.proto
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p build/gen
-	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/deviceplugin.proto
-	protoc-c --c_out=build/gen -Ibuild/gen build/gen/deviceplugin.proto
+	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/$*.proto
+	protoc-c --c_out=build/gen -Ibuild/gen build/gen/$*.proto
 
-build/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/obj/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/obj
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-build/san/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/san/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
@@ -73,7 +74,7 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Keep the test objects: no "rm" after the test summary, faster rebuilds.
-.PRECIOUS: build/san/%.o build/obj/%.o
+.PRECIOUS: build/san/%.o build/obj/%.o $(GEN) $(GENH)
 
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
