@@ -264,3 +264,26 @@ def test_without_api_server_env_the_plugin_refuses_to_start(devdir, start_raw, p
                    devdir.p("ttyUSB*"), "--evict-after", "1m"], env=env)
     assert p.proc.wait(10 * SLOW) == 1
     assert re.search(r"--evict-after cannot work: .*KUBERNETES_SERVICE_HOST", p.log())
+
+
+def test_stop_while_the_api_server_hangs_is_prompt(devdir, kubelet, run_plugin, world):
+    """SIGTERM while a request to the API server hangs: the request is
+    aborted, the plugin exits 0 within a couple of seconds, not after the
+    client's 10 s timeout."""
+    api, podres = world
+    devdir.add("ttyUSB0")
+    (id0,) = ids(devdir, "ttyUSB0")
+    podres.hold("default", "stuck", RES, id0)
+    api.add_pod("default", "stuck", "uid-s", NODE)
+    api.hang = ("GET", "pod", threading.Event())
+    plugin = start(run_plugin, devdir, world)
+    pl = kubelet.wait_plugin(RES)
+    pl.stream.wait(lambda d: d == {id0: "Healthy"})
+    devdir.remove("ttyUSB0")
+    api.wait(lambda: len(api.of("GET", "pod")) == 1, 10, "the GET of the Pod (that hangs)")
+    t0 = time.monotonic()
+    assert plugin.stop() == 0
+    took = time.monotonic() - t0
+    print("\nstop with a request hanging: %.2fs" % took)
+    assert took < 3 * SLOW
+    assert api.evictions() == []
