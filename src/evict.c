@@ -483,8 +483,10 @@ static void on_due(struct loop *loop, void *data)
 		struct task *t = calloc(1, sizeof(*t));
 		if (!d || !t || !(d->resource = strdup(w->resource)) || !(d->id = strdup(w->id)) ||
 		    !(d->why = strdup(w->why))) {
-			log_error("evict: out of memory: resource=%s device=%s not acted on",
-				  w->resource, w->id);
+			log_error("evict: out of memory: resource=%s device=%s not acted on; "
+				  "trying again after another %.1fs",
+				  w->resource, w->id, (double)e->after_ms / 1000);
+			w->since_us = now; /* not a timer firing at once, again and again */
 			if (d)
 				atomic_store(&d->refs, 1);
 			decision_unref(d);

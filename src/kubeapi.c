@@ -170,6 +170,7 @@ static void set_options(struct kubeapi *k, const char *url, const char *method, 
 	curl_easy_setopt(c, CURLOPT_CAINFO, k->ca_file);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* not the loop's signals: a thread */
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)KUBEAPI_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)KUBEAPI_TIMEOUT_MS);

@@ -287,3 +287,30 @@ def test_stop_while_the_api_server_hangs_is_prompt(devdir, kubelet, run_plugin, 
     print("\nstop with a request hanging: %.2fs" % took)
     assert took < 3 * SLOW
     assert api.evictions() == []
+
+
+def test_kubelet_pod_resources_down_is_retried(devdir, kubelet, run_plugin, world):
+    """No PodResources socket at the deadline (a kubelet restarting): the
+    List is retried with backoff, one warning, and the Pod is evicted once
+    the kubelet answers."""
+    api, podres = world
+    podres.stop()
+    if os.path.exists(podres.path):
+        os.unlink(podres.path)
+    devdir.add("ttyUSB0")
+    (id0,) = ids(devdir, "ttyUSB0")
+    api.add_pod("default", "late", "uid-l", NODE)
+    plugin = start(run_plugin, devdir, world)
+    pl = kubelet.wait_plugin(RES)
+    pl.stream.wait(lambda d: d == {id0: "Healthy"})
+    devdir.remove("ttyUSB0")
+    plugin.wait_log(r"level=warn evict: PodResources List failed resource=%s device=%s" %
+                    (RES, id0), timeout=10)
+    back = PodResources(podres.path)
+    try:
+        back.hold("default", "late", RES, id0)
+        plugin.wait_log(r"evict: pod=default/late .* evicted", timeout=20)
+    finally:
+        back.stop()
+    assert api.evictions() == [("default", "late")]
+    assert len(re.findall(r"level=warn evict: PodResources List failed", plugin.log())) == 1
