@@ -8,7 +8,7 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2 libcurl
 PKG_CONFIG ?= pkg-config
 CC       ?= cc
 # C++ only for src/gore.cc, the shim over RE2's C++ API.
@@ -22,7 +22,8 @@ LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 SRC       := $(wildcard src/*.c src/*.cc)
-GEN       := build/gen/deviceplugin.pb-c.c
+GEN       := build/gen/deviceplugin.pb-c.c build/gen/podresources.pb-c.c
+GENH      := $(GEN:.c=.h)
 LIBSRC    := $(filter-out src/main.c,$(SRC)) $(GEN)
 objs       = $(patsubst %,$(1)/%.o,$(basename $(notdir $(2))))
 OBJ       := $(call objs,build/obj,$(SRC) $(GEN))
@@ -44,17 +45,18 @@ setup-test:
 
 # The messages only: gRPC core carries the bytes, and protoc-c's service
 # stubs would name a member after the C keyword "register". One run makes
-# both files (a grouped target: make -j runs protoc-c once).
-build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h &: proto/deviceplugin.proto
+# both files (a pattern rule's targets are made together: make -j runs
+# protoc-c once per proto).
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p build/gen
-	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/deviceplugin.proto
-	protoc-c --c_out=build/gen -Ibuild/gen build/gen/deviceplugin.proto
+	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/$*.proto
+	protoc-c --c_out=build/gen -Ibuild/gen build/gen/$*.proto
 
-build/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/obj/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/obj
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-build/san/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/san/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
@@ -76,7 +78,7 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Keep the test objects: no "rm" after the test summary, faster rebuilds.
-.PRECIOUS: build/san/%.o build/obj/%.o
+.PRECIOUS: build/san/%.o build/obj/%.o $(GEN) $(GENH)
 
 # The binary the image ships, for any architecture: scripts/release.sh ARCH
 # sets CC (a cross compiler with --sysroot), PKG_CONFIG_LIBDIR/SYSROOT_DIR,
@@ -104,7 +106,7 @@ REL_OBJ     := $(call objs,$(RELEASE_DIR)/obj,$(SRC) $(GEN))
 REL_CXXFLAGS = -std=c++17 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc \
                $(shell $(PKG_CONFIG) --cflags re2) $(REL_CFLAGS)
 
-$(RELEASE_DIR)/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION Makefile
+$(RELEASE_DIR)/obj/%.o: %.c $(GENH) VERSION Makefile
 	@mkdir -p $(@D)
 	$(CC) $(REL_FLAGS) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
 

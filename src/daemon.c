@@ -22,6 +22,7 @@
 #include "cdi.h"
 #include "derived.h"
 #include "dirwatch.h"
+#include "evict.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -67,6 +68,7 @@ struct daemon {
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
 	struct features *features;
 	struct once *warned; /* shared-node warnings given */
+	struct evict *evict; /* NULL unless --evict-after */
 	int sig_fd;
 	bool stopping; /* resources are being let go: no scans, no reloads */
 	bool rescan, usb_dirty;
@@ -298,7 +300,13 @@ static bool publish(struct daemon *d)
 	bool any = false;
 	int64_t next = 0;
 	for (size_t r = 0; r < d->n_res; r++) {
-		any |= resource_publish(d->res[r]);
+		bool changed = resource_publish(d->res[r]);
+		any |= changed;
+		if (changed && d->evict) {
+			struct snapshot *s = table_snapshot(resource_table(d->res[r]));
+			evict_observe(d->evict, resource_full_name(d->res[r]), s, loop_now_us());
+			snapshot_unref(s);
+		}
 		int64_t at = table_next_expiry(resource_table(d->res[r]));
 		if (at && (!next || at < next))
 			next = at;
@@ -534,6 +542,17 @@ static int setup_signals(struct daemon *d)
 	return loop_add_fd(d->loop, d->sig_fd, EPOLLIN, on_signal, d);
 }
 
+static int start_evict(struct daemon *d)
+{
+	char why[512];
+	struct evict_settings s = {d->cfg->evict_after_ms, d->cfg->pod_resources_socket,
+				   d->cfg->sa_dir, d->cfg->node_name};
+	if ((d->evict = evict_new(d->loop, d->metrics, &s, why, sizeof(why))))
+		return 0;
+	log_error("--evict-after cannot work: %s", why);
+	return -errno;
+}
+
 static int setup(struct daemon *d)
 {
 	int e;
@@ -593,6 +612,8 @@ static int setup(struct daemon *d)
 	for (size_t r = 0; r < d->n_res; r++)
 		if ((e = resource_start_server(d->res[r])) < 0)
 			return e;
+	if (d->cfg->evict_after_ms && (e = start_evict(d)) < 0)
+		return e;
 	publish(d);
 	/* Without its HTTP endpoint the plugin still does its main job: the
 	 * failure is logged (and the probes will say so). */
@@ -628,7 +649,8 @@ static void stop_resources(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
-	http_stop(d->http); /* first: it reads the metrics */
+	http_stop(d->http);   /* first: it reads the metrics */
+	evict_free(d->evict); /* its worker may be in a request: aborted */
 	if (d->loop)
 		stop_resources(d);
 	/* Drains the completion queue: the last callbacks run here, and so do
