@@ -205,6 +205,35 @@ static void arm_rescan(struct daemon *d, int64_t at)
 	}
 }
 
+#define DEGRADED_POLL_US 1000000
+
+static void on_degraded_poll(struct loop *loop, void *data);
+
+/* Without inotify (a kernel limit): a rescan and a look at the plugin
+ * directory every second, for as long as it lasts; said on /healthz. */
+static void check_degraded(struct daemon *d)
+{
+	const char *why = dirwatch_degraded(d->dw);
+	metrics_set_degraded(d->metrics, why);
+	if (!why)
+		loop_timer_cancel(d->loop, on_degraded_poll, d);
+	else if (!loop_timer_armed(d->loop, on_degraded_poll, d) &&
+		 loop_timer_set(d->loop, loop_now_us() + DEGRADED_POLL_US, on_degraded_poll, d) < 0)
+		log_error("no fallback polling: out of memory");
+}
+
+static void on_degraded_poll(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	d->rescan = true; /* also tries the watches again */
+	bool lost = false;
+	for (size_t r = 0; r < d->n_res && d->rpc; r++)
+		lost |= !resource_socket_ok(d->res[r]);
+	plugindir_poll(d->pd, lost);
+	check_degraded(d);
+}
+
 static void scan_paths(struct daemon *d)
 {
 	size_t n_derived = 0;
@@ -214,6 +243,7 @@ static void scan_paths(struct daemon *d)
 	scan_groups(d, false);
 	if (update_watches(d)) /* once more, for what came before the watch */
 		arm_rescan(d, loop_now_us());
+	check_degraded(d);
 }
 
 static void on_dev_event(void *data, const char *dir, const char *name, uint32_t mask)

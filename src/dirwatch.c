@@ -26,9 +26,11 @@ struct watch {
 
 struct dirwatch {
 	struct loop *loop;
-	int fd;
+	int fd; /* -1 while no inotify instance could be had */
 	struct watch *watches;
 	size_t n;
+	int limit;	 /* 0, or -EMFILE / -ENOSPC: a kernel limit stands in the way */
+	const char *why; /* what it means, for logs and /healthz */
 };
 
 /* Events every owner gets whatever it asked for. */
@@ -36,22 +38,60 @@ struct dirwatch {
 
 static void on_event(struct loop *loop, int fd, uint32_t events, void *data);
 
+/* A kernel limit was hit (or lifted: e == 0); said once per change. */
+static void set_limit(struct dirwatch *w, int e)
+{
+	if (e == w->limit)
+		return;
+	w->limit = e;
+	w->why = e == -EMFILE	? "no inotify instance: the per-user limit "
+				  "fs.inotify.max_user_instances is reached"
+		 : e == -ENOSPC ? "inotify watches refused: the per-user limit "
+				  "fs.inotify.max_user_watches is reached"
+				: NULL;
+	if (w->why)
+		log_error("%s: changes are found by rescanning every second instead of at once; "
+			  "raise the limit (sysctl) or stop what holds the instances",
+			  w->why);
+	else
+		log_info("inotify works again: changes are seen at once");
+}
+
+/* Gets an inotify instance if there is none; 0 or negative errno. */
+static int instance(struct dirwatch *w)
+{
+	if (w->fd >= 0)
+		return 0;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+		if (e == -EMFILE || e == -ENFILE)
+			set_limit(w, -EMFILE);
+		return e;
+	}
+	int e = loop_add_fd(w->loop, fd, EPOLLIN, on_event, w);
+	if (e < 0) {
+		close(fd);
+		return e;
+	}
+	w->fd = fd;
+	return 0;
+}
+
 struct dirwatch *dirwatch_new(struct loop *loop)
 {
 	struct dirwatch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
 	w->loop = loop;
-	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int e = w->fd < 0 ? -errno : loop_add_fd(loop, w->fd, EPOLLIN, on_event, w);
-	if (e < 0) {
-		if (w->fd >= 0)
-			close(w->fd);
-		free(w);
-		errno = -e;
-		return NULL;
-	}
+	w->fd = -1;
+	(void)instance(w); /* without one it works degraded, and says so */
 	return w;
+}
+
+const char *dirwatch_degraded(const struct dirwatch *w)
+{
+	return w ? w->why : NULL;
 }
 
 static void watch_clear(struct watch *wt)
@@ -65,11 +105,13 @@ void dirwatch_free(struct dirwatch *w)
 {
 	if (!w)
 		return;
-	loop_del_fd(w->loop, w->fd);
+	if (w->fd >= 0) {
+		loop_del_fd(w->loop, w->fd);
+		close(w->fd);
+	}
 	for (size_t i = 0; i < w->n; i++)
 		watch_clear(&w->watches[i]);
 	free(w->watches);
-	close(w->fd);
 	free(w);
 }
 
@@ -126,11 +168,18 @@ int dirwatch_add(struct dirwatch *w, const char *dir, uint32_t mask, dirwatch_cb
 		(void)inotify_add_watch(w->fd, dir, union_mask(wt));
 		return 0;
 	}
+	int e = instance(w);
+	if (e < 0)
+		return e;
 	/* The mask is first added to what the inode's watch has, if any: the
 	 * same directory may be reached through another name. */
 	int wd = inotify_add_watch(w->fd, dir, mask | IN_ONLYDIR | IN_MASK_ADD);
-	if (wd < 0)
-		return -errno;
+	if (wd < 0) {
+		e = -errno;
+		if (e == -ENOSPC)
+			set_limit(w, -ENOSPC);
+		return e;
+	}
 	char *copy = strdup(dir);
 	wt = find_wd(w, wd);
 	if (!wt && copy) {
@@ -200,6 +249,7 @@ size_t dirwatch_sync(struct dirwatch *w, char *const *dirs, size_t n, uint32_t m
 			}
 	}
 	size_t added = 0;
+	bool refused = false;
 	for (size_t j = 0; j < n; j++) {
 		size_t k;
 		if (find_sub(w, dirs[j], cb, data, &k))
@@ -208,11 +258,18 @@ size_t dirwatch_sync(struct dirwatch *w, char *const *dirs, size_t n, uint32_t m
 		if (e > 0) {
 			log_debug("watch dir=%s", dirs[j]);
 			added++;
-		} else if (e < 0 && !*err) {
-			*err = e;
-			*err_dir = dirs[j];
+		} else if (e < 0) {
+			refused |= e == -ENOSPC || e == -EMFILE;
+			if (!*err) {
+				*err = e;
+				*err_dir = dirs[j];
+			}
 		}
 	}
+	/* Everything this owner wants is watched: a limit hit before is
+	 * lifted as far as it is concerned (a retry found room). */
+	if (!refused && w->limit && w->fd >= 0 && added)
+		set_limit(w, 0);
 	return added;
 }
 

@@ -7,6 +7,7 @@
 #ifndef UDP_DIRWATCH_H
 #define UDP_DIRWATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,9 +22,16 @@ struct dirwatch;
  * and IN_Q_OVERFLOW (events were lost; dir is NULL; once per owner). */
 typedef void (*dirwatch_cb)(void *data, const char *dir, const char *name, uint32_t mask);
 
-/* A new inotify instance, drained on loop; NULL with errno set (EMFILE:
- * the per-user instance limit). */
+/* A watcher drained on loop; NULL on ENOMEM. Without an inotify instance
+ * (the per-user limit reached) it still works degraded: every add fails
+ * and tries to get one again, so a lifted limit is noticed. */
 struct dirwatch *dirwatch_new(struct loop *loop);
+
+/* NULL while every watch asked for could be made; else why not (a kernel
+ * limit on instances or watches), for logs and /healthz. The owners must
+ * then find changes by rescanning. Said once at level error when it
+ * starts, once at info when it ends. */
+const char *dirwatch_degraded(const struct dirwatch *w);
 void dirwatch_free(struct dirwatch *w); /* NULL is a no-op */
 
 /* Subscribes (cb, data) to dir's events in mask (IN_* flags). 1 when the

@@ -31,6 +31,9 @@ struct metrics {
 	_Atomic uint64_t buckets[METRICS_N_BUCKETS]; /* cumulative on render, not here */
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t lat_sum_ns;
+	/* why events are found by rescanning instead (a static string), or
+	 * NULL; under mu */
+	const char *degraded;
 };
 
 struct metrics *metrics_new(void)
@@ -307,6 +310,14 @@ char *metrics_render(struct metrics *m, size_t *len)
 	    "usbdp_event_to_stream_seconds_sum %.9f\nusbdp_event_to_stream_seconds_count %llu\n",
 	    (unsigned long long)count, (double)LOAD(m->lat_sum_ns) / 1e9,
 	    (unsigned long long)count);
+	pthread_mutex_lock(&m->mu);
+	const char *degraded = m->degraded;
+	pthread_mutex_unlock(&m->mu);
+	put(&b,
+	    "# HELP usbdp_degraded 1 while changes are found by periodic rescans because a "
+	    "kernel limit (inotify) stands in the way.\n# TYPE usbdp_degraded gauge\n"
+	    "usbdp_degraded %d\n",
+	    degraded != NULL);
 	long pages = 0, rss = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -319,6 +330,13 @@ char *metrics_render(struct metrics *m, size_t *len)
 	    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
 	    rss * sysconf(_SC_PAGESIZE));
 	return buf_finish(&b, len);
+}
+
+void metrics_set_degraded(struct metrics *m, const char *why)
+{
+	pthread_mutex_lock(&m->mu);
+	m->degraded = why;
+	pthread_mutex_unlock(&m->mu);
 }
 
 char *metrics_health(struct metrics *m, bool *ready)
@@ -338,8 +356,12 @@ char *metrics_health(struct metrics *m, bool *ready)
 			*ready = false;
 		}
 	}
+	const char *degraded = m->degraded;
 	pthread_mutex_unlock(&m->mu);
 	if (*ready)
 		put(&b, "ok\n");
+	/* Still ready: the plugin works, only later; a restart cannot help. */
+	if (degraded)
+		put(&b, "degraded: %s\n", degraded);
 	return buf_finish(&b, NULL);
 }

@@ -57,6 +57,10 @@ void metrics_eviction(struct metrics *m, const char *resource, enum ev_result re
 /* The whole exposition text (Prometheus text format 0.0.4), malloc'd. */
 char *metrics_render(struct metrics *m, size_t *len);
 
+/* why (a static string, or NULL) the plugin finds changes by rescanning:
+ * shown on /healthz (still ready) and as usbdp_degraded on /metrics. */
+void metrics_set_degraded(struct metrics *m, const char *why);
+
 /* "ok\n", or one line per reason the plugin is not ready; malloc'd.
  * *ready says which. */
 char *metrics_health(struct metrics *m, bool *ready);

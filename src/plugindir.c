@@ -27,9 +27,27 @@ struct plugindir {
 	char kubelet_sock[PATH_MAX];
 	bool watched;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
+	/* which kubelet.sock was there at the last settle: without inotify a
+	 * poll compares, to notice a kubelet restart */
+	ino_t kubelet_ino;
+	struct timespec kubelet_ctime;
 	plugindir_settle_cb settle;
 	void *data;
 };
+
+/* Whether kubelet.sock is another one than at the last call. */
+static bool kubelet_changed(struct plugindir *pd)
+{
+	struct stat st;
+	bool there = stat(pd->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode);
+	ino_t ino = there ? st.st_ino : 0;
+	struct timespec ct = there ? st.st_ctim : (struct timespec){0};
+	bool changed = ino != pd->kubelet_ino || ct.tv_sec != pd->kubelet_ctime.tv_sec ||
+		       ct.tv_nsec != pd->kubelet_ctime.tv_nsec;
+	pd->kubelet_ino = ino;
+	pd->kubelet_ctime = ct;
+	return changed && there;
+}
 
 static void on_settle(struct loop *loop, void *data)
 {
@@ -37,6 +55,7 @@ static void on_settle(struct loop *loop, void *data)
 	struct plugindir *pd = data;
 	bool kubelet_new = pd->kubelet_seen;
 	pd->kubelet_seen = false;
+	(void)kubelet_changed(pd); /* the one seen now is the one settled with */
 	pd->settle(pd->data, kubelet_new);
 	if (!plugindir_kubelet_present(pd))
 		log_info("waiting for kubelet socket=%s", pd->kubelet_sock);
@@ -82,8 +101,10 @@ static void on_dir_retry(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct plugindir *pd = data;
-	if (watch_dir(pd) == 0)
+	if (watch_dir(pd) == 0) {
+		pd->kubelet_seen |= kubelet_changed(pd);
 		on_settle(pd->loop, pd);
+	}
 }
 
 /* mkdir -p of the directory, then a watch on it; on failure, again in a
@@ -163,6 +184,19 @@ bool plugindir_kubelet_present(const struct plugindir *pd)
 void plugindir_retry(struct plugindir *pd)
 {
 	arm(pd, DIR_RETRY_MS);
+}
+
+void plugindir_poll(struct plugindir *pd, bool sockets_lost)
+{
+	if (!pd->watched && !loop_timer_armed(pd->loop, on_dir_retry, pd))
+		(void)watch_dir(pd); /* a failure arms its own retry */
+	if (kubelet_changed(pd)) {
+		log_info("kubelet socket replaced (seen by polling): kubelet (re)started");
+		pd->kubelet_seen = true;
+		arm(pd, SETTLE_MS);
+	} else if (sockets_lost) {
+		arm(pd, SETTLE_MS);
+	}
 }
 
 int plugindir_socket_state(const char *path)

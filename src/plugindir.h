@@ -30,6 +30,12 @@ bool plugindir_kubelet_present(const struct plugindir *pd);
  * served). */
 void plugindir_retry(struct plugindir *pd);
 
+/* Without inotify (a kernel limit, see dirwatch_degraded): looks instead,
+ * and settles when kubelet.sock was replaced since the last settle or
+ * sockets_lost (the caller saw one of our sockets gone). Tries to watch the
+ * directory again. */
+void plugindir_poll(struct plugindir *pd, bool sockets_lost);
+
 /* Removes the sockets "usbdp-*.sock" of an earlier run that nobody
  * answers on (connection refused); a socket that answers belongs to
  * another instance and is left alone, with a warning. */

@@ -350,6 +350,11 @@ void resource_register(struct resource *r)
 	r->state = REG_IN_FLIGHT;
 }
 
+bool resource_socket_ok(const struct resource *r)
+{
+	return r->server && server_socket_ok(r->server);
+}
+
 int resource_settle(struct resource *r, bool kubelet_new, bool present)
 {
 	bool reserve = !server_socket_ok(r->server);

@@ -73,6 +73,9 @@ void resource_register(struct resource *r);
  * nothing was registered. Negative errno when serving failed (retry). */
 int resource_settle(struct resource *r, bool kubelet_new, bool kubelet_present);
 
+/* True while r's socket is the one its server made. */
+bool resource_socket_ok(const struct resource *r);
+
 /* When the table changed since the last call: a snapshot to the server,
  * the CDI spec (written before the kubelet hears of the devices in it)
  * and the metrics. True when something was published. */

@@ -109,7 +109,7 @@ def mount_ns_problem(path):
 
 
 class PluginProcess:
-    def __init__(self, args, env=None, dev_root=None):
+    def __init__(self, args, env=None, dev_root=None, prefix=()):
         """dev_root: run the plugin in a mount namespace of its own where
         that directory is mounted over /dev (the world faked, not the
         plugin: it looks at /dev as on a node)."""
@@ -125,7 +125,8 @@ class PluginProcess:
             fake_dev_root(dev_root)
             ns = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                   'mount --bind "$0" /dev && exec "$@"', dev_root]
-        self.proc = subprocess.Popen(ns + WRAP + self.args, stdin=subprocess.DEVNULL,
+        # prefix: a command the plugin runs under (e.g. setpriv, as another user)
+        self.proc = subprocess.Popen(ns + list(prefix) + WRAP + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=e, text=True, preexec_fn=_die_with_parent)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -198,8 +199,8 @@ def start_raw():
     0 with a clean sanitizer/valgrind log."""
     started = []
 
-    def start(args, env=None, dev_root=None):
-        p = PluginProcess(list(args), env=env, dev_root=dev_root)
+    def start(args, env=None, dev_root=None, prefix=()):
+        p = PluginProcess(list(args), env=env, dev_root=dev_root, prefix=prefix)
         started.append(p)
         return p
 

@@ -1,0 +1,123 @@
+"""A hostile or unlucky node (issue 12): the plugin keeps doing its job when
+a kernel limit stands in its way, and says so."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import DevDir
+from kubelet import Kubelet, wait_until
+
+NOBODY = 65534
+DOMAIN = "example.com"
+
+# Holds every inotify instance the user may have (the per-user limit,
+# fs.inotify.max_user_instances, is shared by all of that user's processes).
+_HOLDER = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while True:
+    fd = libc.inotify_init1(0o2000000)
+    if fd < 0:
+        break
+    fds.append(fd)
+print(len(fds), ctypes.get_errno(), flush=True)
+sys.stdin.read()
+"""
+
+
+def _as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+@pytest.fixture
+def no_inotify_for_nobody():
+    """Every inotify instance uid 65534 may have, held by another process."""
+    try:
+        p = subprocess.Popen([sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, preexec_fn=_as_nobody)
+    except (OSError, subprocess.SubprocessError) as e:
+        pytest.skip("cannot run a process as uid %d: %s" % (NOBODY, e))
+    held, err = (int(x) for x in p.stdout.readline().split())
+    assert err == 24, "the holder stopped on errno %d, not EMFILE" % err
+    yield held
+    p.stdin.close()
+    p.wait(10)
+
+
+def _health(port):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _metric(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+@pytest.fixture
+def open_devdir(devdir):
+    """A device directory uid 65534 can reach (pytest's own is root's)."""
+    d = tempfile.mkdtemp(prefix="udp-hd-")
+    os.chmod(d, 0o755)
+    yield DevDir(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_without_inotify_it_polls_says_so_and_keeps_up(open_devdir, plugin_dir, kubelet,
+                                                       start_raw, no_inotify_for_nobody):
+    """With no inotify instance to be had (uid 65534's are all held
+    elsewhere), the plugin says so at level error, shows it on /healthz
+    (still 200: it works, a restart would not help) and /metrics, finds a
+    new device file within the fallback's second, and registers again after
+    a kubelet restart it can only see by polling."""
+    devdir = open_devdir
+    os.chmod(plugin_dir, 0o777)
+    os.chmod(kubelet.sock, 0o666)  # a kubelet of uid 65534's reach
+    devdir.add("ttyUSB0")
+    cfg = os.path.join(os.path.dirname(devdir.p("x")), "config.json")
+    with open(cfg, "w") as f:  # an explicit file: the default lookup reads /root
+        json.dump({"devices": [{"name": "serial",
+                                "groups": [{"paths": [{"path": devdir.p("ttyUSB*")}]}]}]}, f)
+    os.chmod(cfg, 0o644)
+    # LeakSanitizer cannot stop the world as an unprivileged user here.
+    env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"}
+    plugin = start_raw(["--plugin-directory", plugin_dir, "--domain", DOMAIN,
+                        "--listen", "127.0.0.1:0", "--log-level", "debug", "--config", cfg],
+                       env=env, prefix=["setpriv", "--reuid=%d" % NOBODY,
+                                        "--regid=%d" % NOBODY, "--clear-groups"])
+    plugin.wait_log(r"level=error no inotify instance: the per-user limit "
+                    r"fs.inotify.max_user_instances is reached")
+    port = plugin.http_port()
+    pl = kubelet.wait_plugin(DOMAIN + "/serial")
+    pl.stream.wait(lambda d: len(d) == 1)
+    wait_until(lambda: _health(port)[0] == 200, 5, "/healthz 200 once registered")
+    status, body = _health(port)
+    assert status == 200 and "degraded: no inotify instance" in body, (status, body)
+    assert _metric(port, "usbdp_degraded") == 1
+    devdir.add("ttyUSB1")
+    pl.stream.wait(lambda d: len(d) == 2, timeout=3, what="the new file, found by polling")
+    count = kubelet.count(DOMAIN + "/serial")
+    mask = os.umask(0)  # the new kubelet.sock too
+    try:
+        kubelet.restart()
+    finally:
+        os.umask(mask)
+    kubelet.wait_plugin(DOMAIN + "/serial", after=count, timeout=5).stream.wait(
+        lambda d: len(d) == 2, what="the list after a restart seen by polling")
