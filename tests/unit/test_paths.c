@@ -389,6 +389,71 @@ TEST(test_ids_match_generic_device_plugin)
 	dev_instances_free(insts, n);
 }
 
+/* IDs fixed as the hand-written SHA-1 (src/sha1.c, since replaced by
+ * libcrypto) computed them, and as Python's hashlib agrees: inputs of
+ * 54 to 56, 62 to 64 and 134 to 136 bytes ("<slot><path><path>..."), on
+ * both sides of where SHA-1's padding spills into another block, and
+ * slots of one to three digits. Every path is one Linux always has. */
+TEST(test_ids_fixed_across_blocks)
+{
+	static const char *const names[] = {
+	    "/dev/null",
+	    "/dev/zero",
+	    "/dev/full",
+	    "/dev/tty",
+	    "/proc/sys/kernel/osrelease",
+	    "/proc/sys/kernel/hostname",
+	    "/proc/sys/kernel/ostype",
+	    "/proc/sys/kernel/version",
+	};
+	static const struct {
+		size_t pick[8], n;
+		const char *id[3]; /* slots 0, 10, 100 */
+	} groups[] = {
+	    {{0, 1, 2, 4},
+	     4,
+	     {"962a0b58c895f2c2b7b71124cf82b6ef368739a6",
+	      "1f8c67170c509521dfe696fadbc7abbe7f2d46fd",
+	      "0b8f0ff9dfe2be2239521d0cbd3d5e8e2f0c5f2b"}},
+	    {{0, 1, 2, 3, 4},
+	     5,
+	     {"57fc1010d7f9ee50e1a10dbe1613723a9764e35d",
+	      "eda4b7daf4868a4f55235cff44ad4c8fe653be7a",
+	      "02dfa23432b34c7048c8576c9c4fd385d2db44ec"}},
+	    {{0, 1, 2, 3, 4, 5, 6, 7},
+	     8,
+	     {"f49b56eeccd24a7099ac6a04c3378c4b0867ff58",
+	      "6983f2017511fbfd0638cd2777e649492f814557",
+	      "2ebe386026b3bd6babb6a7499444f085f63a9d86"}},
+	};
+	char copies[8][64];
+	struct cfg_path p[8];
+
+	for (size_t k = 0; k < 8; k++)
+		if (access(names[k], F_OK) != 0)
+			SKIP("no %s", names[k]);
+	for (size_t gi = 0; gi < sizeof(groups) / sizeof(groups[0]); gi++) {
+		struct dev_instance *insts = NULL;
+		size_t n = 0;
+
+		for (size_t k = 0; k < groups[gi].n; k++) {
+			snprintf(copies[k], sizeof(copies[k]), "%s", names[groups[gi].pick[k]]);
+			p[k] =
+			    (struct cfg_path){.path = copies[k], .limit = 1, .permissions = "rw"};
+		}
+		struct cfg_group g = {.paths = p, .n_paths = groups[gi].n, .count = 101};
+		CHECK_INT(paths_expand(&g, 0, &insts, &n), 0);
+		CHECK_INT(n, 1);
+		if (n == 1) {
+			CHECK_INT(insts[0].count, 101);
+			CHECK_STR(insts[0].ids[0], groups[gi].id[0]);
+			CHECK_STR(insts[0].ids[10], groups[gi].id[1]);
+			CHECK_STR(insts[0].ids[100], groups[gi].id[2]);
+		}
+		dev_instances_free(insts, n);
+	}
+}
+
 TEST(test_node_fields)
 {
 	struct fixture f;
@@ -939,6 +1004,7 @@ int main(void)
 	RUN(test_optional_and_required_missing);
 	RUN(test_single_file_count);
 	RUN(test_ids_match_generic_device_plugin);
+	RUN(test_ids_fixed_across_blocks);
 	RUN(test_node_fields);
 	RUN(test_sort_order);
 	RUN(test_hidden_entries);
