@@ -8,7 +8,7 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd libcrypto
 CC       ?= cc
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \

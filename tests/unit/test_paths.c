@@ -3,10 +3,10 @@
  * device nodes. */
 #include "check.h"
 #include "paths.h"
-#include "sha1.h"
 
 #include <errno.h>
 #include <ftw.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -129,28 +129,34 @@ static const char *rel_host(const struct fixture *f, const struct dev_instance *
 	return h + rl + 1;
 }
 
-/* Expected ID: SHA-1 over decimal j and the host paths (sha1 itself is
- * checked against FIPS vectors in test_sha1). */
-static void expected_id(const struct dev_instance *inst, unsigned j, char hex[SHA1_HEX_LEN])
+/* Expected ID: SHA-1 over decimal j and the host paths, fed piece by piece
+ * to libcrypto's streaming API (paths.c hashes one joined buffer). */
+static void expected_id(const struct dev_instance *inst, unsigned j, char hex[41])
 {
 	char num[16];
-	struct sha1_ctx ctx;
-	uint8_t md[SHA1_DIGEST_LEN];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
+	hex[0] = '\0';
 	snprintf(num, sizeof(num), "%u", j);
-	sha1_init(&ctx);
-	sha1_update(&ctx, num, strlen(num));
-	for (size_t k = 0; k < inst->n_nodes; k++)
-		sha1_update(&ctx, inst->nodes[k].host_path, strlen(inst->nodes[k].host_path));
-	sha1_final(&ctx, md);
-	sha1_hex(md, hex);
+	CHECK(ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL));
+	CHECK(ctx && EVP_DigestUpdate(ctx, num, strlen(num)));
+	for (size_t k = 0; ctx && k < inst->n_nodes; k++)
+		CHECK(EVP_DigestUpdate(ctx, inst->nodes[k].host_path,
+				       strlen(inst->nodes[k].host_path)));
+	CHECK(ctx && EVP_DigestFinal_ex(ctx, md, &md_len));
+	EVP_MD_CTX_free(ctx);
+	CHECK_INT(md_len, 20);
+	for (unsigned i = 0; i < md_len && i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
 /* Checks the key and IDs of every instance against their nodes. */
 static void check_identity(const struct dev_instance *insts, size_t n, size_t group_index)
 {
 	for (size_t i = 0; i < n; i++) {
-		char key[4096], hex[SHA1_HEX_LEN];
+		char key[4096], hex[41];
 		int off = snprintf(key, sizeof(key), "g%zu:", group_index);
 
 		for (size_t k = 0; k < insts[i].n_nodes; k++)
