@@ -181,6 +181,8 @@ bool loop_timer_armed(struct loop *loop, loop_timer_cb cb, void *data)
 
 void loop_set_idle(struct loop *loop, loop_idle_cb cb, void *data)
 {
+	if (!loop)
+		return;
 	loop->idle_cb = cb;
 	loop->idle_data = data;
 }
@@ -294,5 +296,6 @@ int loop_run(struct loop *loop)
 
 void loop_stop(struct loop *loop)
 {
-	loop->stop = true;
+	if (loop)
+		loop->stop = true;
 }
