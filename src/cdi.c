@@ -2,15 +2,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 #define VENDOR_MAX 253
@@ -344,77 +343,18 @@ int cdi_spec_path(const char *dir, const char *kind, char *buf, size_t len)
 	return 0;
 }
 
-/* mkdir -p: dir and its missing parents, mode 0755. 0 or negative errno. */
-static int mkdir_p(const char *dir)
-{
-	char path[PATH_MAX];
-	int r = snprintf(path, sizeof(path), "%s", dir);
-
-	if (r < 0 || (size_t)r >= sizeof(path))
-		return -ENAMETOOLONG;
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 int cdi_write(const char *dir, const char *kind, const char *json)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 
 	if (!json)
 		return -EINVAL;
 	int r = cdi_spec_path(dir, kind, path, sizeof(path));
 	if (r < 0)
 		return r;
-	/* Beside the target, as rename(2) is atomic only within one file
-	 * system; hidden and not ending in ".json", so no registry reads it. */
-	const char *base = strrchr(path, '/') + 1;
-	r = snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", (int)(base - path), path, base);
-	if (r < 0 || (size_t)r >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	char tmpl[PATH_MAX];
-	memcpy(tmpl, tmp, (size_t)r + 1);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		if ((r = mkdir_p(dir)) < 0)
-			return r;
-		memcpy(tmp, tmpl, strlen(tmpl) + 1);
-		fd = mkostemp(tmp, O_CLOEXEC);
-	}
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, json, strlen(json));
-	if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	/* The temporary file ".<vendor>-<class>.json.XXXXXX" is hidden and
+	 * does not end in ".json": no registry reads it. */
+	return fsutil_write_atomic(path, json, strlen(json), 0644);
 }
 
 int cdi_remove(const char *dir, const char *kind)

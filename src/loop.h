@@ -21,7 +21,9 @@ void loop_free(struct loop *loop);
 
 /* Watches fd for events (EPOLLIN...). 0 or negative errno. */
 int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *data);
-/* Stops watching fd; does not close it. Safe from any callback. */
+/* Stops watching fd; does not close it: call it before closing fd. Safe
+ * from any callback: an event already fetched for fd in the same pass is
+ * not dispatched. */
 void loop_del_fd(struct loop *loop, int fd);
 
 /* Microseconds of CLOCK_MONOTONIC. */
@@ -29,7 +31,9 @@ int64_t loop_now_us(void);
 
 /* Arms (or re-arms) the timer identified by (cb, data) to fire once at
  * deadline_us; a timer is identified by its pair, so re-arming moves it.
- * 0 or -ENOMEM. */
+ * A pass fires, earliest deadline first, the timers due when it begins;
+ * one armed during the pass (even at "now", even by its own callback)
+ * waits for the next iteration. 0, -EINVAL or -ENOMEM. */
 int loop_timer_set(struct loop *loop, int64_t deadline_us, loop_timer_cb cb, void *data);
 void loop_timer_cancel(struct loop *loop, loop_timer_cb cb, void *data);
 bool loop_timer_armed(struct loop *loop, loop_timer_cb cb, void *data);
@@ -37,7 +41,8 @@ bool loop_timer_armed(struct loop *loop, loop_timer_cb cb, void *data);
 void loop_set_idle(struct loop *loop, loop_idle_cb cb, void *data);
 
 /* One iteration: waits at most timeout_ms (-1: until the next timer or
- * fd event), dispatches, then runs the idle callback. 0 or negative errno. */
+ * fd event; 0: not at all), dispatches the ready fds, then the due timers,
+ * then runs the idle callback if anything ran. 0 or negative errno. */
 int loop_step(struct loop *loop, int timeout_ms);
 /* Runs until loop_stop. */
 int loop_run(struct loop *loop);

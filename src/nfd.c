@@ -1,45 +1,34 @@
 #include "nfd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "fsutil.h"
+
+#define HEADER "# Written by usb-device-plugin; rewritten whenever devices change.\n"
 
 int nfd_write(const char *path, const char *const *lines, size_t n)
 {
-	char tmp[4200];
-	const char *slash = strrchr(path, '/');
-	size_t dir_len = slash ? (size_t)(slash - path) : 0;
-	/* The temporary file sits beside the target: rename(2) is atomic only
-	 * within one file system. A leading '.' keeps NFD from reading it. */
-	int len = snprintf(tmp, sizeof(tmp), "%.*s%s.%s.XXXXXX", (int)dir_len, path,
-			   slash ? "/" : "", slash ? slash + 1 : path);
-	if (len < 0 || (size_t)len >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = mkstemp(tmp);
-	if (fd < 0)
-		return -errno;
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		return -e;
+	size_t len = strlen(HEADER);
+
+	if (!path || (n && !lines))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!lines[i])
+			return -EINVAL;
+		len += strlen(lines[i]) + 1;
 	}
-	fprintf(f, "# Written by usb-device-plugin; rewritten whenever devices change.\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s\n", lines[i]);
-	int e = 0;
-	if (fflush(f) != 0 || fchmod(fileno(f), 0644) < 0 || fsync(fileno(f)) < 0)
-		e = -errno;
-	if (fclose(f) != 0 && !e)
-		e = -errno;
-	if (!e && rename(tmp, path) < 0)
-		e = -errno;
-	if (e)
-		unlink(tmp);
-	return e;
+	char *text = malloc(len), *p = text;
+	if (!text)
+		return -ENOMEM;
+	p = mempcpy(p, HEADER, strlen(HEADER));
+	for (size_t i = 0; i < n; i++) {
+		p = mempcpy(p, lines[i], strlen(lines[i]));
+		*p++ = '\n';
+	}
+	/* The temporary file ".<name>.XXXXXX" is hidden: NFD skips it. */
+	int r = fsutil_write_atomic(path, text, len, 0644);
+	free(text);
+	return r;
 }

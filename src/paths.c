@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "pathmatch.h"
-#include "sha1.h"
 
 struct strv {
 	char **v;
@@ -387,26 +387,39 @@ static char *instance_key(const struct dev_instance *inst, size_t group_index)
 	return key;
 }
 
-/* The ID of count slot j: hex SHA-1 of the decimal j, then every host path. */
+/* The ID of count slot j: hex SHA-1 of the decimal j, then every host path,
+ * as generic-device-plugin computes it. SHA-1 (libcrypto's) only reproduces
+ * those IDs; nothing here relies on it resisting collisions. NULL when out
+ * of memory or libcrypto fails (the caller reports -ENOMEM). */
 static char *instance_id(const struct dev_instance *inst, unsigned j)
 {
+	static const char digits[] = "0123456789abcdef";
 	char num[16];
 	int nlen = snprintf(num, sizeof(num), "%u", j);
-	struct sha1_ctx ctx;
-	uint8_t md[SHA1_DIGEST_LEN];
-	char *hex;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
 
 	if (nlen < 0 || (size_t)nlen >= sizeof(num))
 		return NULL;
-	hex = malloc(SHA1_HEX_LEN);
+	size_t len = (size_t)nlen;
+	for (size_t k = 0; k < inst->n_nodes; k++)
+		len += strlen(inst->nodes[k].host_path);
+	char *in = malloc(len), *p = in;
+	if (!in)
+		return NULL;
+	p = mempcpy(p, num, (size_t)nlen);
+	for (size_t k = 0; k < inst->n_nodes; k++)
+		p = mempcpy(p, inst->nodes[k].host_path, strlen(inst->nodes[k].host_path));
+	int ok = EVP_Digest(in, len, md, &md_len, EVP_sha1(), NULL);
+	free(in);
+	char *hex = ok ? malloc(2 * (size_t)md_len + 1) : NULL;
 	if (!hex)
 		return NULL;
-	sha1_init(&ctx);
-	sha1_update(&ctx, num, (size_t)nlen);
-	for (size_t k = 0; k < inst->n_nodes; k++)
-		sha1_update(&ctx, inst->nodes[k].host_path, strlen(inst->nodes[k].host_path));
-	sha1_final(&ctx, md);
-	sha1_hex(md, hex);
+	for (unsigned i = 0; i < md_len; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[2 * md_len] = '\0';
 	return hex;
 }
 

@@ -12,11 +12,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "kubelet.h"
 #include "log.h"
 
-#define SETTLE_MS    100 /* after an event, before acting: the kubelet wipes in bursts */
-#define DIR_RETRY_MS 1000
+#define SETTLE_MS	 100 /* after an event, before acting: the kubelet wipes in bursts */
+#define DIR_RETRY_MS	 1000
+#define DIR_RETRY_MAX_MS 30000
 
 #define EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -26,6 +28,10 @@ struct plugindir {
 	char *dir;
 	char kubelet_sock[PATH_MAX];
 	bool watched;
+	int dir_err;		/* the directory's last error, said once */
+	int64_t dir_retry_ms;	/* the next retry's delay */
+	int64_t serve_retry_ms; /* the same for serving (plugindir_retry) */
+	bool retried;
 	bool kubelet_seen; /* kubelet.sock (re)created since the last settle */
 	/* which kubelet.sock was there at the last settle: without inotify a
 	 * poll compares, to notice a kubelet restart */
@@ -56,7 +62,10 @@ static void on_settle(struct loop *loop, void *data)
 	bool kubelet_new = pd->kubelet_seen;
 	pd->kubelet_seen = false;
 	(void)kubelet_changed(pd); /* the one seen now is the one settled with */
+	pd->retried = false;
 	pd->settle(pd->data, kubelet_new);
+	if (!pd->retried) /* everything served: the next failure starts at 1 s */
+		pd->serve_retry_ms = 0;
 	if (!plugindir_kubelet_present(pd))
 		log_info("waiting for kubelet socket=%s", pd->kubelet_sock);
 }
@@ -107,35 +116,33 @@ static void on_dir_retry(struct loop *loop, void *data)
 	}
 }
 
-/* mkdir -p of the directory, then a watch on it; on failure, again in a
- * second. */
+/* mkdir -p of the directory, then a watch on it; on failure, again later
+ * (1 s, doubling to 30 s), the reason said once per change. */
 static int watch_dir(struct plugindir *pd)
 {
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s", pd->dir);
-	int e = n < 0 || (size_t)n >= sizeof(path) ? -ENAMETOOLONG : 0;
-	for (char *p = path + 1; e == 0 && *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		/* A failure here shows as the watch's own error below. */
-		bool failed = mkdir(path, 0755) < 0 && errno != EEXIST;
-		*p = '/';
-		if (failed)
-			break;
-	}
+	int e = fsutil_mkdir_p(pd->dir, 0755);
 	if (e == 0) {
 		int r = dirwatch_add(pd->dw, pd->dir, EVENTS, on_event, pd);
-		e = r < 0 ? r : 0;
+		/* without inotify (a limit) the directory is polled instead */
+		e = r < 0 && !dirwatch_degraded(pd->dw) ? r : 0;
 	}
 	if (e < 0) {
-		log_warn("cannot watch the plugin directory dir=%s err=\"%s\": retrying", pd->dir,
-			 strerror(-e));
-		if (loop_timer_set(pd->loop, loop_now_us() + DIR_RETRY_MS * 1000, on_dir_retry,
+		if (e != pd->dir_err)
+			log_error("cannot use the plugin directory dir=%s err=\"%s\": retrying, "
+				  "and serving nothing until it works",
+				  pd->dir, strerror(-e));
+		pd->dir_err = e;
+		int64_t delay = pd->dir_retry_ms ? 2 * pd->dir_retry_ms : DIR_RETRY_MS;
+		pd->dir_retry_ms = delay > DIR_RETRY_MAX_MS ? DIR_RETRY_MAX_MS : delay;
+		if (loop_timer_set(pd->loop, loop_now_us() + pd->dir_retry_ms * 1000, on_dir_retry,
 				   pd) < 0)
 			log_error("cannot retry watching dir=%s: out of memory", pd->dir);
 		return e;
 	}
+	if (pd->dir_err)
+		log_info("plugin directory usable again dir=%s", pd->dir);
+	pd->dir_err = 0;
+	pd->dir_retry_ms = 0;
 	pd->watched = true;
 	return 0;
 }
@@ -183,7 +190,10 @@ bool plugindir_kubelet_present(const struct plugindir *pd)
 
 void plugindir_retry(struct plugindir *pd)
 {
-	arm(pd, DIR_RETRY_MS);
+	int64_t delay = pd->serve_retry_ms ? 2 * pd->serve_retry_ms : DIR_RETRY_MS;
+	pd->serve_retry_ms = delay > DIR_RETRY_MAX_MS ? DIR_RETRY_MAX_MS : delay;
+	pd->retried = true;
+	arm(pd, (int)pd->serve_retry_ms);
 }
 
 void plugindir_poll(struct plugindir *pd, bool sockets_lost)

@@ -26,8 +26,8 @@ void plugindir_free(struct plugindir *pd); /* NULL is a no-op */
 const char *plugindir_kubelet_sock(const struct plugindir *pd);
 bool plugindir_kubelet_present(const struct plugindir *pd);
 
-/* Runs the settle callback again in a second (a socket could not be
- * served). */
+/* Runs the settle callback again later (a socket could not be served):
+ * in 1 s, doubling to 30 s while it keeps failing. */
 void plugindir_retry(struct plugindir *pd);
 
 /* Without inotify (a kernel limit, see dirwatch_degraded): looks instead,

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "cdi.h"
 #include "kubelet.h"
@@ -34,6 +35,7 @@ struct resource {
 	/* gRPC */
 	struct server *server;
 	char endpoint[128]; /* the socket's file name, as registered */
+	int serve_err;	    /* the last serving error, said once */
 	/* registration */
 	enum reg_state state;
 	bool again; /* register once more when the call in flight ends */
@@ -244,9 +246,15 @@ int resource_serve(struct resource *r)
 		return -ENAMETOOLONG;
 	}
 	int e = server_listen(r->server, path);
-	if (e < 0)
+	/* gRPC says EADDRNOTAVAIL whatever went wrong: ask the directory. */
+	if (e == -EADDRNOTAVAIL && access(dir, W_OK) < 0)
+		e = -errno;
+	if (e < 0 && e != r->serve_err) /* said once per change, not per retry */
 		log_error("cannot serve resource=%s socket=%s err=\"%s\"", r->full_name, path,
 			  strerror(-e));
+	else if (e < 0)
+		log_debug("cannot serve resource=%s err=\"%s\"", r->full_name, strerror(-e));
+	r->serve_err = e;
 	atomic_store(&r->m->serving, e == 0);
 	atomic_store(&r->m->registered, 0); /* a new socket: not registered yet */
 	if (e == 0) /* after the metrics: what the log says, /healthz says too */

@@ -13,19 +13,19 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 FUZZ_TARGETS := fuzz_config_file fuzz_config_flags fuzz_requests fuzz_usbids fuzz_paths
 
 # What each target links: only the modules it needs, and their libraries.
-CONFIG_MODS  := config cfgval cfgschema cfgtree errbuf gore pathmatch instance log cdi tmpl
+CONFIG_MODS  := config cfgval cfgschema cfgtree errbuf gore pathmatch instance log cdi fsutil tmpl
 fuzz_objs     = $(patsubst %,build/fuzz/obj/%.o,$(1))
 
 build/fuzz/fuzz_config_file:  $(call fuzz_objs,$(CONFIG_MODS))
 build/fuzz/fuzz_config_file:  FUZZ_PKGS := libcjson yaml-0.1 re2
 build/fuzz/fuzz_config_flags: $(call fuzz_objs,$(CONFIG_MODS))
 build/fuzz/fuzz_config_flags: FUZZ_PKGS := libcjson yaml-0.1 re2
-build/fuzz/fuzz_requests:     $(call fuzz_objs,alloc table instance log cdi tmpl errbuf deviceplugin.pb-c)
+build/fuzz/fuzz_requests:     $(call fuzz_objs,alloc table instance log cdi fsutil tmpl errbuf deviceplugin.pb-c)
 build/fuzz/fuzz_requests:     FUZZ_PKGS := libprotobuf-c libcjson
 build/fuzz/fuzz_usbids:       $(call fuzz_objs,usbids)
 build/fuzz/fuzz_usbids:       FUZZ_PKGS :=
-build/fuzz/fuzz_paths:        $(call fuzz_objs,paths pathmatch sha1 instance)
-build/fuzz/fuzz_paths:        FUZZ_PKGS :=
+build/fuzz/fuzz_paths:        $(call fuzz_objs,paths pathmatch instance)
+build/fuzz/fuzz_paths:        FUZZ_PKGS := libcrypto
 
 # Every target can make one allocation of the code under test fail
 # (failalloc.h): the allocation functions are wrapped at link time.

@@ -121,3 +121,34 @@ def test_without_inotify_it_polls_says_so_and_keeps_up(open_devdir, plugin_dir, 
         os.umask(mask)
     kubelet.wait_plugin(DOMAIN + "/serial", after=count, timeout=5).stream.wait(
         lambda d: len(d) == 2, what="the list after a restart seen by polling")
+
+
+def test_read_only_plugin_directory_is_said_once(devdir, plugin_dir, kubelet, start_raw):
+    """A plugin directory on a read-only mount: the plugin says what is
+    wrong (not gRPC's "Cannot assign requested address"), once, and keeps
+    retrying with backoff; /healthz names the resource as not serving."""
+    from conftest import mount_ns_problem
+    problem = mount_ns_problem(os.path.dirname(devdir.p("x")))
+    if problem:
+        pytest.skip("no mount namespace here: %s" % problem)
+    devdir.add("ttyUSB0")
+    dev = json.dumps({"name": "serial", "groups": [{"paths": [{"path": devdir.p("ttyUSB*")}]}]})
+    ro = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+          'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"',
+          plugin_dir]
+    plugin = start_raw(["--plugin-directory", plugin_dir, "--domain", DOMAIN, "--log-level",
+                        "debug", "--listen", "127.0.0.1:0", "--device", dev], prefix=ro)
+    port = plugin.http_port()
+    plugin.wait_log(r'level=error cannot serve resource=%s/serial .*err="Read-only file system"'
+                    % DOMAIN)
+    wait_until(lambda: _health(port)[0] == 503 and "serial: not serving" in _health(port)[1], 5,
+               "/healthz 503 naming the resource")
+    # it keeps trying (1 s, then 2 s: two retries within ~3 s), said once
+    first = plugin.wait_log(r"level=debug cannot serve resource=%s/serial" % DOMAIN, timeout=5)
+    assert first
+    mark = plugin.mark()
+    plugin.wait_log(r"level=debug cannot serve resource=%s/serial" % DOMAIN, timeout=5,
+                    start=mark)
+    errors = [l for l in plugin.log().splitlines()
+              if "level=error cannot serve resource" in l]
+    assert len(errors) == 1, errors

@@ -457,10 +457,8 @@ TEST(default_file_lookup)
 {
 	static const char *const etc[] = {"/etc/usb-device-plugin", "/etc/generic-device-plugin"};
 	for (size_t i = 0; i < 2; i++) {
-		if (access(etc[i], F_OK) == 0) {
-			fprintf(stderr, "  default_file_lookup: skipped, %s exists\n", etc[i]);
-			return;
-		}
+		if (access(etc[i], F_OK) == 0)
+			SKIP("%s exists and would be found first", etc[i]);
 	}
 	char path[128];
 	write_file(path, sizeof(path), "config.json",
@@ -487,11 +485,8 @@ TEST(default_file_lookup)
 
 TEST(shipped_default_config)
 {
-	if (!default_yaml[0]) {
-		fprintf(stderr,
-			"  shipped_default_config: skipped, config/default.yaml not found\n");
-		return;
-	}
+	if (!default_yaml[0])
+		SKIP("config/default.yaml not found (run from the repository's top)");
 	struct config c;
 	EXPECT_OK(&c, "--config", default_yaml);
 	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
