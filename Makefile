@@ -5,6 +5,7 @@
 #                   integration tests again under valgrind
 #   make bench      figures: Allocate latency, event-to-update latency, RSS, idle CPU
 #   make lint       cppcheck + clang-format --dry-run
+#   make e2e        the image and the shipped manifests on a real cluster
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
@@ -27,7 +28,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 
 vpath %.c src build/gen tests/unit
 
-.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image e2e
 all: bin/usb-device-plugin
 
 setup:
@@ -106,6 +107,13 @@ test-valgrind: setup-test
 # pulled), smoke-tested: see docs/image.md.
 image: setup
 	scripts/image.sh
+
+# The image and manifests/ on a real single-node Kubernetes built from
+# Debian's packages (scripts/e2e/cluster.sh: cached in /var/cache/usbdp-e2e,
+# E2E_CACHE), or on the cluster KUBECONFIG names: see docs/e2e.md.
+e2e: setup-test
+	@$(MAKE) --no-print-directory image
+	/usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/e2e
 
 bench: setup-test
 	@$(MAKE) --no-print-directory all
