@@ -106,9 +106,11 @@ SRC_LIST=/etc/apt/sources.list.d/usbdp-e2e-src.sources
 enable_deb_src() {
 	[ -f "$SRC_LIST" ] && return 0
 	local mirror
+	# One-line (deb URI bookworm ...) and deb822 (URIs:, Suites:) formats;
+	# missing files are skipped (hence no pipefail here).
 	mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
 		awk '/^deb / && / bookworm / { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }
-			/^URIs:/ { uri = $2 } /^Suites:/ && / bookworm( |$)/ && uri != "" { print uri; exit }')
+			/^URIs:/ { uri = $2 } /^Suites:/ && / bookworm( |$)/ && uri != "" { print uri; exit }') || true
 	[ -n "$mirror" ] || die "no Debian bookworm mirror in /etc/apt/sources.list{,.d}"
 	say "adding a deb-src entry for bookworm ($mirror) in $SRC_LIST"
 	cat >"$SRC_LIST" <<-EOS
@@ -143,8 +145,8 @@ install_kubectl() {
 	say "/usr/bin/kubectl belongs to ${owner:-no package}: extracting Debian's kubernetes-client into $CACHE"
 	local d
 	d=$(mktemp -d "$CACHE/kubectl.XXXXXX")
-	chmod 755 "$d" # apt's _apt user downloads into it
-	(cd "$d" && apt_get download -qq kubernetes-client) >/dev/null
+	# As root into a folder of ours: no sandbox user (_apt could not write here).
+	(cd "$d" && apt_get download -qq -o APT::Sandbox::User=root kubernetes-client) >/dev/null
 	dpkg-deb -x "$d"/kubernetes-client_*.deb "$CACHE/kubernetes-client"
 	rm -rf "$d"
 	ln -sf "$CACHE/kubernetes-client/usr/bin/kubectl" "$BIN/kubectl"
@@ -170,7 +172,7 @@ build_components() {
 		enable_deb_src
 		if [ -z "$apt_updated" ]; then apt_get update -qq; apt_updated=1; fi
 		say "apt-get source kubernetes"
-		(cd "$CACHE/src" && apt_get source -qq kubernetes) >"$CACHE/src/apt-source.log" 2>&1 ||
+		(cd "$CACHE/src" && apt_get source -qq -o APT::Sandbox::User=root kubernetes) >"$CACHE/src/apt-source.log" 2>&1 ||
 			{ tail -20 "$CACHE/src/apt-source.log" >&2; die "apt-get source kubernetes"; }
 		src=$(find "$CACHE/src" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)
 	fi
@@ -563,6 +565,12 @@ cmd_up() {
 	rm -rf "$RUN"
 	mkdir -p "$RUN/pid" "$LOG"
 	[ -d /var/lib/kubelet ] || touch "$CACHE/created-var-lib-kubelet"
+	# containerd makes these whatever its state dir (shim sockets, Pods'
+	# network namespaces): removed again at teardown if they are new and empty.
+	local d
+	for d in /run/containerd /run/containerd/s /run/netns; do
+		[ -d "$d" ] || printf '%s\n' "$d" >>"$CACHE/created-run-dirs"
+	done
 	mkdir -p "$dp"
 	make_certs "$ip"
 	write_containerd_config
@@ -703,6 +711,15 @@ teardown() {
 	if [ -f "$CACHE/created-var-lib-kubelet" ]; then
 		rmdir "$dp" /var/lib/kubelet 2>/dev/null || true
 		rm -f "$CACHE/created-var-lib-kubelet"
+	fi
+	if [ -f "$CACHE/created-run-dirs" ]; then
+		# /run/netns is bind-mounted onto itself (shared) by the CNI code.
+		for p in $(sort -ru "$CACHE/created-run-dirs"); do
+			[ -d "$p" ] && [ -z "$(ls -A "$p")" ] || continue
+			if mountpoint -q "$p"; then umount "$p" 2>/dev/null || true; fi
+			rmdir "$p" 2>/dev/null || true
+		done
+		rm -f "$CACHE/created-run-dirs"
 	fi
 	# Empty cgroups runc left for the k8s.io namespace.
 	for p in /sys/fs/cgroup/*/k8s.io; do [ -d "$p" ] && rmdir "$p" 2>/dev/null || true; done

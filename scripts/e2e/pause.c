@@ -1,8 +1,8 @@
 /* The Pod sandbox's process for the end-to-end test cluster: holds the Pod's
  * namespaces, sleeps until SIGTERM or SIGINT, and reaps any orphan that ends
- * up here (as PID 1 of a Pod's PID namespace). Built
- * static by scripts/e2e/cluster.sh into a FROM scratch image, since no
- * registry can provide one here. */
+ * up here (as PID 1 of a Pod's PID namespace). Built static by
+ * scripts/e2e/cluster.sh into a FROM scratch image: no registry can provide
+ * one here. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -45,6 +45,13 @@ def figure(name, seconds):
     FIGURES.append((name, seconds))
 
 
+def pytest_report_header(config):
+    if os.environ.get("KUBECONFIG"):
+        return [f"e2e cluster: KUBECONFIG={os.environ['KUBECONFIG']} (host access: "
+                f"{'yes' if os.environ.get('E2E_HOST_ACCESS') == '1' else 'no'})"]
+    return [f"e2e cluster: self-built by scripts/e2e/cluster.sh (cache {CACHE})"]
+
+
 def pytest_terminal_summary(terminalreporter):
     if FIGURES:
         terminalreporter.section("e2e figures")

@@ -6,6 +6,7 @@ the first ones are the ones later tests allocate, unplug and count. Every
 wait is a poll with a deadline; figures (mknod to allocatable, to Running,
 ...) are printed at the end of the session."""
 
+import datetime
 import glob
 import os
 import re
@@ -16,7 +17,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import (DOMAIN, DS, MANIFEST, NAMESPACE, ROOT, STATUS_CYCLE, TEST_NS, container_state,
+from conftest import (DOMAIN, DS, NAMESPACE, ROOT, STATUS_CYCLE, TEST_NS, container_state,
                       expected_devices, figure, pod_ready, shipped_config, wait_until)
 
 TTYUSB = f"{DOMAIN}/ttyusb"
@@ -266,7 +267,7 @@ def test_rollout_restart_keeps_capacity_and_pods(deployed):
             assert all(cap.get(n, 0) >= v for n, v in cap0.items()), \
                 f"capacity dropped during the rollout: {cap0} -> {cap}"
             if alloc != alloc0:
-                dips.append(time.monotonic())
+                dips.append((time.monotonic(), {n: v for n, v in alloc.items() if v != alloc0.get(n)}))
             time.sleep(0.2)
     finally:
         if status.poll() is None:
@@ -281,7 +282,11 @@ def test_rollout_restart_keeps_capacity_and_pods(deployed):
     k.wait_resources(deployed.node, f"capacity {cap0} and allocatable {alloc0} back after the rollout",
                      lambda cap, alloc: (cap, alloc) == (cap0, alloc0), STATUS_CYCLE + 20)
     if dips:
-        figure("rollout restart: allocatable differed for", dips[-1] - dips[0])
+        low = {}
+        for _, d in dips:
+            for n, v in d.items():
+                low[n] = min(v, low.get(n, v))
+        figure(f"rollout restart: allocatable lower ({low}) for", dips[-1][0] - dips[0][0])
     for n, state in holders.items():
         now = running(k, n)
         assert now and container_state(now) == state, f"{n} changed during the rollout: {state} -> {now and container_state(now)}"
@@ -308,6 +313,14 @@ def test_kubelet_restart_reregisters(deployed, devnodes):
                lambda: k.logs(pname, NAMESPACE).count("registered with kubelet resource=") >= regs0 + n_res, 60)
     t1 = time.monotonic()
     figure("kubelet restarted -> every resource registered again", t1 - t0)
+    if deployed.host_access:
+        # The plugin's part: from the new kubelet.sock (its ctime) to the
+        # plugin's last "registered" line (its log's UTC timestamps).
+        sock = os.stat("/var/lib/kubelet/device-plugins/kubelet.sock").st_ctime
+        stamps = re.findall(r"^ts=(\S+) level=info registered with kubelet", k.logs(pname, NAMESPACE), re.M)
+        last = datetime.datetime.strptime(stamps[-1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        figure("kubelet restart: new kubelet.sock -> the plugin's last resource registered", last - sock)
     k.wait_resources(deployed.node, f"capacity {cap0} and allocatable {alloc0} after the kubelet restart",
                      lambda cap, alloc: (cap, alloc) == (cap0, alloc0), STATUS_CYCLE + 30)
     now = k.json("-n", NAMESPACE, "get", "pod", pname)
