@@ -373,14 +373,27 @@ start_daemon() { # start_daemon NAME COMMAND...: in its own session, logs in $LO
 	# fd 9 (the lock) stays with this script. A restarted daemon logs on
 	# after its earlier run.
 	setsid "$@" </dev/null >>"$LOG/$name.log" 2>&1 9>&- &
-	printf '%s\n' "$!" >"$RUN/pid/$name.pid"
+	printf '%s %s\n' "$!" "$(start_time "$!")" >"$RUN/pid/$name.pid"
 	grep -qsx "$name" "$RUN/pid/order" || printf '%s\n' "$name" >>"$RUN/pid/order"
 }
 
-alive() { # alive NAME: the daemon recorded as NAME runs (and is the process we started)
-	local pid
-	pid=$(cat "$RUN/pid/$1.pid" 2>/dev/null) || return 1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+start_time() { # start_time PID: when it started (clock ticks after boot), empty if gone
+	# The field after the parenthesised command name, which may hold spaces.
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	set -- $stat
+	printf '%s\n' "${20}"
+}
+
+daemon_pid() { # daemon_pid NAME: its PID, if that process is still the one we started
+	local pid started
+	[ -f "$RUN/pid/$1.pid" ] && read -r pid started <"$RUN/pid/$1.pid" || return 1
+	[ -n "$pid" ] && [ -n "$started" ] && [ "$(start_time "$pid")" = "$started" ] && printf '%s\n' "$pid"
+}
+
+alive() { # alive NAME: the daemon recorded as NAME runs
+	daemon_pid "$1" >/dev/null
 }
 
 # Certificates: one CA; the API server's serving certificate; client
@@ -631,14 +644,13 @@ cmd_up() {
 # runs; unmounts what the kubelet and containerd mounted below $RUN.
 stop_daemon() { # stop_daemon NAME [SECONDS]
 	local pid i
-	pid=$(cat "$RUN/pid/$1.pid" 2>/dev/null) || return 0
-	if kill -0 "$pid" 2>/dev/null; then
+	if pid=$(daemon_pid "$1"); then
 		kill -TERM "$pid" 2>/dev/null || true
 		for i in $(seq $((${2:-10} * 10))); do
-			kill -0 "$pid" 2>/dev/null || break
+			alive "$1" || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		alive "$1" && kill -KILL "$pid" 2>/dev/null
 	fi
 	rm -f "$RUN/pid/$1.pid"
 }
@@ -649,18 +661,15 @@ remove_containers() {
 	tasks=$(ctr_k8s tasks list 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" { print $1 }')
 	for c in $(ctr_k8s containers list -q 2>/dev/null); do
 		# A sandbox's network namespace (/var/run/netns/cni-...), to unmount.
-		ns=$(ctr_k8s containers info "$c" 2>/dev/null |
-			python3 -c 'import json, sys
-for n in json.load(sys.stdin).get("Spec", {}).get("linux", {}).get("namespaces", []):
-    if n.get("type") == "network" and n.get("path", "").startswith("/var/run/netns/"):
-        print(n["path"])' 2>/dev/null || true)
+		ns=$(ctr_k8s containers info "$c" 2>/dev/null | grep -o '"/var/run/netns/cni-[^"]*"' | tr -d '"') || true
 		[ -n "$ns" ] && netns+=("$ns")
 	done
 	# SIGTERM first, so that a plugin removes its sockets as on any node;
-	# SIGKILL for what is still running 3 s later (sleep as PID 1 ignores
+	# SIGKILL for what is still running 2 s later (sleep as PID 1 ignores
 	# SIGTERM).
 	for c in $tasks; do ctr_k8s tasks kill -s SIGTERM "$c" >/dev/null 2>&1 || true; done
-	for i in $(seq 30); do
+	local deadline=$((SECONDS + 2))
+	while [ $SECONDS -lt $deadline ]; do
 		ctr_k8s tasks list 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" { found = 1 } END { exit !found }' || break
 		sleep 0.1
 	done
@@ -683,18 +692,21 @@ for n in json.load(sys.stdin).get("Spec", {}).get("linux", {}).get("namespaces",
 
 teardown() {
 	[ -d "$RUN" ] || return 0
-	local n
+	local n p
 	stop_daemon kubelet 10
 	remove_containers
+	# The rest at once (nothing depends on the others any more): SIGTERM to
+	# all, then each is waited for (SIGKILL after 10 s).
+	for n in $(cat "$RUN/pid/order" 2>/dev/null); do
+		p=$(daemon_pid "$n") && kill -TERM "$p" 2>/dev/null || true
+	done
 	for n in $(tac "$RUN/pid/order" 2>/dev/null); do stop_daemon "$n" 10; done
 	# Shims of this containerd still alive (their containers were killed,
 	# yet a shim outlives a containerd that died first): found by the socket
 	# address on their command line, stopped by their PID.
-	local p
-	for p in /proc/[0-9]*; do
-		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "containerd-shim.* -address $CTRD_SOCK "; then
-			kill -KILL "${p#/proc/}" 2>/dev/null || true
-		fi
+	for p in $(ps -eo pid=,args= | awk -v a=" -address $CTRD_SOCK " \
+		'index($0, "containerd-shim") && index($0 " ", a) { print $1 }'); do
+		kill -KILL "$p" 2>/dev/null || true
 	done
 	# The kubelet bind-mounts its root onto itself, and Pods' volumes and
 	# containerd's snapshots are mounted below $RUN: deepest first.
@@ -739,7 +751,7 @@ cmd_status() {
 	local n ok=0
 	[ -f "$RUN/pid/order" ] || { say "not running"; return 1; }
 	for n in $(cat "$RUN/pid/order"); do
-		if alive "$n"; then say "$n: running (pid $(cat "$RUN/pid/$n.pid"))"; else say "$n: not running"; ok=1; fi
+		if alive "$n"; then say "$n: running (pid $(daemon_pid "$n"))"; else say "$n: not running"; ok=1; fi
 	done
 	[ $ok -eq 0 ] && printf 'KUBECONFIG=%s\n' "$ADMIN_KUBECONFIG"
 	return $ok

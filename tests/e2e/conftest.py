@@ -18,6 +18,7 @@ import fcntl
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -172,8 +173,16 @@ class Cluster:
         subprocess.run([CLUSTER_SH, "restart-kubelet"], check=True, timeout=120)
 
 
+def _on_sigterm(signum, frame):
+    # As Ctrl-C: pytest then runs the fixtures' teardown (cluster.sh down).
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _up():
-    """cluster.sh up; returns the kubeconfig it prints last."""
+    """cluster.sh up; returns the kubeconfig it prints last. A cluster a
+    killed session left running goes first (this session holds the lock, so
+    no other session uses it)."""
+    subprocess.run([CLUSTER_SH, "down"], stdout=subprocess.DEVNULL, timeout=300)
     p = subprocess.run([CLUSTER_SH, "up"], stdout=subprocess.PIPE, text=True, timeout=3600)
     if p.returncode != 0:
         pytest.exit(f"scripts/e2e/cluster.sh up failed (exit {p.returncode}); its log is above", returncode=1)
@@ -201,6 +210,7 @@ def cluster():
             pytest.exit(f"another e2e session holds {CACHE}/session.lock", returncode=1)
         self_built = True
         host_access = True
+        signal.signal(signal.SIGTERM, _on_sigterm)
         kubeconfig = _up()
         kubectl = os.environ.get("KUBECTL", os.path.join(CACHE, "bin", "kubectl"))
     try:
@@ -306,7 +316,13 @@ def deployed(cluster):
     k = cluster.kube
     k.out("apply", "-f", MANIFEST)
     k.run("-n", NAMESPACE, "rollout", "status", f"daemonset/{DS}", "--timeout=120s", timeout=150)
-    k.out("create", "namespace", TEST_NS, check=False)
+    # A namespace left by an earlier run on the same cluster goes first:
+    # its Pods hold devices.
+    if k.run("get", "namespace", TEST_NS, check=False).returncode == 0:
+        k.run("delete", "namespace", TEST_NS, "--wait=false")
+        wait_until(f"namespace {TEST_NS} of an earlier run deleted",
+                   lambda: k.run("get", "namespace", TEST_NS, check=False).returncode != 0, 180, interval=1)
+    k.out("create", "namespace", TEST_NS)
     wait_until(f"service account {TEST_NS}/default",
                lambda: k.run("-n", TEST_NS, "get", "serviceaccount", "default", check=False).returncode == 0, 60)
     yield cluster
