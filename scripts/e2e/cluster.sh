@@ -31,7 +31,7 @@
 # kubelet's device-plugin directory cannot be moved), an apt deb-src entry
 # (/etc/apt/sources.list.d/usbdp-e2e-src.sources) for `apt-get source`, the
 # bridge interface usbdp0, and the network namespaces containerd makes for
-# Pods (/run/netns/cni-*, only those its sandboxes name).
+# Pods (/run/netns/cni-*, only those its sandboxes name; the directory stays).
 #
 # Environment:
 #   E2E_CACHE      cache and run state (default /var/cache/usbdp-e2e)
@@ -356,10 +356,15 @@ node_ip() { # this machine's first global IPv4 address (the kubelet refuses loop
 wait_for() { # wait_for SECONDS WHAT COMMAND...: poll every 0.5 s until COMMAND succeeds
 	local limit=$1 what=$2 t0=$SECONDS
 	shift 2
+	local n
 	until "$@" >/dev/null 2>&1; do
 		if [ $((SECONDS - t0)) -ge "$limit" ]; then
 			die "$what: not within $limit s"
 		fi
+		# A daemon that exited will not come back: say so at once.
+		for n in $(cat "$RUN/pid/order" 2>/dev/null); do
+			[ -f "$RUN/pid/$n.pid" ] && ! alive "$n" && die "$what: $n exited (its log: $LOG/$n.log)"
+		done
 		sleep 0.5
 	done
 	say "$what ($((SECONDS - t0)) s)"
@@ -561,9 +566,13 @@ cmd_up() {
 	if [ -S "$dp/kubelet.sock" ] && ss -Hxl 2>/dev/null | grep -qF " $dp/kubelet.sock "; then
 		die "another kubelet serves $dp/kubelet.sock"
 	fi
-	if ss -Hltn 'sport = :8080' 2>/dev/null | grep -q .; then
-		die "port 8080 is taken: the DaemonSet's plugin listens there (hostNetwork)"
-	fi
+	local port
+	for port in 8080 "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT"; do
+		if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+			[ "$port" = 8080 ] && die "port 8080 is taken: the DaemonSet's plugin listens there (hostNetwork)"
+			die "port $port, which the cluster uses, is taken: $(ss -Hltnp "sport = :$port" | head -n 1)"
+		fi
+	done
 
 	install_packages
 	build_components
@@ -578,10 +587,12 @@ cmd_up() {
 	rm -rf "$RUN"
 	mkdir -p "$RUN/pid" "$LOG"
 	[ -d /var/lib/kubelet ] || touch "$CACHE/created-var-lib-kubelet"
-	# containerd makes these whatever its state dir (shim sockets, Pods'
-	# network namespaces): removed again at teardown if they are new and empty.
+	# containerd makes these whatever its state dir (its shims' sockets):
+	# removed again at teardown if they are new and empty. (/run/netns, where
+	# Pods' network namespaces go, is shared with podman and any CNI user:
+	# the namespaces go, the directory stays.)
 	local d
-	for d in /run/containerd /run/containerd/s /run/netns; do
+	for d in /run/containerd /run/containerd/s; do
 		[ -d "$d" ] || printf '%s\n' "$d" >>"$CACHE/created-run-dirs"
 	done
 	mkdir -p "$dp"
@@ -725,12 +736,7 @@ teardown() {
 		rm -f "$CACHE/created-var-lib-kubelet"
 	fi
 	if [ -f "$CACHE/created-run-dirs" ]; then
-		# /run/netns is bind-mounted onto itself (shared) by the CNI code.
-		for p in $(sort -ru "$CACHE/created-run-dirs"); do
-			[ -d "$p" ] && [ -z "$(ls -A "$p")" ] || continue
-			if mountpoint -q "$p"; then umount "$p" 2>/dev/null || true; fi
-			rmdir "$p" 2>/dev/null || true
-		done
+		for p in $(sort -ru "$CACHE/created-run-dirs"); do rmdir "$p" 2>/dev/null || true; done
 		rm -f "$CACHE/created-run-dirs"
 	fi
 	# Empty cgroups runc left for the k8s.io namespace.
