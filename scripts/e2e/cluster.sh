@@ -30,25 +30,30 @@
 # paths outside $E2E_CACHE it touches: /var/lib/kubelet/device-plugins (the
 # kubelet's device-plugin directory cannot be moved), an apt deb-src entry
 # (/etc/apt/sources.list.d/usbdp-e2e-src.sources) for `apt-get source`, the
-# bridge interface usbdp0, and the network namespaces containerd makes for
-# Pods (/run/netns/cni-*, only those its sandboxes name; the directory stays).
+# bridge interface usbdp0, /run/containerd/s (containerd's shims put their
+# sockets there whatever its state dir), the k8s.io cgroups runc makes, and
+# the network namespaces containerd makes for Pods (/run/netns/cni-*, only
+# those its sandboxes name; the directory stays). `down` removes them all
+# (the deb-src entry stays).
 #
 # Environment:
 #   E2E_CACHE      cache and run state (default /var/cache/usbdp-e2e)
 #   E2E_IMAGE      the plugin image in podman's storage to load (default:
 #                  the DaemonSet's image field, e.g. usb-device-plugin:0.1.0)
 #   E2E_KEEP=1     `up` leaves a half-started cluster running on failure
+#   E2E_NODE_IP    the node's address (default: this machine's first global
+#                  IPv4 address, else 127.0.0.1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$PWD
 
 CACHE=${E2E_CACHE:-/var/cache/usbdp-e2e}
 RUN=$CACHE/run
 LOG=$RUN/log
 BIN=$CACHE/bin
 K8S_VERSION=v1.20.2
-# Loopback and this machine's ports; none is a default the host may use
-# for something else (8080 is the plugin's /healthz and /metrics).
+# Ports: the API server and etcd away from their defaults (another etcd or
+# API server on the host keeps its own), the kubelet on its usual ones. `up`
+# checks that all are free, and 8080 (the plugin's /healthz and /metrics).
 APISERVER_PORT=16443
 ETCD_PORT=12379
 ETCD_PEER_PORT=12380
@@ -65,13 +70,16 @@ PAUSE_IMAGE=localhost/usbdp-e2e/pause:1
 BUSYBOX_IMAGE=docker.io/library/busybox:1.36
 BUSYBOX_LOCAL=localhost/usbdp-e2e/busybox:1.36
 
+# Ctrl-C or SIGTERM: exit through the EXIT trap (`up` tears down then).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 say() { printf 'e2e: %s\n' "$*" >&2; }
 die() {
 	say "FAILED: $*"
 	exit 1
 }
 
-sudo=""
 [ "$(id -u)" -eq 0 ] || die "run as root: it starts a kubelet and containerd"
 
 # ---------------------------------------------------------------- packages
@@ -345,12 +353,13 @@ ADMIN_KUBECONFIG=$RUN/pki/admin.kubeconfig
 ctr_k8s() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
 kubectl_admin() { "$BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
-node_ip() { # this machine's first global IPv4 address (the kubelet refuses loopback)
+node_ip() { # this machine's first global IPv4 address, as a real node's; else loopback
 	if [ -n "${E2E_NODE_IP:-}" ]; then
 		printf '%s\n' "$E2E_NODE_IP"
 		return
 	fi
-	ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4; exit }'
+	ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4; found = 1; exit }
+		END { if (!found) print "127.0.0.1" }'
 }
 
 wait_for() { # wait_for SECONDS WHAT COMMAND...: poll every 0.5 s until COMMAND succeeds
@@ -580,7 +589,6 @@ cmd_up() {
 	save_plugin_image
 	local ip
 	ip=$(node_ip)
-	[ -n "$ip" ] || die "no global IPv4 address on this machine for the node (set E2E_NODE_IP)"
 
 	# From here on, a failure tears down what was started.
 	trap 'rc=$?; if [ $rc -ne 0 ]; then print_logs; [ -n "${E2E_KEEP:-}" ] || teardown; fi' EXIT

@@ -277,6 +277,7 @@ class DevNodes:
 
     def __init__(self):
         self.made = []
+        self.when = None  # wall-clock time of the last add or remove
 
     def add(self, path, major, minor):
         # Made under a hidden name, renamed into place: the node appears
@@ -286,11 +287,13 @@ class DevNodes:
         os.mknod(tmp, 0o660 | 0o020000, os.makedev(major, minor))
         os.rename(tmp, path)
         self.made.append(path)
+        self.when = time.time()
         return time.monotonic()
 
     def remove(self, path):
         os.unlink(path)
         self.made.remove(path)
+        self.when = time.time()
         return time.monotonic()
 
     def cleanup(self):

@@ -85,6 +85,19 @@ def node_labels(cluster):
     return cluster.kube.node(cluster.node)["metadata"]["labels"]
 
 
+def plugin_log_time(k, node, pattern):
+    """The time (epoch seconds, from its UTC ts=) of the plugin's last log
+    line matching pattern, or None."""
+    pods = [p for p in k.plugin_pods(node) if pod_ready(p)]
+    if len(pods) != 1:
+        return None
+    stamps = re.findall(rf"^ts=(\S+) {pattern}", k.logs(pods[0]["metadata"]["name"], NAMESPACE), re.M)
+    if not stamps:
+        return None
+    return datetime.datetime.strptime(stamps[-1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
 def healthz():
     try:
         with urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=3) as r:
@@ -132,6 +145,10 @@ def base_devices(deployed, devnodes):
     devnodes.add(ACM[0], ACM_MAJOR, minor(ACM[0]))
     devnodes.add(ACM[1], ACM_MAJOR, minor(ACM[1]))
     devnodes.add(USB[0], USB_MAJOR, minor(USB[0]))
+    # The fuse example's device, if this node lacks it (it is there whenever
+    # the fuse module is loaded).
+    if not os.path.exists("/dev/fuse"):
+        devnodes.add("/dev/fuse", 10, 229)
 
 
 def test_capacity_and_allocatable(deployed, base_devices):
@@ -216,6 +233,10 @@ def test_second_pod_waits_for_a_new_device(deployed, first_pod, devnodes):
     t1 = time.monotonic()
     wait_until("dev-2 Running after the new device", lambda: running(k, "dev-2"), STATUS_CYCLE + 60, interval=0.1)
     t2 = time.monotonic()
+    seen = plugin_log_time(k, deployed.node, rf"level=info device added resource={re.escape(TTYUSB)} .*path={USB[1]} ")
+    if seen:
+        figure(f"mknod {USB[1]} -> the plugin's 'device added' log line (1 ms resolution)",
+               max(0.0, seen - devnodes.when))
     figure(f"mknod {USB[1]} -> node allocatable {TTYUSB} +1", t1 - t0)
     figure(f"mknod {USB[1]} -> the waiting Pod Running", t2 - t0)
     out = wait_logs(k, "dev-2", r"files=/dev/")
@@ -246,6 +267,10 @@ def test_unplug_lowers_allocatable_then_capacity(deployed, devnodes):
                      lambda cap, alloc: cap.get(TTYUSB) == 1, grace_s + STATUS_CYCLE + 15)
     t2 = time.monotonic()
     assert t2 - t0 >= grace_s - 1, f"capacity dropped after {t2 - t0:.1f} s, before the {grace_s:.0f} s grace period"
+    seen = plugin_log_time(k, deployed.node, rf"level=info device gone resource={re.escape(TTYUSB)} .*path={USB[1]} ")
+    if seen:
+        figure(f"rm {USB[1]} -> the plugin's 'device gone' log line (1 ms resolution)",
+               max(0.0, seen - devnodes.when))
     figure(f"rm {USB[1]} -> allocatable -1", t1 - t0)
     figure(f"rm {USB[1]} -> capacity -1 (grace period {grace_s:.0f} s)", t2 - t0)
     for n, state in before.items():
@@ -268,7 +293,7 @@ def test_rollout_restart_keeps_capacity_and_pods(deployed):
     t0 = time.monotonic()
     k.out("-n", NAMESPACE, "rollout", "restart", f"daemonset/{DS}")
     status = subprocess.Popen([k.kubectl, "--kubeconfig", k.kubeconfig, "-n", NAMESPACE, "rollout", "status",
-                               f"daemonset/{DS}", "--timeout=120s"], stdout=subprocess.PIPE,
+                               f"daemonset/{DS}", "--timeout=180s"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     dips = []
     try:
