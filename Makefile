@@ -5,6 +5,7 @@
 #                   integration tests again under valgrind
 #   make bench      figures: Allocate latency, event-to-update latency, RSS, idle CPU
 #   make lint       cppcheck + clang-format --dry-run
+#   make e2e        the image and the shipped manifests on a real cluster
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
@@ -35,7 +36,7 @@ vpath %.c src build/gen tests/unit
 vpath %.cc src
 
 .PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image \
-	release image-archive push test-cross
+	release image-archive push test-cross e2e
 all: bin/usb-device-plugin
 
 setup:
@@ -215,6 +216,13 @@ test-cross: setup-test
 	@scripts/setup.sh --cross
 	@for a in $(CROSS_ARCHS); do scripts/release.sh $$a || exit 1; done
 	$(PYTEST) tests/cross
+
+# The image and manifests/ on a real single-node Kubernetes built from
+# Debian's packages (scripts/e2e/cluster.sh: cached in /var/cache/usbdp-e2e,
+# E2E_CACHE), or on the cluster KUBECONFIG names: see docs/e2e.md.
+e2e: setup-test
+	@$(MAKE) --no-print-directory image
+	/usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/e2e
 
 bench: setup-test
 	@$(MAKE) --no-print-directory all
