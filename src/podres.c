@@ -73,13 +73,7 @@ static int collect(const V1__ListPodResourcesResponse *resp, const char *resourc
 
 struct list_call {
 	grpc_completion_queue *cq;
-	grpc_channel *channel;
-	grpc_call *call;
-	grpc_byte_buffer *req, *resp;
-	grpc_metadata_array init_md, trail_md;
-	grpc_status_code status;
-	grpc_slice details;
-	const char *error_string;
+	struct rpc_unary u;
 };
 
 /* Waits for the batch, cancelling the call when *stop turns true; true
@@ -93,7 +87,7 @@ static bool wait_batch(struct list_call *lc, const atomic_bool *stop)
 		if (ev.type == GRPC_OP_COMPLETE)
 			return !cancelled;
 		if (!cancelled && stop && atomic_load(stop)) {
-			grpc_call_cancel(lc->call, NULL);
+			grpc_call_cancel(lc->u.call, NULL);
 			cancelled = true;
 		}
 	}
@@ -101,19 +95,7 @@ static bool wait_batch(struct list_call *lc, const atomic_bool *stop)
 
 static void list_call_clear(struct list_call *lc)
 {
-	if (lc->error_string)
-		gpr_free((void *)lc->error_string);
-	grpc_slice_unref(lc->details);
-	grpc_metadata_array_destroy(&lc->init_md);
-	grpc_metadata_array_destroy(&lc->trail_md);
-	if (lc->req)
-		grpc_byte_buffer_destroy(lc->req);
-	if (lc->resp)
-		grpc_byte_buffer_destroy(lc->resp);
-	if (lc->call)
-		grpc_call_unref(lc->call);
-	if (lc->channel)
-		grpc_channel_destroy(lc->channel);
+	rpc_unary_clear(&lc->u);
 	if (lc->cq) {
 		grpc_completion_queue_shutdown(lc->cq);
 		grpc_completion_queue_destroy(lc->cq);
@@ -121,52 +103,26 @@ static void list_call_clear(struct list_call *lc)
 }
 
 /* Starts List and waits for it. 0, or negative errno with why filled. */
-static int call_list(struct list_call *lc, const char *target, int timeout_ms,
+static int call_list(struct list_call *lc, const char *socket_path, int timeout_ms,
 		     const atomic_bool *stop, char *why, size_t errlen)
 {
 	static const uint8_t empty[1];
-	lc->details = grpc_empty_slice();
-	grpc_metadata_array_init(&lc->init_md);
-	grpc_metadata_array_init(&lc->trail_md);
-	if (!(lc->cq = grpc_completion_queue_create_for_pluck(NULL)) ||
-	    !(lc->req = rpc_buffer_from(empty, 0)))
+	if (!(lc->cq = grpc_completion_queue_create_for_pluck(NULL)))
 		return -ENOMEM;
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	lc->channel = grpc_channel_create(target, creds, NULL);
-	grpc_channel_credentials_release(creds);
-	lc->call =
-	    grpc_channel_create_call(lc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, lc->cq,
-				     grpc_slice_from_static_string("/v1.PodResourcesLister/List"),
-				     NULL, rpc_deadline_ms(timeout_ms), NULL);
-	if (!lc->call)
-		return -ENOMEM;
-	grpc_op ops[6];
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = lc->req;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &lc->init_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &lc->resp;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &lc->trail_md;
-	ops[5].data.recv_status_on_client.status = &lc->status;
-	ops[5].data.recv_status_on_client.status_details = &lc->details;
-	ops[5].data.recv_status_on_client.error_string = &lc->error_string;
-	if (grpc_call_start_batch(lc->call, ops, 6, lc, NULL) != GRPC_CALL_OK) {
-		errbuf_put(why, errlen, "cannot start the call");
-		return -EIO;
+	int e = rpc_unary_start(&lc->u, lc->cq, socket_path, "/v1.PodResourcesLister/List",
+				rpc_buffer_from(empty, 0), timeout_ms, lc);
+	if (e < 0) {
+		errbuf_put(why, errlen, "cannot start the call: %s", strerror(-e));
+		return e;
 	}
 	if (!wait_batch(lc, stop))
 		return -ECANCELED;
-	if (lc->status == GRPC_STATUS_OK)
+	if (lc->u.status == GRPC_STATUS_OK)
 		return 0;
-	char *details = grpc_slice_to_c_string(lc->details);
-	errbuf_put(why, errlen, "status %d: %s", (int)lc->status, details ? details : "");
+	char *details = grpc_slice_to_c_string(lc->u.details);
+	errbuf_put(why, errlen, "status %d: %s", (int)lc->u.status, details ? details : "");
 	gpr_free(details);
-	switch (lc->status) {
+	switch (lc->u.status) {
 	case GRPC_STATUS_DEADLINE_EXCEEDED:
 		return -ETIMEDOUT;
 	case GRPC_STATUS_UNAVAILABLE:
@@ -182,15 +138,11 @@ int podres_find(const char *socket_path, const char *resource, const char *id, i
 {
 	if (!socket_path || !resource || !id || !pods || !n_pods)
 		return -EINVAL;
-	char target[4200];
-	int n = snprintf(target, sizeof(target), "unix:%s", socket_path);
-	if (n < 0 || (size_t)n >= sizeof(target))
-		return -ENAMETOOLONG;
 	struct list_call lc = {0};
-	int e = call_list(&lc, target, timeout_ms, stop, why, errlen);
+	int e = call_list(&lc, socket_path, timeout_ms, stop, why, errlen);
 	if (e == 0) {
 		size_t len = 0;
-		uint8_t *buf = rpc_buffer_read(lc.resp, &len);
+		uint8_t *buf = rpc_buffer_read(lc.u.resp, &len);
 		V1__ListPodResourcesResponse *resp =
 		    buf ? v1__list_pod_resources_response__unpack(NULL, len, buf) : NULL;
 		if (!resp) {

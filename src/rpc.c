@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,4 +169,71 @@ void *rpc_buffer_read(grpc_byte_buffer *bb, size_t *len)
 gpr_timespec rpc_deadline_ms(int64_t ms)
 {
 	return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+int rpc_unary_start(struct rpc_unary *u, grpc_completion_queue *cq, const char *socket_path,
+		    const char *method, grpc_byte_buffer *req, int64_t timeout_ms, void *tag)
+{
+	u->req = req;
+	u->details = grpc_empty_slice();
+	grpc_metadata_array_init(&u->init_md);
+	grpc_metadata_array_init(&u->trail_md);
+	u->started = true;
+	char target[4200];
+	int n = snprintf(target, sizeof(target), "unix:%s", socket_path);
+	if (n < 0 || (size_t)n >= sizeof(target))
+		return -ENAMETOOLONG;
+	if (!req)
+		return -ENOMEM;
+	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	u->channel = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	if (!u->channel)
+		return -ENOMEM;
+	u->call = grpc_channel_create_call(u->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+					   grpc_slice_from_static_string(method), NULL,
+					   rpc_deadline_ms(timeout_ms), NULL);
+	if (!u->call)
+		return -ENOMEM;
+	grpc_op ops[6];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = u->req;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->init_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &u->resp;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &u->trail_md;
+	ops[5].data.recv_status_on_client.status = &u->status;
+	ops[5].data.recv_status_on_client.status_details = &u->details;
+	ops[5].data.recv_status_on_client.error_string = &u->error_string;
+	grpc_call_error e = grpc_call_start_batch(u->call, ops, 6, tag, NULL);
+	if (e != GRPC_CALL_OK) {
+		log_error("rpc: %s: start_batch failed err=%d", method, (int)e);
+		return -EIO;
+	}
+	return 0;
+}
+
+void rpc_unary_clear(struct rpc_unary *u)
+{
+	if (!u->started)
+		return;
+	if (u->error_string)
+		gpr_free((void *)u->error_string);
+	grpc_slice_unref(u->details);
+	grpc_metadata_array_destroy(&u->init_md);
+	grpc_metadata_array_destroy(&u->trail_md);
+	if (u->req)
+		grpc_byte_buffer_destroy(u->req);
+	if (u->resp)
+		grpc_byte_buffer_destroy(u->resp);
+	if (u->call)
+		grpc_call_unref(u->call);
+	if (u->channel)
+		grpc_channel_destroy(u->channel);
+	memset(u, 0, sizeof(*u));
 }

@@ -8,6 +8,7 @@
 
 #include <grpc/grpc.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct rpc;
 
@@ -37,6 +38,28 @@ int rpc_job_fd(struct rpc *rpc);
 void rpc_run_jobs(struct rpc *rpc);
 /* From any thread: queue job for the loop. */
 void rpc_post(struct rpc *rpc, struct rpc_job *job);
+
+/* A unary call as a client, over a unix socket: the state the call writes
+ * into. Zeroed, then rpc_unary_start; rpc_unary_clear releases it (also
+ * after a failed start). */
+struct rpc_unary {
+	grpc_channel *channel;
+	grpc_call *call;
+	grpc_byte_buffer *req, *resp;
+	grpc_metadata_array init_md, trail_md;
+	grpc_status_code status;
+	grpc_slice details;
+	const char *error_string;
+	bool started;
+};
+
+/* Dials socket_path and starts method ("/pkg.Service/Method") with req
+ * (owned by u from now on, also on error), a deadline timeout_ms away; the
+ * whole call completes as one batch with tag on cq. 0, -ENAMETOOLONG,
+ * -ENOMEM or -EIO. */
+int rpc_unary_start(struct rpc_unary *u, grpc_completion_queue *cq, const char *socket_path,
+		    const char *method, grpc_byte_buffer *req, int64_t timeout_ms, void *tag);
+void rpc_unary_clear(struct rpc_unary *u);
 
 /* Helpers shared by the server and the client. */
 grpc_byte_buffer *rpc_buffer_from(const void *data, size_t len);
