@@ -381,12 +381,29 @@ int alloc_allocate(const struct snapshot *s, const char *name, const char *cdi_k
 struct cand {
 	const struct snap_device *dev;
 	const char *id; /* as the kubelet sent it */
+	size_t pos;	/* its place in available */
 	bool chosen;
 };
 
 static size_t instance_index(const struct snapshot *s, const struct snap_instance *si)
 {
 	return (size_t)(si - s->instances);
+}
+
+/* Candidates by device, then by their place in the request. */
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Back in the order of the request. */
+static int cmp_cand_order(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 /* Picks IDs for one container request into resp->device_ids. */
@@ -404,24 +421,37 @@ static int prefer_one(const struct snapshot *s,
 		r = -ENOMEM;
 		goto out;
 	}
+	/* Only IDs the kubelet offers and we list, each once: the answer is
+	 * a subset of available, without repeats (an unknown or repeated ID
+	 * is ignored). Sorted by device to find repeats in n log n. */
 	size_t nc = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct snap_device *d = snapshot_find(s, cr->available_deviceids[i]);
-		if (!d)
-			continue;
-		c[nc++] = (struct cand){.dev = d, .id = cr->available_deviceids[i]};
-		avail[instance_index(s, d->instance)]++;
+		if (d)
+			c[nc++] =
+			    (struct cand){.dev = d, .id = cr->available_deviceids[i], .pos = i};
 	}
+	qsort(c, nc, sizeof(*c), cmp_cand);
+	size_t u = 0;
+	for (size_t j = 0; j < nc; j++)
+		if (!u || c[u - 1].dev != c[j].dev)
+			c[u++] = c[j];
+	nc = u;
+	qsort(c, nc, sizeof(*c), cmp_cand_order);
+	for (size_t j = 0; j < nc; j++)
+		avail[instance_index(s, c[j].dev->instance)]++;
 	size_t want = cr->allocation_size > 0 ? (size_t)cr->allocation_size : 0;
 	/* must_include first, in the order given */
 	for (size_t i = 0; i < cr->n_must_include_deviceids && resp->n_deviceids < want; i++) {
 		const char *id = cr->must_include_deviceids[i];
-		for (size_t j = 0; j < nc; j++)
-			if (!c[j].chosen && strcmp(c[j].id, id) == 0) {
-				c[j].chosen = true;
-				chosen[instance_index(s, c[j].dev->instance)]++;
-				break;
-			}
+		ssize_t hit = -1;
+		for (size_t j = 0; j < nc && hit < 0; j++)
+			if (!c[j].chosen && strcmp(c[j].id, id) == 0)
+				hit = (ssize_t)j;
+		if (hit < 0) /* not available, or named twice: ignored */
+			continue;
+		c[hit].chosen = true;
+		chosen[instance_index(s, c[hit].dev->instance)]++;
 		char *dup = strdup(id);
 		if (!dup || push((void ***)&resp->deviceids, &resp->n_deviceids, dup) < 0) {
 			free(dup);

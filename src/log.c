@@ -72,8 +72,25 @@ void log_write(enum log_level level, const char *fmt, ...)
 		len = room - 1;
 		memcpy(line + len - 3, "...", 3);
 	}
-	line[len++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, len);
+	/* Values come from the kubelet, sysfs and file names: a control
+	 * character in one (a newline in a device ID) must not forge a line
+	 * or a terminal sequence. Each becomes \xHH, written out below. */
+	char out[sizeof(line) * 4 + 2];
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c < 0x20 || c == 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o++] = '\n';
+	ssize_t w = write(STDERR_FILENO, out, o);
 	(void)w;
 	errno = saved_errno;
 }

@@ -18,6 +18,9 @@
 #include "metrics.h"
 #include "plugindir.h"
 
+/* The largest request accepted: 1 MiB holds ~20,000 device IDs. */
+#define SERVER_MAX_REQUEST (1 << 20)
+
 enum method {
 	M_UNKNOWN = 0,
 	M_OPTIONS,
@@ -394,6 +397,30 @@ static grpc_status_code status_of(int err)
 	}
 }
 
+/* One line per container (the first few IDs, then how many more): a
+ * request of 40,000 IDs must not write 40,000 lines. */
+static void log_allocate(const char *full_name, const V1beta1__AllocateRequest *req, int r)
+{
+	enum { MAX_CONTAINERS = 16, MAX_IDS = 8 };
+	for (size_t i = 0; i < req->n_container_requests && i < MAX_CONTAINERS; i++) {
+		const V1beta1__ContainerAllocateRequest *cr = req->container_requests[i];
+		char ids[512] = "";
+		size_t len = 0;
+		for (size_t k = 0; k < cr->n_devices_ids && k < MAX_IDS; k++) {
+			int n = snprintf(ids + len, sizeof(ids) - len, "%s%s", k ? "," : "",
+					 cr->devices_ids[k]);
+			if (n < 0 || (size_t)n >= sizeof(ids) - len)
+				break; /* the line says how many there were */
+			len += (size_t)n;
+		}
+		log_info("allocate resource=%s container=%zu ids=%s count=%zu result=%s", full_name,
+			 i, ids, cr->n_devices_ids, r ? "refused" : "ok");
+	}
+	if (req->n_container_requests > MAX_CONTAINERS)
+		log_info("allocate resource=%s containers=%zu (the first %d logged)", full_name,
+			 req->n_container_requests, MAX_CONTAINERS);
+}
+
 /* Computes the answer of a unary call from its request bytes. Runs without
  * the lock, on its own snapshot reference. */
 static void handle_unary(struct call *c, struct snapshot *snap, const char *name,
@@ -429,14 +456,7 @@ static void handle_unary(struct call *c, struct snapshot *snap, const char *name
 				atomic_fetch_add(&mr->allocate_errors, 1);
 		}
 		if (req) {
-			for (size_t i = 0; i < req->n_container_requests; i++) {
-				const V1beta1__ContainerAllocateRequest *cr =
-				    req->container_requests[i];
-				for (size_t k = 0; k < cr->n_devices_ids; k++)
-					log_info(
-					    "allocate resource=%s container=%zu id=%s result=%s",
-					    full_name, i, cr->devices_ids[k], r ? "refused" : "ok");
-			}
+			log_allocate(full_name, req, r);
 			v1beta1__allocate_request__free_unpacked(req, NULL);
 		}
 		break;
@@ -665,7 +685,13 @@ int server_listen(struct server *srv, const char *path)
 		(void)unlink(path); /* gone meanwhile: fine */
 	gs->srv = srv;
 	gs->shutdown_tag.fn = shutdown_fn;
-	gs->server = grpc_server_create(NULL, NULL);
+	/* The kubelet's requests are small (IDs of one node's devices): a
+	 * bound on what one call may make us decode, copy and look up. */
+	grpc_arg arg = {.type = GRPC_ARG_INTEGER,
+			.key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+			.value.integer = SERVER_MAX_REQUEST};
+	grpc_channel_args args = {.num_args = 1, .args = &arg};
+	gs->server = grpc_server_create(&args, NULL);
 	grpc_server_register_completion_queue(gs->server, rpc_cq(srv->rpc), NULL);
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
 	/* The socket is the kubelet's (root) alone, whatever the umask: bind

@@ -433,16 +433,13 @@ int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_sha
 		size_t j = i + 1;
 		while (j < k && strcmp(refs[j].path, refs[i].path) == 0)
 			j++;
-		/* one call per pair of distinct resources sharing the path: the
-		 * first entry of each resource in the run (sorted by r) */
-		for (size_t a = i; a < j; a++) {
-			if (a > i && refs[a - 1].r == refs[a].r)
-				continue;
-			for (size_t b = a + 1; b < j; b++)
-				if (refs[b - 1].r != refs[b].r)
-					fn(data, refs[a].path, refs[a].r, refs[a].id, refs[b].r,
-					   refs[b].id);
-		}
+		/* one call per path, with the first two resources that hold it:
+		 * n resources offering one file are one warning, not n^2 */
+		for (size_t b = i + 1; b < j; b++)
+			if (refs[b].r != refs[i].r) {
+				fn(data, refs[i].path, refs[i].r, refs[i].id, refs[b].r, refs[b].id);
+				break;
+			}
 		i = j;
 	}
 	free(refs);

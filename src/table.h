@@ -70,10 +70,10 @@ uint64_t table_generation(const struct table *t);
 /* Number of instances (present or gone). */
 size_t table_n_instances(const struct table *t);
 
-/* Calls fn once for each host path that present instances of two
- * different tables ts[r1] and ts[r2] both hold (r1 < r2), with one ID of
- * each: the same device file offered twice, which the kubelet may hand to
- * two Pods. */
+/* Calls fn once for each host path that present instances of two or more
+ * different tables hold, with the first two of them (r1 < r2) and one ID
+ * of each: the same device file offered twice, which the kubelet may hand
+ * to two Pods. O(n log n) in the nodes. */
 typedef void (*table_shared_cb)(void *data, const char *path, size_t r1, const char *id1, size_t r2,
 				const char *id2);
 int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_shared_cb fn,

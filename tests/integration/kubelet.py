@@ -231,8 +231,12 @@ class Kubelet:
         """Waits for a registration of resource (the after-th one counts
         registrations seen so far) and returns its Plugin."""
         def ready():
+            # the Plugin of the newest registration: a registration is
+            # recorded before its Plugin dials, so an older one may still be
+            # the one in self.plugins for a moment
             regs = [r for r in self.registrations if r.resource_name == resource]
-            return len(regs) > after and resource in self.plugins
+            return (len(regs) > after and resource in self.plugins and
+                    self.plugins[resource].endpoint == regs[-1].endpoint)
         timeout *= SLOW
         with self.lock:
             if not self.lock.wait_for(ready, timeout):

@@ -152,3 +152,36 @@ def test_read_only_plugin_directory_is_said_once(devdir, plugin_dir, kubelet, st
     errors = [l for l in plugin.log().splitlines()
               if "level=error cannot serve resource" in l]
     assert len(errors) == 1, errors
+
+
+def test_many_resources_offering_one_file_warn_once(devdir, plugin_dir, kubelet, start_raw,
+                                                    tmp_path):
+    """Item 9: N resources offering one file cost one warning, not N^2/2
+    (300 gave 44,850 lines), and all of them are served."""
+    devdir.add("shared0")
+    n = 60
+    cfg = str(tmp_path / "config.json")
+    with open(cfg, "w") as f:
+        json.dump({"devices": [{"name": "r%d" % i,
+                                "groups": [{"paths": [{"path": devdir.p("shared0")}]}]}
+                               for i in range(n)]}, f)
+    plugin = start_raw(["--config", cfg, "--plugin-directory", plugin_dir, "--domain", DOMAIN,
+                        "--listen", "127.0.0.1:0"])
+    for i in range(n):
+        kubelet.wait_plugin("%s/r%d" % (DOMAIN, i))
+    plugin.wait_log(r"node offered by two resources node=%s" % devdir.p("shared0"))
+    warnings = [l for l in plugin.log().splitlines() if "node offered by two resources" in l]
+    assert len(warnings) == 1, "%d warnings" % len(warnings)
+
+
+def test_untrusted_strings_cannot_forge_log_lines(devdir, run_plugin, kubelet):
+    """Item 13: a device ID from the kubelet with a newline is logged
+    escaped, on its own line, never as a line of its own."""
+    import grpc
+    devdir.add("ttyUSB0")
+    plugin = run_plugin({"name": "serial", "groups": [{"paths": [{"path": devdir.p("ttyUSB*")}]}]})
+    pl = kubelet.wait_plugin("example.com/serial")
+    with pytest.raises(grpc.RpcError):
+        pl.allocate(["x\nts=forged level=error pwned"])
+    plugin.wait_log(r"x\\x0ats=forged level=error pwned")
+    assert not any(l.startswith("ts=forged") for l in plugin.log().splitlines())

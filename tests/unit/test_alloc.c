@@ -298,6 +298,17 @@ TEST(preferred_spreads)
 	char *odd[] = {"x-0", "a-1"};
 	prefer(s, 2, odd, 0, NULL, 3, got);
 	CHECK_STR(got, "a-1");
+	/* issue 12: only distinct IDs from available, whatever must_include
+	 * and repeats say (it answered ['bogus', 'bogus'] and a-1 thrice) */
+	char *bogus[] = {"bogus", "bogus"};
+	prefer(s, 2, odd, 2, bogus, 2, got);
+	CHECK_STR(got, "a-1");
+	char *rep[] = {"a-1", "a-1", "a-1"};
+	prefer(s, 3, rep, 0, NULL, 3, got);
+	CHECK_STR(got, "a-1");
+	char *must2[] = {"a-1", "a-1"};
+	prefer(s, 3, rep, 2, must2, 3, got);
+	CHECK_STR(got, "a-1");
 	snapshot_unref(s);
 	table_free(t);
 }
