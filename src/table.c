@@ -437,7 +437,8 @@ int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_sha
 		 * n resources offering one file are one warning, not n^2 */
 		for (size_t b = i + 1; b < j; b++)
 			if (refs[b].r != refs[i].r) {
-				fn(data, refs[i].path, refs[i].r, refs[i].id, refs[b].r, refs[b].id);
+				fn(data, refs[i].path, refs[i].r, refs[i].id, refs[b].r,
+				   refs[b].id);
 				break;
 			}
 		i = j;
