@@ -1,6 +1,7 @@
 #include "cdi.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -367,4 +368,37 @@ int cdi_remove(const char *dir, const char *kind)
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+int cdi_clean(const char *dir, const char *vendor, bool (*keep)(void *data, const char *file),
+	      void *data)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	size_t vl = strlen(vendor);
+	int removed = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		bool hidden = n[0] == '.';
+		const char *base = hidden ? n + 1 : n;
+		/* ours: "<vendor>-<class>.json", or its hidden temporary file
+		 * ".<vendor>-<class>.json.XXXXXX" a killed writer left */
+		if (strncmp(base, vendor, vl) != 0 || base[vl] != '-')
+			continue;
+		const char *json = strstr(base + vl + 1, ".json");
+		if (!json || (hidden ? json[5] != '.' : json[5] != '\0'))
+			continue;
+		if (!hidden && keep(data, n))
+			continue;
+		if (unlinkat(dirfd(d), n, 0) == 0) {
+			log_info("CDI file removed: %s path=%s/%s",
+				 hidden ? "a partial write of an earlier run" : "no such resource",
+				 dir, n);
+			removed++;
+		}
+	}
+	closedir(d);
+	return removed;
 }

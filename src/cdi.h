@@ -24,6 +24,7 @@
 #ifndef UDP_CDI_H
 #define UDP_CDI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "instance.h"
@@ -76,5 +77,12 @@ int cdi_write(const char *dir, const char *kind, const char *json);
 /* Removes the spec file of kind from dir; 0 also when there was none, else
  * negative errno. */
 int cdi_remove(const char *dir, const char *kind);
+
+/* At start: removes from dir the spec files of vendor (the domain) that
+ * keep(data, file name) does not want -- resources no longer configured --
+ * and the hidden temporary files a killed writer left. The number
+ * removed, or negative errno. */
+int cdi_clean(const char *dir, const char *vendor, bool (*keep)(void *data, const char *file),
+	      void *data);
 
 #endif

@@ -7,6 +7,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -583,6 +584,21 @@ static int start_evict(struct daemon *d)
 	return -errno;
 }
 
+/* Whether file (in the CDI directory) is the spec of a resource we have. */
+static bool cdi_wanted(void *data, const char *file)
+{
+	struct daemon *d = data;
+	for (size_t r = 0; r < d->n_res; r++) {
+		const char *kind = resource_cdi_kind(d->res[r]);
+		char path[PATH_MAX];
+		if (!kind || cdi_spec_path("/", kind, path, sizeof(path)) < 0)
+			continue;
+		if (strcmp(path + 1, file) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int setup(struct daemon *d)
 {
 	int e;
@@ -626,6 +642,11 @@ static int setup(struct daemon *d)
 	scan_paths(d);
 	if ((e = start_usb(d)) < 0)
 		return e;
+	/* What a killed earlier run left: specs of resources gone from the
+	 * config, partial temporary files. */
+	if (d->cfg->cdi && (e = cdi_clean(d->cfg->cdi_dir, d->cfg->domain, cdi_wanted, d)) < 0)
+		log_warn("cannot clean the CDI directory dir=%s err=\"%s\"", d->cfg->cdi_dir,
+			 strerror(-e));
 	for (size_t r = 0; r < d->n_res; r++) {
 		struct snapshot *s = table_snapshot(resource_table(d->res[r]));
 		log_info("resource=%s devices=%zu healthy=%zu", resource_full_name(d->res[r]),
@@ -695,6 +716,11 @@ static void teardown(struct daemon *d)
 		loop_free(d->loop);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	/* NFD labels say what this node offers: nothing once we stop (a clean
+	 * stop; after a crash the next start rewrites the file). */
+	if (d->features && d->exit_code == 0 && unlink(d->cfg->nfd_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove the NFD feature file path=%s err=\"%s\"", d->cfg->nfd_file,
+			 strerror(errno));
 	features_free(d->features);
 	once_free(d->warned);
 	metrics_free(d->metrics);

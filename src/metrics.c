@@ -267,6 +267,9 @@ char *metrics_render(struct metrics *m, size_t *len)
 	per_resource(&b, m, "usbdp_registration_errors_total", "counter",
 		     "Register calls that failed.",
 		     offsetof(struct metrics_res, registration_errors));
+	per_resource(&b, m, "usbdp_cdi_failing", "gauge",
+		     "1 while the resource's CDI spec cannot be written (its list is held back).",
+		     offsetof(struct metrics_res, failing));
 	per_resource(&b, m, "usbdp_listandwatch_streams", "gauge", "Open ListAndWatch streams.",
 		     offsetof(struct metrics_res, streams));
 	per_resource(&b, m, "usbdp_allocate_calls_total", "counter", "Allocate calls answered.",
@@ -348,7 +351,10 @@ char *metrics_health(struct metrics *m, bool *ready)
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < m->n_res; i++) {
 		struct metrics_res *r = m->res[i];
-		if (!LOAD(r->serving)) {
+		if (LOAD(r->failing)) {
+			put(&b, "%s: its CDI spec cannot be written\n", r->name);
+			*ready = false;
+		} else if (!LOAD(r->serving)) {
 			put(&b, "%s: not serving its socket\n", r->name);
 			*ready = false;
 		} else if (!LOAD(r->registered)) {

@@ -21,6 +21,7 @@ struct metrics_res {
 	_Atomic uint64_t registrations, registration_errors;
 	_Atomic uint64_t allocate_calls, allocate_errors;
 	_Atomic uint64_t devices, healthy, streams;
+	_Atomic uint64_t failing; /* its CDI spec cannot be written */
 };
 
 #define METRICS_N_BUCKETS 12

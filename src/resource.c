@@ -51,6 +51,8 @@ struct resource {
 	/* CDI */
 	char *cdi_kind; /* NULL without --cdi */
 	char *cdi_json; /* the spec last written ("" once removed) */
+	int cdi_err;	/* the last write's error, said once */
+	int64_t cdi_retry_ms;
 	/* metrics */
 	struct metrics_res *m;
 	/* teardown: destroyed, and what must still call back */
@@ -170,6 +172,7 @@ static void on_server_gone(void *data)
 }
 
 static void on_retry(struct loop *loop, void *data);
+static void on_cdi_retry(struct loop *loop, void *data);
 
 void resource_destroy(struct resource *r, bool keep_cdi)
 {
@@ -177,6 +180,7 @@ void resource_destroy(struct resource *r, bool keep_cdi)
 		return;
 	r->dying = true;
 	loop_timer_cancel(r->env->loop, on_retry, r);
+	loop_timer_cancel(r->env->loop, on_cdi_retry, r);
 	kubelet_cancel(r->call); /* its callback still comes, and releases */
 	/* /metrics and /healthz stop counting it now; the server may still
 	 * write its counters until it is gone. */
@@ -381,34 +385,48 @@ int resource_settle(struct resource *r, bool kubelet_new, bool present)
 /* ---- publishing ---- */
 
 /* With --cdi: the spec, rewritten when it changed -- before the kubelet
- * hears of the devices in it. */
-static void write_cdi(struct resource *r, const struct snapshot *snap)
+ * hears of the devices in it. 0, or negative errno (logged once per
+ * error) when the spec could not be written. */
+static int write_cdi(struct resource *r, const struct snapshot *snap)
 {
 	const char *dir = r->env->cfg->cdi_dir;
 	char *json = NULL;
 	int e = cdi_spec_json(r->cdi_kind, snap, &json);
 	if (e == -ENODEV) { /* no device to describe: CDI refuses empty specs */
 		if (r->cdi_json && !*r->cdi_json)
-			return;
+			return 0;
 		e = cdi_remove(dir, r->cdi_kind);
 		if (e == 0 && !(json = strdup("")))
 			e = -ENOMEM;
 	} else if (e == 0 && r->cdi_json && strcmp(json, r->cdi_json) == 0) {
 		free(json);
-		return;
+		return 0;
 	} else if (e == 0) {
 		e = cdi_write(dir, r->cdi_kind, json);
 	}
 	if (e < 0) {
-		log_warn("cannot write the CDI spec resource=%s dir=%s err=\"%s\"", r->full_name,
-			 dir, strerror(-e));
+		if (e != r->cdi_err)
+			log_error("cannot write the CDI spec resource=%s dir=%s err=\"%s\": its "
+				  "devices are not advertised until it is written; retrying",
+				  r->full_name, dir, strerror(-e));
+		r->cdi_err = e;
 		free(json);
-		return;
+		return e;
 	}
+	if (r->cdi_err)
+		log_info("CDI spec written again resource=%s", r->full_name);
+	r->cdi_err = 0;
 	log_debug("CDI spec %s resource=%s kind=%s", *json ? "written" : "removed", r->full_name,
 		  r->cdi_kind);
 	free(r->cdi_json);
 	r->cdi_json = json;
+	return 0;
+}
+
+static void on_cdi_retry(struct loop *loop, void *data)
+{
+	(void)loop;
+	resource_publish(data);
 }
 
 bool resource_publish(struct resource *r)
@@ -425,8 +443,23 @@ bool resource_publish(struct resource *r)
 		  (unsigned long long)gen, snap->n_devices, snap->n_healthy);
 	atomic_store(&r->m->devices, snap->n_devices);
 	atomic_store(&r->m->healthy, snap->n_healthy);
-	if (r->cdi_kind)
-		write_cdi(r, snap);
+	/* A device named in no spec must not reach the kubelet: Allocate
+	 * would name a CDI device the runtime cannot find. The last list
+	 * stays; the write is retried after 1 s, doubling to 30 s. */
+	if (r->cdi_kind && write_cdi(r, snap) < 0) {
+		snapshot_unref(snap);
+		atomic_store(&r->m->failing, 1);
+		r->cdi_retry_ms = r->cdi_retry_ms ? 2 * r->cdi_retry_ms : 1000;
+		if (r->cdi_retry_ms > 30000)
+			r->cdi_retry_ms = 30000;
+		if (loop_timer_set(r->env->loop, loop_now_us() + r->cdi_retry_ms * 1000,
+				   on_cdi_retry, r) < 0)
+			log_error("no retry of the CDI spec resource=%s: out of memory",
+				  r->full_name);
+		return false;
+	}
+	r->cdi_retry_ms = 0;
+	atomic_store(&r->m->failing, 0);
 	if (r->server)
 		server_publish(r->server, snap);
 	else

@@ -185,3 +185,62 @@ def test_untrusted_strings_cannot_forge_log_lines(devdir, run_plugin, kubelet):
         pl.allocate(["x\nts=forged level=error pwned"])
     plugin.wait_log(r"x\\x0ats=forged level=error pwned")
     assert not any(l.startswith("ts=forged") for l in plugin.log().splitlines())
+
+
+def test_cdi_spec_that_cannot_be_written_holds_the_list_back(devdir, plugin_dir, kubelet,
+                                                               start_raw, tmp_path):
+    """Item 6: while the CDI directory cannot be written, no device is
+    advertised (Allocate would name CDI devices in no spec) and /healthz
+    says why; once it can, the spec is written and the devices listed."""
+    devdir.add("ttyUSB0")
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the CDI directory's parent should be")
+    cdi = blocker / "cdi"
+    dev = json.dumps({"name": "serial", "groups": [{"paths": [{"path": devdir.p("ttyUSB*")}]}]})
+    plugin = start_raw(["--plugin-directory", plugin_dir, "--domain", DOMAIN, "--listen",
+                        "127.0.0.1:0", "--cdi", "--cdi-dir", str(cdi), "--device", dev])
+    port = plugin.http_port()
+    plugin.wait_log(r"level=error cannot write the CDI spec resource=%s/serial" % DOMAIN)
+    pl = kubelet.wait_plugin(DOMAIN + "/serial")
+    wait_until(lambda: _health(port)[0] == 503 and
+               "serial: its CDI spec cannot be written" in _health(port)[1], 5,
+               "/healthz 503 saying the CDI spec cannot be written")
+    assert all(len(lst) == 0 for _, lst in pl.stream.lists), "a device advertised without spec"
+    blocker.unlink()
+    pl.stream.wait(lambda d: len(d) == 1, timeout=5, what="listed once its spec is written")
+    assert (cdi / ("%s-serial.json" % DOMAIN)).exists()
+    wait_until(lambda: _health(port)[0] == 200, 5, "/healthz 200 again")
+
+
+def test_start_cleans_what_a_killed_run_left(devdir, plugin_dir, kubelet, start_raw, tmp_path):
+    """Item 16: after SIGKILL, a resource removed from the config keeps
+    neither socket nor CDI spec at the next start, a partial hidden CDI
+    temporary file goes, and the NFD labels go on a clean stop."""
+    import signal
+    devdir.add("ttyUSB0")
+    devdir.add("ttyACM0")
+    cdi = tmp_path / "cdi"
+    nfd = tmp_path / "features.d" / "usbdp"
+    res = lambda name, glob: json.dumps(
+        {"name": name, "groups": [{"paths": [{"path": devdir.p(glob)}]}]})
+    common = ["--plugin-directory", plugin_dir, "--domain", DOMAIN, "--listen", "127.0.0.1:0",
+              "--cdi", "--cdi-dir", str(cdi), "--nfd-features-file", str(nfd)]
+    first = start_raw(common + ["--device", res("serial", "ttyUSB*"),
+                                "--device", res("acm", "ttyACM*")])
+    kubelet.wait_plugin(DOMAIN + "/acm").stream.wait(lambda d: len(d) == 1)
+    wait_until(lambda: (cdi / ("%s-acm.json" % DOMAIN)).exists(), 5, "acm's spec")
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(30)
+    partial = cdi / (".%s-serial.json.Ab12Cd" % DOMAIN)
+    partial.write_text("{\"cdiVers")
+    other = cdi / "other.example-thing.json"
+    other.write_text("{}")  # another vendor's: not ours to touch
+    second = start_raw(common + ["--device", res("serial", "ttyUSB*")])
+    kubelet.wait_plugin(DOMAIN + "/serial", after=kubelet.count(DOMAIN + "/serial"))
+    second.wait_log(r"CDI file removed: no such resource path=%s/%s-acm.json" % (cdi, DOMAIN))
+    assert not partial.exists() and other.exists()
+    socks = [n for n in os.listdir(plugin_dir) if n.startswith("usbdp-")]
+    assert len(socks) == 1, socks
+    wait_until(lambda: nfd.exists(), 5, "the NFD file written")
+    assert second.stop() == 0
+    assert not nfd.exists(), "NFD labels left after a clean stop"
