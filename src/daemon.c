@@ -74,6 +74,7 @@ struct daemon {
 	bool stopping; /* resources are being let go: no scans, no reloads */
 	bool rescan, usb_dirty;
 	int64_t last_rescan_us;
+	int64_t scan_retry_ms;	  /* after a failed scan: the next retry's delay */
 	int64_t pending_since_us; /* first device event not yet published */
 	int exit_code;
 };
@@ -184,11 +185,35 @@ static bool update_watches(struct daemon *d)
 
 /* Brings every resource's table up to date with one kind of group (usb, or
  * the file system's: paths, devicematch and virtual). */
+static void on_scan_retry(struct loop *loop, void *data);
+
 static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
+	bool failed = false;
 	for (size_t r = 0; r < d->n_res; r++)
-		scan_resource(d->res[r], usb, d->usb, current(d), d->cfg->node_name, now);
+		failed |=
+		    scan_resource(d->res[r], usb, d->usb, current(d), d->cfg->node_name, now) < 0;
+	/* A scan that failed (descriptors or memory ran out) is tried again:
+	 * the device that appeared meanwhile must not wait for another event.
+	 * 100 ms, doubling to 5 s; a scan that works resets it. */
+	if (!failed) {
+		d->scan_retry_ms = 0;
+		return;
+	}
+	d->scan_retry_ms = d->scan_retry_ms ? 2 * d->scan_retry_ms : 100;
+	if (d->scan_retry_ms > 5000)
+		d->scan_retry_ms = 5000;
+	if (loop_timer_set(d->loop, now + d->scan_retry_ms * 1000, on_scan_retry, d) < 0)
+		log_error("failed scan not retried: out of memory");
+}
+
+static void on_scan_retry(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct daemon *d = data;
+	d->rescan = true;
+	d->usb_dirty = d->usb != NULL;
 }
 
 static void on_rescan(struct loop *loop, void *data)

@@ -44,9 +44,10 @@ static int expand_group(const struct resource *r, const struct cfg_group *g, siz
 	return paths_expand(g, gi, insts, n);
 }
 
-void scan_resource(struct resource *r, bool usb, const struct usb_watch *w,
-		   const struct config *cfg, const char *node_name, int64_t now_us)
+int scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const struct config *cfg,
+		  const char *node_name, int64_t now_us)
 {
+	int failed = 0;
 	const struct cfg_device *dev = resource_device(r);
 	for (size_t g = 0; g < dev->n_groups; g++) {
 		const struct cfg_group *grp = &dev->groups[g];
@@ -61,13 +62,17 @@ void scan_resource(struct resource *r, bool usb, const struct usb_watch *w,
 		if (e < 0) {
 			log_warn("%s scan failed resource=%s group=%zu err=\"%s\"", group_kind(grp),
 				 resource_full_name(r), g, strerror(-e));
+			failed = e;
 			continue;
 		}
 		e = table_update_group(resource_table(r), g, insts, n, now_us);
-		if (e < 0) /* the next scan tries again */
+		if (e < 0) {
 			log_error("table update failed resource=%s group=%zu err=\"%s\"",
 				  resource_full_name(r), g, strerror(-e));
+			failed = e;
+		}
 	}
+	return failed;
 }
 
 /* The directory of a virtual group's device files, as a glob's would be. */
