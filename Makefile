@@ -8,7 +8,7 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 re2
 PKG_CONFIG ?= pkg-config
 CC       ?= cc
 # C++ only for src/gore.cc, the shim over RE2's C++ API.

@@ -22,6 +22,7 @@ struct metrics {
 	_Atomic uint64_t buckets[METRICS_N_BUCKETS]; /* cumulative on render, not here */
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t lat_sum_ns;
+	_Atomic uint64_t http_rejected[HTTP_REJ_N];
 };
 
 struct metrics *metrics_new(void)
@@ -198,6 +199,26 @@ static void per_resource(struct buf *b, struct metrics *m, const char *name, con
 	}
 }
 
+static const char *const reject_names[HTTP_REJ_N] = {[HTTP_REJ_PER_CLIENT] = "per_client",
+						     [HTTP_REJ_TOTAL] = "total",
+						     [HTTP_REJ_DEADLINE] = "deadline",
+						     [HTTP_REJ_HEAD_TOO_LARGE] = "head_too_large",
+						     [HTTP_REJ_FD_LIMIT] = "fd_limit"};
+
+void metrics_http_rejected(struct metrics *m, enum http_reject why)
+{
+	atomic_fetch_add_explicit(&m->http_rejected[why], 1, memory_order_relaxed);
+}
+
+static void http_rejections(struct buf *b, struct metrics *m)
+{
+	put(b, "# HELP usbdp_http_rejected_total HTTP connections cut short by a limit, by "
+	       "reason.\n# TYPE usbdp_http_rejected_total counter\n");
+	for (int i = 0; i < HTTP_REJ_N; i++)
+		put(b, "usbdp_http_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
+		    (unsigned long long)LOAD(m->http_rejected[i]));
+}
+
 char *metrics_render(struct metrics *m, size_t *len)
 {
 	struct buf b;
@@ -263,6 +284,7 @@ char *metrics_render(struct metrics *m, size_t *len)
 	    "usbdp_event_to_stream_seconds_sum %.9f\nusbdp_event_to_stream_seconds_count %llu\n",
 	    (unsigned long long)count, (double)LOAD(m->lat_sum_ns) / 1e9,
 	    (unsigned long long)count);
+	http_rejections(&b, m);
 	long pages = 0, rss = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {

@@ -42,6 +42,17 @@ enum hp_action metrics_action(const char *uevent_action);
  * ListAndWatch streams. */
 void metrics_latency(struct metrics *m, double seconds);
 
+/* HTTP connections cut short by a limit of src/http.c, by reason. */
+enum http_reject {
+	HTTP_REJ_PER_CLIENT,	 /* over the per-address limit: its oldest closed */
+	HTTP_REJ_TOTAL,		 /* over the connection cap: the oldest closed */
+	HTTP_REJ_DEADLINE,	 /* request or answer not through in time */
+	HTTP_REJ_HEAD_TOO_LARGE, /* answered 431 */
+	HTTP_REJ_FD_LIMIT,	 /* accept failed for want of descriptors */
+	HTTP_REJ_N
+};
+void metrics_http_rejected(struct metrics *m, enum http_reject why);
+
 /* The whole exposition text (Prometheus text format 0.0.4), malloc'd. */
 char *metrics_render(struct metrics *m, size_t *len);
 
