@@ -538,8 +538,8 @@ struct http *http_start(const char *addr, struct metrics *m)
 		return NULL;
 	}
 	log_info("serving /healthz and /metrics listen=%s port=%d max_connections=%zu "
-		 "per_client=%d",
-		 addr, h->port, h->cap, PER_CLIENT);
+		 "per_client=%d deadline_ms=%llu",
+		 addr, h->port, h->cap, PER_CLIENT, DEADLINE_US / 1000);
 	return h;
 }
 
