@@ -130,6 +130,15 @@ static void rearm(struct http *h, struct conn *c, enum state s)
 	h->last = c;
 }
 
+/* The epoll data of a connection: its slot (after ID_LISTEN and ID_WAKE)
+ * and its generation. */
+static int watch(struct http *h, struct conn *c, int op, uint32_t events)
+{
+	struct epoll_event ev = {.events = events,
+				 .data.u64 = (uint64_t)c->gen << 32 | (uint64_t)(c - h->conns + 2)};
+	return epoll_ctl(h->ep, op, c->fd, &ev);
+}
+
 static void close_conn(struct http *h, struct conn *c)
 {
 	unlink_conn(h, c);
@@ -142,29 +151,15 @@ static void close_conn(struct http *h, struct conn *c)
 	h->free_list = c;
 }
 
-static int queue_answer(struct conn *c, bool head_only, int status, const char *extra,
-			const char *type, char *body, size_t len)
+/* status: "404 Not Found"; extra: more header lines; body is copied. */
+static int queue_answer(struct conn *c, bool head_only, const char *status, const char *extra,
+			const char *type, const char *body, size_t len)
 {
-	static const struct {
-		int code;
-		const char *text;
-	} reasons[] = {{200, "OK"},
-		       {400, "Bad Request"},
-		       {404, "Not Found"},
-		       {405, "Method Not Allowed"},
-		       {414, "URI Too Long"},
-		       {431, "Request Header Fields Too Large"},
-		       {500, "Internal Server Error"},
-		       {503, "Service Unavailable"}};
-	const char *reason = "Error";
-	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (reasons[i].code == status)
-			reason = reasons[i].text;
 	char hdr[320];
 	int n = snprintf(hdr, sizeof(hdr),
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 			 "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
-			 status, reason, type, len, extra);
+			 status, type, len, extra);
 	size_t blen = head_only ? 0 : len;
 	if (n < 0 || (size_t)n >= sizeof(hdr) || !(c->out = malloc((size_t)n + blen + 1)))
 		return -ENOMEM;
@@ -189,31 +184,34 @@ static int answer(struct http *h, struct conn *c)
 	for (char *p = sp1 + 1; ok && p < sp2; p++)
 		ok = *p > ' ' && *p < 0x7f;
 	if (!ok)
-		return queue_answer(c, false, 400, "", TEXT, "bad request\n", 12);
+		return queue_answer(c, false, "400 Bad Request", "", TEXT, "bad request\n", 12);
 	*sp1 = *sp2 = '\0';
 	bool head = !strcmp(l, "HEAD");
 	if (!head && strcmp(l, "GET"))
-		return queue_answer(c, false, 405, "Allow: GET, HEAD\r\n", TEXT,
-				    "GET or HEAD only\n", 17);
+		return queue_answer(c, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+				    TEXT, "GET or HEAD only\n", 17);
 	char *target = sp1 + 1;
 	target[strcspn(target, "?")] = '\0'; /* a query string changes nothing */
 	char *body = NULL;
 	size_t len = 0;
-	int e, status = 200;
+	int e;
 	if (!strcmp(target, "/healthz")) {
 		bool ready = false;
 		body = metrics_health(h->m, &ready);
 		len = body ? strlen(body) : 0;
-		status = !body ? 500 : ready ? 200 : 503;
-		e = queue_answer(c, head, status, "", TEXT, body, len);
+		e = queue_answer(c, head,
+				 !body	 ? "500 Internal Server Error"
+				 : ready ? "200 OK"
+					 : "503 Service Unavailable",
+				 "", TEXT, body, len);
 	} else if (!strcmp(target, "/metrics")) {
 		body = metrics_render(h->m, &len);
-		e = body ? queue_answer(c, head, 200, "",
+		e = body ? queue_answer(c, head, "200 OK", "",
 					"text/plain; version=0.0.4; charset=utf-8", body, len)
-			 : queue_answer(c, head, 500, "", TEXT, "", 0);
+			 : queue_answer(c, head, "500 Internal Server Error", "", TEXT, "", 0);
 	} else {
-		e = queue_answer(c, head, 404, "", TEXT, "not found: try /healthz or /metrics\n",
-				 36);
+		e = queue_answer(c, head, "404 Not Found", "", TEXT,
+				 "not found: try /healthz or /metrics\n", 36);
 	}
 	free(body);
 	return e;
@@ -236,9 +234,7 @@ static void on_writable(struct http *h, struct conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	rearm(h, c, C_DRAIN);
-	struct epoll_event ev = {.events = EPOLLIN,
-				 .data.u64 = (uint64_t)c->gen << 32 | (uint64_t)(c - h->conns + 2)};
-	epoll_ctl(h->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	watch(h, c, EPOLL_CTL_MOD, EPOLLIN);
 }
 
 static void start_answer(struct http *h, struct conn *c, int e)
@@ -246,9 +242,7 @@ static void start_answer(struct http *h, struct conn *c, int e)
 	if (e < 0)
 		return close_conn(h, c);
 	rearm(h, c, C_WRITE);
-	struct epoll_event ev = {.events = EPOLLOUT,
-				 .data.u64 = (uint64_t)c->gen << 32 | (uint64_t)(c - h->conns + 2)};
-	epoll_ctl(h->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	watch(h, c, EPOLL_CTL_MOD, EPOLLOUT);
 	on_writable(h, c);
 }
 
@@ -271,9 +265,10 @@ static void on_readable(struct http *h, struct conn *c)
 			char ch = buf[i];
 			if (++c->head > MAX_HEAD) {
 				rejected(h, HTTP_REJ_HEAD_TOO_LARGE);
-				return start_answer(h, c,
-						    queue_answer(c, false, 431, "", TEXT,
-								 "request head too large\n", 23));
+				return start_answer(
+				    h, c,
+				    queue_answer(c, false, "431 Request Header Fields Too Large",
+						 "", TEXT, "request head too large\n", 23));
 			}
 			if (!c->line_done) {
 				if (ch == '\n') {
@@ -283,9 +278,10 @@ static void on_readable(struct http *h, struct conn *c)
 						c->line_len--;
 					c->line[c->line_len] = '\0';
 				} else if (c->line_len + 1 >= sizeof(c->line)) {
-					return start_answer(h, c,
-							    queue_answer(c, false, 414, "", TEXT,
-									 "URI too long\n", 13));
+					return start_answer(
+					    h, c,
+					    queue_answer(c, false, "414 URI Too Long", "", TEXT,
+							 "URI too long\n", 13));
 				} else {
 					c->line[c->line_len++] = ch;
 				}
@@ -330,9 +326,7 @@ static void accept_one(struct http *h, int fd, const struct sockaddr_storage *ss
 	c->head = c->line_len = 0;
 	c->line_done = c->blank = false;
 	rearm(h, c, C_HEAD);
-	struct epoll_event ev = {.events = EPOLLIN,
-				 .data.u64 = (uint64_t)c->gen << 32 | (uint64_t)(c - h->conns + 2)};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+	if (watch(h, c, EPOLL_CTL_ADD, EPOLLIN) < 0)
 		return close_conn(h, c);
 	on_readable(h, c); /* a probe's request is usually there already */
 }
