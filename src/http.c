@@ -23,12 +23,15 @@
  * Over per_client or total, the OLDEST connection (of that address, or of
  * all) is closed, not the new one: a flood from the address the kubelet
  * probes from (hostNetwork: loopback or the node IP) cannot lock a probe
- * out, as a probe sends its request at once and is answered on arrival. */
+ * out. With TCP_DEFER_ACCEPT a connection reaches accept() with its first
+ * bytes, so a probe's request (one segment) is answered there and then,
+ * before anything newer can push it out. */
 #include "http.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,7 +78,7 @@ struct http {
 	pthread_t thread;
 	int lfd, ep, wake, port;
 	struct conn *conns, *first, *last, *free_list;
-	size_t cap;
+	size_t cap, n; /* connections: at most, open */
 	uint64_t paused_until, next_log, pending[HTTP_REJ_N];
 };
 
@@ -122,6 +125,8 @@ static void rearm(struct http *h, struct conn *c, enum state s)
 {
 	if (c->state != C_FREE)
 		unlink_conn(h, c);
+	else
+		h->n++;
 	c->state = s;
 	c->deadline = now_us() + DEADLINE_US;
 	c->next = NULL;
@@ -142,6 +147,7 @@ static int watch(struct http *h, struct conn *c, int op, uint32_t events)
 static void close_conn(struct http *h, struct conn *c)
 {
 	unlink_conn(h, c);
+	h->n--;
 	close(c->fd); /* also leaves the epoll set */
 	free(c->out);
 	c->out = NULL;
@@ -296,6 +302,32 @@ static void on_readable(struct http *h, struct conn *c)
 	}
 }
 
+/* Closes the oldest connection (of peer, or of all), unless its request has
+ * come in since we last looked: that one is answered and the next oldest is
+ * taken. A probe accepted just before a burst of new connections is never
+ * pushed out unread. Ends: every pass closes one or answers one. */
+static void evict(struct http *h, const unsigned char *peer, enum http_reject why)
+{
+	for (;;) {
+		struct conn *v = h->first;
+		while (v && peer && memcmp(v->peer, peer, 16))
+			v = v->next;
+		if (!v)
+			return;
+		uint32_t gen = v->gen;
+		if (v->state == C_HEAD) {
+			on_readable(h, v);
+			if (v->gen != gen)
+				return; /* the client had gone: room made */
+			if (v->state != C_HEAD)
+				continue;
+		}
+		if (v->state != C_DRAIN)
+			rejected(h, why);
+		return close_conn(h, v);
+	}
+}
+
 static void accept_one(struct http *h, int fd, const struct sockaddr_storage *ss)
 {
 	unsigned char peer[16] = {0};
@@ -305,20 +337,13 @@ static void accept_one(struct http *h, int fd, const struct sockaddr_storage *ss
 		peer[10] = peer[11] = 0xff;
 		memcpy(peer + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
 	}
-	size_t same = 0, n = 0;
-	struct conn *oldest_same = NULL;
-	for (struct conn *c = h->first; c; c = c->next, n++)
-		if (!memcmp(c->peer, peer, 16) && same++ == 0)
-			oldest_same = c;
-	if (same >= PER_CLIENT) {
-		rejected(h, HTTP_REJ_PER_CLIENT);
-		close_conn(h, oldest_same);
-		n--;
-	}
-	if (n >= h->cap) {
-		rejected(h, HTTP_REJ_TOTAL);
-		close_conn(h, h->first);
-	}
+	size_t same = 0;
+	for (struct conn *c = h->first; c; c = c->next)
+		same += !memcmp(c->peer, peer, 16);
+	if (same >= PER_CLIENT)
+		evict(h, peer, HTTP_REJ_PER_CLIENT);
+	if (h->n >= h->cap)
+		evict(h, NULL, HTTP_REJ_TOTAL);
 	struct conn *c = h->free_list;
 	h->free_list = c->next;
 	c->fd = fd;
@@ -442,11 +467,15 @@ static int listen_on(const char *addr, int *port_out)
 				e = -errno;
 				continue;
 			}
-			int one = 1, zero = 0;
+			int one = 1, zero = 0, defer = DEADLINE_US / 1000000;
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			/* Accepted once the first bytes are in: a probe's request is
+			 * there when we take its connection, and a client that says
+			 * nothing takes no descriptor of ours for a while. */
+			setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 			if (ai->ai_family == AF_INET6 && !*host)
 				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-			if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+			if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
 				e = -errno;
 				close(fd);
 				fd = -1;
