@@ -355,6 +355,8 @@ def test_fd_exhaustion_leaves_the_loop_working(devdir, kubelet, run_plugin, monk
     cap, _, _ = limits(plugin)
     pl = kubelet.wait_plugin(RES)
     pl.stream.wait(lambda d: len(d) == 1)
+    # the kubelet has our Register before we have its answer: wait for ours
+    wait_until(lambda: get(port, "/healthz")[0] == 200, 5, "/healthz 200")
     socks = []
     try:
         socks = partial_clients(port, 200)
