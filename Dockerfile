@@ -7,8 +7,8 @@
 #
 # Stage 1 runs scripts/release.sh on Debian 12 with the packages
 # scripts/setup.sh --release installs: the release binary (static except
-# glibc and libudev; libmicrohttpd and cJSON from Debian's source packages,
-# fetched by apt during the build) and its root filesystem. Stage 2 is
+# glibc and libudev; cJSON from Debian's source package, fetched by apt
+# during the build) and its root filesystem. Stage 2 is
 # FROM scratch with that tree (the stripped binary, libudev, glibc's libc,
 # libm and loader, usb.ids). No shell, no /etc. See docs/image.md.
 
@@ -21,7 +21,7 @@ WORKDIR /src
 # The package layer first: it stays cached while only the sources change.
 COPY scripts/setup.sh scripts/setup.sh
 RUN scripts/setup.sh --release && rm -rf /var/lib/apt/lists/*
-# Debian's source packages of libmicrohttpd and cJSON (a private apt state,
+# Debian's source package of cJSON (a private apt state,
 # no deb-src line needed): cached while the sources change.
 COPY scripts/sysroot.sh scripts/sysroot.sh
 RUN scripts/sysroot.sh --source

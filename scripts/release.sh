@@ -8,8 +8,8 @@
 # This machine's architecture builds against its own packages
 # (scripts/setup.sh); another one with Debian's cross compiler
 # (gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf) against a sysroot of
-# Debian's packages for it (scripts/sysroot.sh). libmicrohttpd (without
-# HTTPS) and cJSON are built from Debian's source packages.
+# Debian's packages for it (scripts/sysroot.sh). cJSON is built from
+# Debian's source package.
 #
 # Leaves in build/release/ARCH:
 #   usb-device-plugin   the binary, unstripped (for debugging)
@@ -69,32 +69,14 @@ else
 	ldflags="-L$gccdir"
 fi
 
-# libmicrohttpd without HTTPS, cJSON: from Debian's source packages.
+# cJSON: from Debian's source package.
 scripts/sysroot.sh --source
 deps_id="$cc $(cat build/src/.packages) 1"
 if [ ! -f "$deps/.built" ] || [ "$(cat "$deps/.built")" != "$deps_id" ]; then
-	say "building libmicrohttpd without HTTPS and cJSON (static)"
-	rm -rf "$deps" "$out/mhd"
-	mkdir -p "$deps/lib" "$deps/include/cjson" "$out/mhd"
+	say "building cJSON (static)"
+	rm -rf "$deps"
+	mkdir -p "$deps/lib" "$deps/include/cjson"
 	dep_cflags="-O2 -g -ffunction-sections -fdata-sections"
-	# Only what the plugin uses (src/http.c): a daemon with its own epoll
-	# thread answering GETs. No TLS, authentication, POST parsing, upgrade.
-	(cd "$out/mhd" && "$top_dir/build/src/libmicrohttpd/configure" -q \
-		--build="$(gcc -dumpmachine)" --host="$triplet" --prefix="$deps" \
-		CC="$cc" CFLAGS="$dep_cflags" \
-		--disable-shared --enable-static --disable-https --without-gnutls \
-		--disable-doc --disable-examples --disable-curl --disable-nls \
-		--disable-postprocessor --disable-bauth --disable-dauth --disable-httpupgrade \
-		>configure.log 2>&1) || {
-		tail -30 "$out/mhd/configure.log" >&2
-		die "libmicrohttpd: configure"
-	}
-	make -C "$out/mhd/src/microhttpd" -s -j"$(nproc)" install >"$out/mhd/make.log" 2>&1 || {
-		tail -30 "$out/mhd/make.log" >&2
-		die "libmicrohttpd: make"
-	}
-	make -C "$out/mhd/src/include" -s install >>"$out/mhd/make.log" 2>&1 || die "libmicrohttpd: headers"
-	grep -q '^#define HTTPS_SUPPORT 1' "$out/mhd/MHD_config.h" && die "libmicrohttpd was configured with HTTPS"
 	$cc $dep_cflags -c -o "$out/cJSON.o" build/src/cjson/cJSON.c
 	rm -f "$deps/lib/libcjson.a"
 	"${tool_prefix}ar" rcs "$deps/lib/libcjson.a" "$out/cJSON.o"

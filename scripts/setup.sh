@@ -12,7 +12,7 @@ set -euo pipefail
 
 build_pkgs=(gcc g++ make pkg-config libc6-dev
 	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-	libcjson-dev libyaml-dev libudev-dev libusb-1.0-0-dev usb.ids libmicrohttpd-dev
+	libcjson-dev libyaml-dev libudev-dev libusb-1.0-0-dev usb.ids
 	libre2-dev libcurl4-openssl-dev libssl-dev)
 test_pkgs=(python3 python3-grpcio python3-protobuf protobuf-compiler
 	umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi

@@ -1,6 +1,6 @@
-/* --listen: /healthz and /metrics over HTTP, served by libmicrohttpd on its
- * own single thread (epoll), so that a slow or hostile client never holds
- * up the event loop. */
+/* --listen: /healthz and /metrics over HTTP/1.1, served on a thread of its
+ * own (epoll) with bounded connections and a deadline per request, so that
+ * a slow or hostile client never holds up the event loop or the probes. */
 #ifndef UDP_HTTP_H
 #define UDP_HTTP_H
 

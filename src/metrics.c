@@ -34,6 +34,7 @@ struct metrics {
 	/* why events are found by rescanning instead (a static string), or
 	 * NULL; under mu */
 	const char *degraded;
+	_Atomic uint64_t http_rejected[HTTP_REJ_N];
 };
 
 struct metrics *metrics_new(void)
@@ -236,6 +237,26 @@ static void per_resource(struct buf *b, struct metrics *m, const char *name, con
 	}
 }
 
+static const char *const reject_names[HTTP_REJ_N] = {[HTTP_REJ_PER_CLIENT] = "per_client",
+						     [HTTP_REJ_TOTAL] = "total",
+						     [HTTP_REJ_DEADLINE] = "deadline",
+						     [HTTP_REJ_HEAD_TOO_LARGE] = "head_too_large",
+						     [HTTP_REJ_FD_LIMIT] = "fd_limit"};
+
+void metrics_http_rejected(struct metrics *m, enum http_reject why)
+{
+	atomic_fetch_add_explicit(&m->http_rejected[why], 1, memory_order_relaxed);
+}
+
+static void http_rejections(struct buf *b, struct metrics *m)
+{
+	put(b, "# HELP usbdp_http_rejected_total HTTP connections cut short by a limit, by "
+	       "reason.\n# TYPE usbdp_http_rejected_total counter\n");
+	for (int i = 0; i < HTTP_REJ_N; i++)
+		put(b, "usbdp_http_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
+		    (unsigned long long)LOAD(m->http_rejected[i]));
+}
+
 char *metrics_render(struct metrics *m, size_t *len)
 {
 	struct buf b;
@@ -321,6 +342,7 @@ char *metrics_render(struct metrics *m, size_t *len)
 	    "kernel limit (inotify) stands in the way.\n# TYPE usbdp_degraded gauge\n"
 	    "usbdp_degraded %d\n",
 	    degraded != NULL);
+	http_rejections(&b, m);
 	long pages = 0, rss = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {

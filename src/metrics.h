@@ -54,6 +54,16 @@ enum ev_result {
 /* Counts one outcome for resource (full name). Any thread; a failed
  * allocation loses the count (logged by the caller's own line anyway). */
 void metrics_eviction(struct metrics *m, const char *resource, enum ev_result result);
+/* HTTP connections cut short by a limit of src/http.c, by reason. */
+enum http_reject {
+	HTTP_REJ_PER_CLIENT,	 /* over the per-address limit: its oldest closed */
+	HTTP_REJ_TOTAL,		 /* over the connection cap: the oldest closed */
+	HTTP_REJ_DEADLINE,	 /* request or answer not through in time */
+	HTTP_REJ_HEAD_TOO_LARGE, /* answered 431 */
+	HTTP_REJ_FD_LIMIT,	 /* accept failed for want of descriptors */
+	HTTP_REJ_N
+};
+void metrics_http_rejected(struct metrics *m, enum http_reject why);
 
 /* The whole exposition text (Prometheus text format 0.0.4), malloc'd. */
 char *metrics_render(struct metrics *m, size_t *len);
