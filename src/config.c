@@ -1016,3 +1016,20 @@ const char *config_usage(void)
 	       "\n"
 	       "Full reference: docs/config-reference.md\n";
 }
+
+static void warn_setting(const char *what, const char *old, const char *now)
+{
+	if (old != now && (!old || !now || strcmp(old, now) != 0))
+		log_warn("reload: %s changed from \"%s\" to \"%s\": it takes effect at the next "
+			 "start; still using \"%s\"",
+			 what, old, now, old);
+}
+
+void config_warn_reload(const struct config *running, const struct config *nc)
+{
+	warn_setting("domain", running->domain, nc->domain);
+	warn_setting("cdi", running->cdi ? "true" : "false", nc->cdi ? "true" : "false");
+	warn_setting("cdi-dir", running->cdi_dir, nc->cdi_dir);
+	warn_setting("plugin-directory", running->plugin_dir, nc->plugin_dir);
+	warn_setting("listen", running->listen, nc->listen);
+}

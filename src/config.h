@@ -136,6 +136,11 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
 
 void config_free(struct config *cfg);
 
+/* A reload applies the devices, the log level and the grace period; the
+ * other settings of nc that differ from running's are said (warn) to wait
+ * for the next start. */
+void config_warn_reload(const struct config *running, const struct config *nc);
+
 /* Frees what the device owns (not the struct); for derived devices. */
 void config_device_clear(struct cfg_device *d);
 /* A deep copy of src into *dst (zeroed on error); 0 or -ENOMEM. */

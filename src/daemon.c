@@ -15,9 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "cdi.h"
@@ -32,6 +30,7 @@
 #include "once.h"
 #include "plugindir.h"
 #include "resource.h"
+#include "resources.h"
 #include "rpc.h"
 #include "scan.h"
 #include "usb.h"
@@ -62,8 +61,7 @@ struct daemon {
 	struct dirwatch *dw;
 	struct plugindir *pd;
 	struct resource_env env;
-	struct resource **res; /* live resources, in config order */
-	size_t n_res;
+	struct resources *rs; /* the live resources */
 	struct derived *derived;
 	struct usbids *ids;
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
@@ -85,72 +83,24 @@ static const struct config *current(const struct daemon *d)
 	return d->cur ? d->cur : d->cfg;
 }
 
-/* ---- the resource list ---- */
-
-static struct resource *find(const struct daemon *d, const char *name)
-{
-	for (size_t i = 0; i < d->n_res; i++)
-		if (strcmp(resource_name(d->res[i]), name) == 0)
-			return d->res[i];
-	return NULL;
-}
-
-/* A new resource for dev, appended; served and registered once the gRPC
- * side is up. NULL with errno set. */
-static struct resource *add_resource(struct daemon *d, const struct cfg_device *dev,
-				     const char *origin)
-{
-	struct resource **a = realloc(d->res, (d->n_res + 1) * sizeof(*a));
-	if (!a) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	d->res = a;
-	struct resource *r = resource_new(&d->env, dev, origin);
-	if (!r)
-		return NULL;
-	const char *kind = resource_cdi_kind(r);
-	for (size_t i = 0; kind && i < d->n_res; i++)
-		if (strcmp(resource_cdi_kind(d->res[i]), kind) == 0) {
-			log_error("resource=%s not served: its CDI kind %s is also %s's (CDI turns "
-				  "characters other than letters, digits, '-' and '_' into '_')",
-				  resource_full_name(r), kind, resource_full_name(d->res[i]));
-			resource_destroy(r, true);
-			errno = EEXIST;
-			return NULL;
-		}
-	d->res[d->n_res++] = r;
-	if (d->rpc && resource_serve(r) == 0 && plugindir_kubelet_present(d->pd))
-		resource_register(r);
-	return r;
-}
-
-static void remove_resource(struct daemon *d, size_t i)
-{
-	struct resource *r = d->res[i];
-	memmove(&d->res[i], &d->res[i + 1], (d->n_res - i - 1) * sizeof(*d->res));
-	d->n_res--;
-	resource_destroy(r, false);
-}
+/* ---- the resources ---- */
 
 static struct resource *on_derived(void *data, const struct cfg_device *dev, const char *file)
 {
-	return add_resource(data, dev, file);
+	struct daemon *d = data;
+	return resources_add(d->rs, dev, file);
 }
 
 static struct resource *on_find(void *data, const char *name)
 {
-	return find(data, name);
+	struct daemon *d = data;
+	return resources_find(d->rs, name);
 }
 
-/* A Register of a removed incarnation that the kubelet took after the
- * new one's would leave it dialing a gone socket. */
 static void on_late_register(void *data, const char *name)
 {
 	struct daemon *d = data;
-	struct resource *r = find(d, name);
-	if (r && plugindir_kubelet_present(d->pd))
-		resource_register(r);
+	resources_late_register(d->rs, name);
 }
 
 /* ---- scanning ---- */
@@ -162,11 +112,13 @@ static void on_dev_event(void *data, const char *dir, const char *name, uint32_t
  * been missed). */
 static bool update_watches(struct daemon *d)
 {
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	char **dirs = NULL;
 	size_t n_dirs = 0;
 	int e = 0;
-	for (size_t r = 0; e == 0 && r < d->n_res; r++)
-		e = scan_watch_dirs(d->res[r], &dirs, &n_dirs);
+	for (size_t r = 0; e == 0 && r < n_res; r++)
+		e = scan_watch_dirs(res[r], &dirs, &n_dirs);
 	if (e == 0 && current(d)->n_matches)
 		e = derived_watch_dirs(d->derived, &dirs, &n_dirs);
 	if (e < 0)
@@ -189,11 +141,13 @@ static void on_scan_retry(struct loop *loop, void *data);
 
 static void scan_groups(struct daemon *d, bool usb)
 {
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	int64_t now = loop_now_us();
 	bool failed = false;
-	for (size_t r = 0; r < d->n_res; r++)
+	for (size_t r = 0; r < n_res; r++)
 		failed |=
-		    scan_resource(d->res[r], usb, d->usb, current(d), d->cfg->node_name, now) < 0;
+		    scan_resource(res[r], usb, d->usb, current(d), d->cfg->node_name, now) < 0;
 	/* A scan that failed (descriptors or memory ran out) is tried again:
 	 * the device that appeared meanwhile must not wait for another event.
 	 * 100 ms, doubling to 5 s; a scan that works resets it. */
@@ -252,20 +206,19 @@ static void on_degraded_poll(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct daemon *d = data;
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	d->rescan = true; /* also tries the watches again */
 	bool lost = false;
-	for (size_t r = 0; r < d->n_res && d->rpc; r++)
-		lost |= !resource_socket_ok(d->res[r]);
+	for (size_t r = 0; r < n_res && d->rpc; r++)
+		lost |= !resource_socket_ok(res[r]);
 	plugindir_poll(d->pd, lost);
 	check_degraded(d);
 }
 
 static void scan_paths(struct daemon *d)
 {
-	size_t n_derived = 0;
-	for (size_t r = 0; r < d->n_res; r++)
-		n_derived += resource_origin(d->res[r]) != NULL;
-	derived_sync(d->derived, current(d), n_derived, on_find, on_derived, d);
+	derived_sync(d->derived, current(d), resources_n_derived(d->rs), on_find, on_derived, d);
 	scan_groups(d, false);
 	if (update_watches(d)) /* once more, for what came before the watch */
 		arm_rescan(d, loop_now_us());
@@ -299,8 +252,10 @@ static void on_usb_changed(void *data)
 
 static bool wants_usb(const struct daemon *d)
 {
-	for (size_t r = 0; r < d->n_res; r++)
-		if (scan_wants_usb(d->res[r]))
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
+	for (size_t r = 0; r < n_res; r++)
+		if (scan_wants_usb(res[r]))
 			return true;
 	return false;
 }
@@ -327,51 +282,59 @@ static void on_shared(void *data, const char *path, size_t r1, const char *id1, 
 		      const char *id2)
 {
 	struct daemon *d = data;
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	if (!once_first(d->warned, path)) /* one warning per file */
 		return;
 	log_warn("node offered by two resources node=%s resources=%s,%s ids=%s,%s: the kubelet "
 		 "counts them apart and may give it to a Pod of each",
-		 path, resource_full_name(d->res[r1]), resource_full_name(d->res[r2]), id1, id2);
+		 path, resource_full_name(res[r1]), resource_full_name(res[r2]), id1, id2);
 }
 
 static void write_features(struct daemon *d)
 {
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	uint32_t ids[512];
 	size_t n_ids = d->usb ? usb_watch_settled_ids(d->usb, ids, 512) : 0;
-	features_update(d->features, d->res, d->n_res, ids, n_ids > 512 ? 512 : n_ids);
+	features_update(d->features, res, n_res, ids, n_ids > 512 ? 512 : n_ids);
 }
 
 static void on_expire(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct daemon *d = data;
-	for (size_t r = 0; r < d->n_res; r++)
-		table_expire(resource_table(d->res[r]), loop_now_us());
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
+	for (size_t r = 0; r < n_res; r++)
+		table_expire(resource_table(res[r]), loop_now_us());
 	/* published from the idle callback right after */
 }
 
 /* Publishes what changed; true when some resource had a new generation. */
 static bool publish(struct daemon *d)
 {
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	bool any = false;
 	int64_t next = 0;
-	for (size_t r = 0; r < d->n_res; r++) {
-		bool changed = resource_publish(d->res[r]);
+	for (size_t r = 0; r < n_res; r++) {
+		bool changed = resource_publish(res[r]);
 		any |= changed;
 		if (changed && d->evict) {
-			struct snapshot *s = table_snapshot(resource_table(d->res[r]));
-			evict_observe(d->evict, resource_full_name(d->res[r]), s, loop_now_us());
+			struct snapshot *s = table_snapshot(resource_table(res[r]));
+			evict_observe(d->evict, resource_full_name(res[r]), s, loop_now_us());
 			snapshot_unref(s);
 		}
-		int64_t at = table_next_expiry(resource_table(d->res[r]));
+		int64_t at = table_next_expiry(resource_table(res[r]));
 		if (at && (!next || at < next))
 			next = at;
 	}
-	if (any && d->n_res > 1) {
-		const struct table **ts = malloc(d->n_res * sizeof(*ts));
-		for (size_t r = 0; ts && r < d->n_res; r++)
-			ts[r] = resource_table(d->res[r]);
-		if (!ts || table_shared_nodes(ts, d->n_res, on_shared, d) < 0)
+	if (any && n_res > 1) {
+		const struct table **ts = malloc(n_res * sizeof(*ts));
+		for (size_t r = 0; ts && r < n_res; r++)
+			ts[r] = resource_table(res[r]);
+		if (!ts || table_shared_nodes(ts, n_res, on_shared, d) < 0)
 			log_warn("shared nodes not checked: out of memory");
 		free(ts);
 	}
@@ -422,95 +385,25 @@ static void on_idle(struct loop *loop, void *data)
 static void on_settle(void *data, bool kubelet_new)
 {
 	struct daemon *d = data;
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	bool present = plugindir_kubelet_present(d->pd);
 	bool retry = false;
-	for (size_t r = 0; r < d->n_res; r++)
-		retry |= resource_settle(d->res[r], kubelet_new, present) < 0;
+	for (size_t r = 0; r < n_res; r++)
+		retry |= resource_settle(res[r], kubelet_new, present) < 0;
 	if (retry)
 		plugindir_retry(d->pd);
 }
 
 /* ---- SIGHUP: reload ---- */
 
-static void warn_setting(const char *what, const char *old, const char *now)
-{
-	if (old != now && (!old || !now || strcmp(old, now) != 0))
-		log_warn("reload: %s changed from \"%s\" to \"%s\": it takes effect at the next "
-			 "start; still using \"%s\"",
-			 what, old, now, old);
-}
-
-/* A derived resource stays while an entry of the new config still matches
- * its file, with that entry's count. */
-static void reload_derived(struct daemon *d, size_t *i, const struct config *nc)
-{
-	struct resource *r = d->res[*i];
-	struct cfg_device dev;
-	int e = derived_reload(d->derived, nc, r, &dev);
-	if (e == -ENOENT) {
-		log_info("resource removed by reload resource=%s: no longer served",
-			 resource_full_name(r));
-		remove_resource(d, *i);
-		return;
-	}
-	if (e == 1 && resource_set_device(r, &dev) == 0)
-		log_info("resource changed by reload resource=%s count=%u", resource_full_name(r),
-			 dev.groups[0].count);
-	else if (e != 0)
-		log_error("reload: out of memory changing resource=%s", resource_full_name(r));
-	if (e == 1)
-		config_device_clear(&dev);
-	(*i)++;
-}
-
-/* Diffs the resources against nc's devices: unchanged ones keep their
- * socket, streams and registration; changed ones are rescanned on the same
- * socket; removed ones stop; new ones are served and registered. */
-static void apply_devices(struct daemon *d, const struct config *nc)
-{
-	for (size_t i = 0; i < d->n_res;) {
-		struct resource *r = d->res[i];
-		if (resource_origin(r)) {
-			reload_derived(d, &i, nc);
-			continue;
-		}
-		const struct cfg_device *now = NULL;
-		for (size_t j = 0; j < nc->n_devices && !now; j++)
-			if (strcmp(nc->devices[j].name, resource_name(r)) == 0)
-				now = &nc->devices[j];
-		if (!now) {
-			log_info("resource removed by reload resource=%s: no longer served",
-				 resource_full_name(r));
-			remove_resource(d, i);
-			continue;
-		}
-		if (!config_device_equal(resource_device(r), now)) {
-			if (resource_set_device(r, now) == 0)
-				log_info("resource changed by reload resource=%s: rescanning",
-					 resource_full_name(r));
-			else
-				log_error("reload: out of memory changing resource=%s",
-					  resource_full_name(r));
-		}
-		i++;
-	}
-	for (size_t j = 0; j < nc->n_devices; j++) {
-		if (find(d, nc->devices[j].name))
-			continue;
-		struct resource *r = add_resource(d, &nc->devices[j], NULL);
-		if (r)
-			log_info("resource added by reload resource=%s", resource_full_name(r));
-		else
-			log_error("reload: cannot add resource=%s err=\"%s\"", nc->devices[j].name,
-				  strerror(errno));
-	}
-}
-
 /* Reads the flags and the config file again and applies the devices list,
  * the log level and the grace period. A config that does not load changes
  * nothing. */
 static void reload(struct daemon *d)
 {
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
 	struct config *nc = calloc(1, sizeof(*nc));
 	char err[1024];
 	if (!nc) {
@@ -522,15 +415,11 @@ static void reload(struct daemon *d)
 		free(nc);
 		return;
 	}
-	warn_setting("domain", d->cfg->domain, nc->domain);
-	warn_setting("cdi", d->cfg->cdi ? "true" : "false", nc->cdi ? "true" : "false");
-	warn_setting("cdi-dir", d->cfg->cdi_dir, nc->cdi_dir);
-	warn_setting("plugin-directory", d->cfg->plugin_dir, nc->plugin_dir);
-	warn_setting("listen", d->cfg->listen, nc->listen);
+	config_warn_reload(d->cfg, nc);
 	log_set_level(nc->log_level);
-	for (size_t r = 0; r < d->n_res; r++)
-		table_set_grace(resource_table(d->res[r]), nc->grace_ms);
-	apply_devices(d, nc);
+	for (size_t r = 0; r < n_res; r++)
+		table_set_grace(resource_table(res[r]), nc->grace_ms);
+	resources_apply(d->rs, nc);
 	/* Resources copy what they use: the previous config can go. */
 	if (d->cur) {
 		config_free(d->cur);
@@ -609,21 +498,6 @@ static int start_evict(struct daemon *d)
 	return -errno;
 }
 
-/* Whether file (in the CDI directory) is the spec of a resource we have. */
-static bool cdi_wanted(void *data, const char *file)
-{
-	struct daemon *d = data;
-	for (size_t r = 0; r < d->n_res; r++) {
-		const char *kind = resource_cdi_kind(d->res[r]);
-		char path[PATH_MAX];
-		if (!kind || cdi_spec_path("/", kind, path, sizeof(path)) < 0)
-			continue;
-		if (strcmp(path + 1, file) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int setup(struct daemon *d)
 {
 	int e;
@@ -637,44 +511,38 @@ static int setup(struct daemon *d)
 		return -ENOMEM;
 	if (d->cfg->nfd_file && !(d->features = features_new(d->cfg->nfd_file)))
 		return -ENOMEM;
-	/* Every socket path must fit a unix socket address, whatever comes. */
-	if (strlen(d->cfg->plugin_dir) + RESOURCE_SOCKET_NAME_MAX >=
-	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		log_error("plugin directory too long for unix sockets dir=%s: at most %zu "
-			  "characters",
-			  d->cfg->plugin_dir,
-			  sizeof(((struct sockaddr_un *)0)->sun_path) - 1 -
-			      RESOURCE_SOCKET_NAME_MAX);
-		return -ENAMETOOLONG;
-	}
+	if ((e = resource_check_plugin_dir(d->cfg->plugin_dir)) < 0)
+		return e;
 	if (!(d->dw = dirwatch_new(d->loop)))
 		return -errno;
 	if (!(d->pd = plugindir_new(d->loop, d->dw, d->cfg->plugin_dir, on_settle, d)))
 		return -errno;
+	if (!(d->rs = resources_new(&d->env, d->pd, d->derived)))
+		return -ENOMEM;
 	d->env = (struct resource_env){.loop = d->loop,
 				       .metrics = d->metrics,
 				       .cfg = d->cfg,
 				       .kubelet_sock = plugindir_kubelet_sock(d->pd),
 				       .late_register = on_late_register,
 				       .data = d};
-	uint32_t token;
-	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
-		token = (uint32_t)getpid() ^ (uint32_t)loop_now_us(); /* no entropy yet: unlikely */
-	snprintf(d->env.instance, sizeof(d->env.instance), "%08x", token);
+	resource_env_name(&d->env);
 	for (size_t r = 0; r < d->cfg->n_devices; r++)
-		if (!add_resource(d, &d->cfg->devices[r], NULL))
+		if (!resources_add(d->rs, &d->cfg->devices[r], NULL))
 			return -errno;
 	scan_paths(d);
 	if ((e = start_usb(d)) < 0)
 		return e;
 	/* What a killed earlier run left: specs of resources gone from the
 	 * config, partial temporary files. */
-	if (d->cfg->cdi && (e = cdi_clean(d->cfg->cdi_dir, d->cfg->domain, cdi_wanted, d)) < 0)
+	if (d->cfg->cdi &&
+	    (e = cdi_clean(d->cfg->cdi_dir, d->cfg->domain, resources_cdi_file, d->rs)) < 0)
 		log_warn("cannot clean the CDI directory dir=%s err=\"%s\"", d->cfg->cdi_dir,
 			 strerror(-e));
-	for (size_t r = 0; r < d->n_res; r++) {
-		struct snapshot *s = table_snapshot(resource_table(d->res[r]));
-		log_info("resource=%s devices=%zu healthy=%zu", resource_full_name(d->res[r]),
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
+	for (size_t r = 0; r < n_res; r++) {
+		struct snapshot *s = table_snapshot(resource_table(res[r]));
+		log_info("resource=%s devices=%zu healthy=%zu", resource_full_name(res[r]),
 			 s ? s->n_devices : 0, s ? s->n_healthy : 0);
 		snapshot_unref(s);
 	}
@@ -685,8 +553,8 @@ static int setup(struct daemon *d)
 	if ((e = loop_add_fd(d->loop, rpc_job_fd(d->rpc), EPOLLIN, on_rpc_jobs, d)) < 0 ||
 	    (e = rpc_start(d->rpc)) < 0)
 		return e;
-	for (size_t r = 0; r < d->n_res; r++)
-		if ((e = resource_start_server(d->res[r])) < 0)
+	for (size_t r = 0; r < n_res; r++)
+		if ((e = resource_start_server(res[r])) < 0)
 			return e;
 	if (d->cfg->evict_after_ms && (e = start_evict(d)) < 0)
 		return e;
@@ -697,8 +565,8 @@ static int setup(struct daemon *d)
 
 	plugindir_remove_stale(d->pd);
 	bool retry = false;
-	for (size_t r = 0; r < d->n_res; r++)
-		retry |= resource_serve(d->res[r]) < 0;
+	for (size_t r = 0; r < n_res; r++)
+		retry |= resource_serve(res[r]) < 0;
 	if (retry)
 		plugindir_retry(d->pd);
 	on_settle(d, false);
@@ -712,8 +580,8 @@ static int setup(struct daemon *d)
 static void stop_resources(struct daemon *d)
 {
 	d->stopping = true;
-	while (d->n_res)
-		resource_destroy(d->res[--d->n_res], true);
+	resources_free(d->rs, true);
+	d->rs = NULL;
 	int64_t until = loop_now_us() + (int64_t)STOP_WAIT_MS * 1000;
 	while (d->env.live && d->rpc && loop_now_us() < until)
 		if (loop_step(d->loop, 100) < 0)
@@ -749,7 +617,6 @@ static void teardown(struct daemon *d)
 	features_free(d->features);
 	once_free(d->warned);
 	metrics_free(d->metrics);
-	free(d->res);
 	if (d->cur) {
 		config_free(d->cur);
 		free(d->cur);

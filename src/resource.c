@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -98,6 +99,24 @@ uint64_t resource_healthy(const struct resource *r)
 }
 
 /* ---- creation and teardown ---- */
+
+int resource_check_plugin_dir(const char *dir)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	if (strlen(dir) + RESOURCE_SOCKET_NAME_MAX <= max)
+		return 0;
+	log_error("plugin directory too long for unix sockets dir=%s: at most %zu characters", dir,
+		  max - RESOURCE_SOCKET_NAME_MAX);
+	return -ENAMETOOLONG;
+}
+
+void resource_env_name(struct resource_env *env)
+{
+	uint32_t token;
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = (uint32_t)getpid() ^ (uint32_t)loop_now_us(); /* no entropy yet: unlikely */
+	snprintf(env->instance, sizeof(env->instance), "%08x", token);
+}
 
 struct resource *resource_new(struct resource_env *env, const struct cfg_device *dev,
 			      const char *origin)

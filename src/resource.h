@@ -46,6 +46,12 @@ struct resource_env {
 	void *data;
 };
 
+/* 0 when every socket name fits a unix socket address in dir; else
+ * -ENAMETOOLONG, logged with the longest directory that would do. */
+int resource_check_plugin_dir(const char *dir);
+/* Picks env->instance at random: this process's socket names. */
+void resource_env_name(struct resource_env *env);
+
 /* A resource for dev (copied). origin: NULL for a configured device, else
  * the /dev file a devicematch entry matched (derived resource). Its
  * device table starts empty; with env->rpc set its server is created (not
