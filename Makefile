@@ -83,14 +83,16 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 
 # The binary the image ships, for any architecture: scripts/release.sh ARCH
 # sets CC (a cross compiler with --sysroot), PKG_CONFIG_LIBDIR/SYSROOT_DIR,
-# RELEASE_DIR and REL_DEPS (cJSON, built from Debian's source package:
-# Debian ships no libcjson.a). Static except glibc and libudev (systemd
+# RELEASE_DIR and REL_DEPS (cJSON and libcurl with HTTPS only, built from
+# Debian's source packages: Debian ships no libcjson.a, and its libcurl.a
+# needs a dozen libraries, several without a .a; libcurl's TLS is OpenSSL's
+# libssl.a and libcrypto.a). Static except glibc and libudev (systemd
 # ships no libudev.a); gRPC without TLS (grpc_unsecure); unused sections
 # dropped at link time. See docs/image.md.
 RELEASE_DIR ?= build/release/native
 REL_DEPS    ?= $(RELEASE_DIR)/deps
 REL_CFLAGS  := -O2 -g -ffunction-sections -fdata-sections
-REL_PKGS     = $(patsubst grpc,grpc_unsecure,$(filter-out libcjson,$(PKGS)))
+REL_PKGS     = $(patsubst grpc,grpc_unsecure,$(filter-out libcjson libcurl,$(PKGS)))
 # 64-bit off_t, ino_t and directory offsets on 32-bit systems too (armhf):
 # without it readdir and stat fail with EOVERFLOW on large values.
 REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen \
@@ -99,6 +101,7 @@ REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VER
 REL_SHARED  := -ludev -lm -lpthread -ldl -lrt -latomic
 REL_LDLIBS   = -L$(REL_DEPS)/lib -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -static-libgcc \
 	-Wl,-Bstatic -lcjson \
+	-lcurl -lssl -lcrypto \
 	$(filter-out $(REL_SHARED) -Wl%,$(shell $(PKG_CONFIG) --static --libs $(REL_PKGS))) \
 	-lupb -laddress_sorting -lcares -lre2 -lz -lstdc++ -latomic \
 	-Wl,-Bdynamic -ludev -lm -lpthread

@@ -350,9 +350,16 @@ if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = containerd ]; } &
 				>"$tmp/plugin.log" 2>&1 &
 			run_pid=$!
 			started=""
+			# The socket the plugin says it serves a resource on (per-process
+			# names, src/resource.c).
+			sock_of() {
+				sed -n "s|.* serving resource=usb-device-plugin.dev/$1 socket=/var/lib/kubelet/device-plugins/\(usbdp-[^ /]*\.sock\)$|\1|p" \
+					"$tmp/plugin.log" | tail -n 1
+			}
 			for _ in $(seq 50); do
 				grep -qs 'waiting for kubelet' "$tmp/plugin.log" && grep -qs 'usb enumeration' "$tmp/plugin.log" &&
-					[ -S "$tmp/dp/usbdp-serial.0.sock" ] && [ -S "$tmp/dp/usbdp-fuse.0.sock" ] &&
+					s=$(sock_of serial) && [ -n "$s" ] && [ -S "$tmp/dp/$s" ] &&
+					s=$(sock_of fuse) && [ -n "$s" ] && [ -S "$tmp/dp/$s" ] &&
 					{ started=1; break; }
 				kill -0 "$run_pid" 2>/dev/null || break
 				sleep 0.2

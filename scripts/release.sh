@@ -8,8 +8,8 @@
 # This machine's architecture builds against its own packages
 # (scripts/setup.sh); another one with Debian's cross compiler
 # (gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf) against a sysroot of
-# Debian's packages for it (scripts/sysroot.sh). cJSON is built from
-# Debian's source package.
+# Debian's packages for it (scripts/sysroot.sh). cJSON and libcurl (HTTPS
+# only, OpenSSL) are built from Debian's source packages.
 #
 # Leaves in build/release/ARCH:
 #   usb-device-plugin   the binary, unstripped (for debugging)
@@ -69,6 +69,11 @@ else
 	ldflags="-L$gccdir"
 fi
 
+# Relative relocations packed (DT_RELR, glibc 2.36; binutils 2.40 does it
+# for x86 only): OpenSSL's and gRPC's tables of pointers need tens of
+# thousands, which as RELA entries cost 0.6 MB of file, read at each start.
+[ "$arch" = amd64 ] && ldflags="$ldflags -Wl,-z,pack-relative-relocs"
+
 # cJSON: from Debian's source package.
 scripts/sysroot.sh --source
 deps_id="$cc $(cat build/src/.packages) 1"
@@ -84,7 +89,57 @@ if [ ! -f "$deps/.built" ] || [ "$(cat "$deps/.built")" != "$deps_id" ]; then
 	echo "$deps_id" >"$deps/.built"
 fi
 
+# libcurl for the eviction's HTTPS requests to the API server (src/kubeapi.c):
+# from Debian's source package too. Debian's libcurl.a needs the static
+# archives of everything libcurl4-openssl-dev was built with (GSSAPI/krb5,
+# LDAP, RTMP, SSH, HTTP/2, brotli, zstd, PSL, IDN), several of which Debian
+# does not ship. This one speaks HTTP/1.1 over TLS only, with OpenSSL's
+# libssl.a/libcrypto.a of libssl-dev (this machine's or the sysroot's); no
+# CA bundle or path compiled in (the plugin names the service account's CA
+# file), no openssl.cnf read at start-up (the image has none). Debian's
+# build-system patches (Makefile.am, configure.ac) do not apply: configure
+# and Makefile.in are upstream's and automake does not run (maintainer mode
+# off); its source patches (the security fixes) do.
+curl_id="$cc $(cat build/src/.packages) 1"
+if [ ! -f "$deps/.curl-built" ] || [ "$(cat "$deps/.curl-built")" != "$curl_id" ]; then
+	say "building libcurl, HTTPS only (static, OpenSSL)"
+	rm -rf "$out/curl"
+	mkdir -p "$out/curl"
+	if [ -n "$sysroot" ]; then ssl_prefix=$sysroot/usr; else ssl_prefix=/usr; fi
+	(cd "$out/curl" && "$top_dir/build/src/curl/configure" -q \
+		--build="$(gcc -dumpmachine)" --host="$triplet" --prefix="$deps" \
+		CC="$cc" CFLAGS="-O2 -g -ffunction-sections -fdata-sections" \
+		LDFLAGS="-L${libdirs[0]}" \
+		--disable-shared --enable-static --disable-dependency-tracking \
+		--with-openssl="$ssl_prefix" --disable-openssl-auto-load-config \
+		--without-ca-bundle --without-ca-path --without-ca-fallback \
+		--disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp \
+		--disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap \
+		--disable-smb --disable-smtp --disable-gopher --disable-mqtt --disable-websockets \
+		--disable-manual --disable-libcurl-option --disable-verbose --disable-ntlm \
+		--disable-ntlm-wb --disable-crypto-auth --disable-tls-srp --disable-alt-svc \
+		--disable-hsts --disable-doh --disable-cookies --disable-mime --disable-netrc \
+		--disable-headers-api --disable-get-easy-options --disable-progress-meter \
+		--disable-unix-sockets --without-zlib --without-brotli --without-zstd \
+		--without-libpsl --without-libidn2 --without-nghttp2 --without-ngtcp2 \
+		--without-nghttp3 --without-quiche --without-msh3 --without-librtmp \
+		--without-libssh2 --without-libssh --without-wolfssh --without-gssapi \
+		--without-hyper --without-libgsasl \
+		>configure.log 2>&1) || {
+		tail -30 "$out/curl/configure.log" >&2
+		die "libcurl: configure"
+	}
+	grep -q '^#define USE_OPENSSL 1' "$out/curl/lib/curl_config.h" || die "libcurl was configured without OpenSSL"
+	make -C "$out/curl/lib" -s -j"$(nproc)" install >"$out/curl/make.log" 2>&1 || {
+		tail -30 "$out/curl/make.log" >&2
+		die "libcurl: make"
+	}
+	make -C "$out/curl/include" -s install >>"$out/curl/make.log" 2>&1 || die "libcurl: headers"
+	echo "$curl_id" >"$deps/.curl-built"
+fi
+
 say "building the binary"
+rm -f "$out/usb-device-plugin" # linked again: the link flags are not make's prerequisites
 make -s --no-print-directory -j"$(nproc)" RELEASE_DIR="$out" REL_DEPS="$deps" CC="$cc" CXX="$cxx" \
 	LDFLAGS="$ldflags" "$out/usb-device-plugin"
 

@@ -8,7 +8,7 @@
 #                                  takes (glibc, libudev), unpacked into
 #                                  build/sysroot/ARCH
 #   scripts/sysroot.sh --source    the source packages built into the binary
-#                                  (cjson), unpacked into
+#                                  (cjson, curl), unpacked into
 #                                  build/src/PACKAGE
 #
 # apt runs with a private state (package lists, status, cache under
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 arch=${1:?usage: scripts/sysroot.sh ARCH|--source}
 if [ "$arch" = --source ]; then
 	# Built from source, for the reasons the Makefile gives ("release").
-	pkgs=(cjson)
+	pkgs=(cjson curl)
 	root=build/src
 	state=build/sysroot/.apt-source
 	type="deb-src"
