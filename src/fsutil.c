@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* One component: made, or there already as a directory. */
@@ -119,5 +121,26 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		r = -errno;
 	if (r < 0)
 		(void)unlink(tmp); /* (void): the error that matters is r */
+	return r;
+}
+
+int fsutil_socket_state(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 2
+		: errno == ECONNREFUSED				     ? 1
+								     : -errno;
+	close(fd);
 	return r;
 }

@@ -24,4 +24,8 @@ int fsutil_mkdir_p(const char *path, mode_t mode);
  * is 0. */
 int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* What is at path: 0 nothing, 1 a unix socket nobody answers on (stale),
+ * 2 one that answers (live); negative errno (ENOTSOCK: something else). */
+int fsutil_socket_state(const char *path);
+
 #endif

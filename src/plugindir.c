@@ -209,27 +209,6 @@ void plugindir_poll(struct plugindir *pd, bool sockets_lost)
 	}
 }
 
-int plugindir_socket_state(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -ENOTSOCK;
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 2
-		: errno == ECONNREFUSED				     ? 1
-								     : -errno;
-	close(fd);
-	return r;
-}
-
 void plugindir_remove_stale(struct plugindir *pd)
 {
 	char pattern[PATH_MAX];
@@ -241,7 +220,7 @@ void plugindir_remove_stale(struct plugindir *pd)
 		return;
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
 		const char *path = gl.gl_pathv[i];
-		int state = plugindir_socket_state(path);
+		int state = fsutil_socket_state(path);
 		if (state == 2) {
 			log_warn("another instance is serving socket=%s: left alone (two plugins "
 				 "on one node register the same resources; stop one)",

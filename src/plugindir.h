@@ -41,8 +41,5 @@ void plugindir_poll(struct plugindir *pd, bool sockets_lost);
  * another instance and is left alone, with a warning. */
 void plugindir_remove_stale(struct plugindir *pd);
 
-/* What is at path: 0 nothing, 1 a socket nobody answers on (stale), 2 a
- * socket that answers (live); negative errno (ENOTSOCK: something else). */
-int plugindir_socket_state(const char *path);
 
 #endif

@@ -14,9 +14,9 @@
 
 #include "alloc.h"
 #include "deviceplugin.pb-c.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
-#include "plugindir.h"
 
 /* The largest request accepted: 1 MiB holds ~20,000 device IDs. */
 #define SERVER_MAX_REQUEST (1 << 20)
@@ -675,7 +675,7 @@ int server_listen(struct server *srv, const char *path)
 
 	/* A stale socket of an earlier run goes; one that answers is another
 	 * process's, never ours to remove. */
-	int state = plugindir_socket_state(path);
+	int state = fsutil_socket_state(path);
 	if (state == 2 || state == -ENOTSOCK) {
 		free(gs);
 		free(pathdup);
