@@ -41,5 +41,4 @@ void plugindir_poll(struct plugindir *pd, bool sockets_lost);
  * another instance and is left alone, with a warning. */
 void plugindir_remove_stale(struct plugindir *pd);
 
-
 #endif
