@@ -15,6 +15,8 @@
 #define CONFIG_DEFAULT_PLUGIN_DIR "/var/lib/kubelet/device-plugins/"
 #define CONFIG_DEFAULT_GRACE_MS	  30000
 #define CONFIG_DEFAULT_CDI_DIR	  "/var/run/cdi"
+/* generic-device-plugin's resources are squat.ai/NAME. */
+#define CONFIG_GDP_DOMAIN "squat.ai"
 /* smarter-device-manager's resources are all smarter-devices/NAME. */
 #define CONFIG_SDM_DOMAIN "smarter-devices"
 /* Where smarter-device-manager's devicematch expressions look. */
@@ -50,9 +52,11 @@ struct cfg_usb {
 /* A virtual group: devices that need no file (scheduler and quota tests,
  * clusters without the hardware). */
 struct cfg_virtual {
-	unsigned count;		  /* devices, >= 1 */
-	char *id_prefix;	  /* IDs are <id_prefix>-<node>-<i> */
-	char *device_file_prefix; /* NULL, or device i is the file <prefix><i> */
+	unsigned count;	 /* devices, >= 1 */
+	char *id_prefix; /* IDs are <id_prefix>-<node>-<i> */
+	/* NULL, or an absolute path prefix ("/dev/sim-"): device i is the
+	 * file <prefix><its ID>, or <prefix><i> when only that one exists. */
+	char *device_file_prefix;
 };
 
 struct cfg_group {
@@ -73,7 +77,9 @@ struct cfg_group {
 };
 
 struct cfg_device {
-	char *name; /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
+	char *name;   /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
+	char *domain; /* NULL: the config's; else its own (the simulator's
+		       * RESOURCE_NAME names its domain) */
 	struct cfg_group *groups;
 	size_t n_groups;
 };
@@ -95,6 +101,7 @@ enum cfg_format {
 	CFG_FORMAT_AUTO = 0, /* smarter-device-manager's when the file is a list */
 	CFG_FORMAT_GDP,	     /* generic-device-plugin's schema (and ours) */
 	CFG_FORMAT_SDM,	     /* smarter-device-manager's list of devicematch entries */
+	CFG_FORMAT_SIM,	     /* the simple device plugin's map (resourceName, ...) */
 };
 
 struct config {
