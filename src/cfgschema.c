@@ -65,7 +65,7 @@ static int dup_opt(char **dst, const char *src)
 
 static int group_copy(struct cfg_group *dst, const struct cfg_group *src)
 {
-	*dst = (struct cfg_group){.count = src->count};
+	*dst = (struct cfg_group){.count = src->count, .old_ids = src->old_ids};
 	int e = dup_opt(&dst->dev_name, src->dev_name);
 	if (e == 0 && src->n_paths && !(dst->paths = calloc(src->n_paths, sizeof(*dst->paths))))
 		e = -ENOMEM;
@@ -155,8 +155,9 @@ static bool same_usb(const struct cfg_usb *u, const struct cfg_usb *v)
 
 static bool same_group(const struct cfg_group *x, const struct cfg_group *y)
 {
-	if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb ||
-	    !str_eq(x->dev_name, y->dev_name) || !same_kv(x->env, x->n_env, y->env, y->n_env) ||
+	if (x->count != y->count || x->old_ids != y->old_ids || x->n_paths != y->n_paths ||
+	    x->n_usb != y->n_usb || !str_eq(x->dev_name, y->dev_name) ||
+	    !same_kv(x->env, x->n_env, y->env, y->n_env) ||
 	    !same_kv(x->annotations, x->n_annotations, y->annotations, y->n_annotations) ||
 	    !x->virt != !y->virt)
 		return false;
@@ -861,6 +862,7 @@ static int parse_device_old(const struct cfg_src *s, const struct cfg_node *map,
 	for (size_t i = 0; i < paths->n_items; i++) {
 		struct cfg_group *g = &d->groups[d->n_groups++];
 		g->count = count;
+		g->old_ids = true; /* a kubelet's checkpoint may hold them */
 		if (!(g->paths = calloc(1, sizeof(*g->paths))))
 			return -ENOMEM;
 		g->n_paths = 1;
@@ -875,7 +877,8 @@ static int parse_device_old(const struct cfg_src *s, const struct cfg_node *map,
 	cfgval_warn(
 	    s, map, path, NULL,
 	    "deprecated device schema {type, count, paths}: read as {\"name\": \"%s\", "
-	    "\"groups\": [one group per path: {\"paths\": [{\"path\": PATH}], \"count\": %u}]}",
+	    "\"groups\": [one group per path: {\"paths\": [{\"path\": PATH}], \"count\": %u}]}, "
+	    "device IDs <path>-<slot> as before",
 	    d->name, count);
 	return 0;
 }

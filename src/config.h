@@ -69,6 +69,9 @@ struct cfg_group {
 	 * it when a directory), IDs "0".."count-1". Only in derived devices. */
 	char *dev_name;
 	unsigned count; /* >= 1 */
+	/* generic-device-plugin's first schema {type, count, paths}: IDs are
+	 * <matched path>-<slot>, as its versions of that time gave them. */
+	bool old_ids;
 	/* Allocate decorations: templates, checked by tmpl_check at load. */
 	struct dev_kv *env;
 	size_t n_env;

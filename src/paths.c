@@ -410,10 +410,20 @@ static char *instance_id(const struct dev_instance *inst, unsigned j)
 	return hex;
 }
 
+/* The ID generic-device-plugin's first schema had for count slot j of a
+ * match: "<path>-<j>" (a group of that schema has one path). */
+static char *old_schema_id(const struct dev_instance *inst, unsigned j)
+{
+	char *id = NULL;
+	if (asprintf(&id, "%s-%u", inst->n_nodes ? inst->nodes[0].host_path : "", j) < 0)
+		return NULL;
+	return id;
+}
+
 /* Fills the zeroed *inst as instance i. On error returns -ENOMEM and leaves
  * what it allocated in *inst for dev_instance_clear. */
 static int instance_build(struct dev_instance *inst, const struct used_path *used, size_t n_used,
-			  size_t i, size_t group_index, unsigned count)
+			  size_t i, size_t group_index, unsigned count, bool old_ids)
 {
 	inst->nodes = calloc(n_used ? n_used : 1, sizeof(*inst->nodes));
 	if (!inst->nodes)
@@ -441,7 +451,7 @@ static int instance_build(struct dev_instance *inst, const struct used_path *use
 		return -ENOMEM;
 	inst->count = count;
 	for (unsigned j = 0; j < count; j++)
-		if (!(inst->ids[j] = instance_id(inst, j)))
+		if (!(inst->ids[j] = old_ids ? old_schema_id(inst, j) : instance_id(inst, j)))
 			return -ENOMEM;
 	return 0;
 }
@@ -499,7 +509,8 @@ int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_insta
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
-			r = instance_build(&insts[i], used, n_used, i, group_index, g->count);
+			r = instance_build(&insts[i], used, n_used, i, group_index, g->count,
+					   g->old_ids);
 			if (r < 0) {
 				dev_instances_free(insts, n);
 				goto out;

@@ -149,6 +149,22 @@ def test_gdp_directory_with_cdi_is_expanded(fakedev, kubelet, plugin_dir, start_
     assert not c.devices and len(c.cdi_devices) == 1
 
 
+def test_gdp_old_schema_keeps_its_ids(devdir, kubelet, run_plugin):
+    # generic-device-plugin's first schema named its devices <match>-<slot>:
+    # a kubelet's checkpoint from then still names the same devices
+    for n in ("ttyUSB0", "ttyUSB1", "ttyACM0"):
+        devdir.add(n)
+    plugin = run_plugin({"type": "serial", "count": 2,
+                         "paths": [devdir.p("ttyUSB*"), devdir.p("ttyACM*")]})
+    pl = kubelet.wait_plugin("example.com/serial")
+    want = {"%s-%d" % (devdir.p(n), j): "Healthy"
+            for n in ("ttyUSB0", "ttyUSB1", "ttyACM0") for j in range(2)}
+    pl.stream.wait(lambda d: d == want, what="IDs <path>-<slot>")
+    c = pl.allocate([devdir.p("ttyUSB1") + "-1"]).container_responses[0]
+    assert [d.host_path for d in c.devices] == [devdir.p("ttyUSB1")]
+    plugin.wait_log(r"deprecated device schema .*device IDs <path>-<slot> as before")
+
+
 # ---- smarter-device-manager: its shipped conf.yaml files ----
 
 def sdm_shipped(which):

@@ -1055,12 +1055,18 @@ TEST(old_schema)
 		CHECK_INT(g->paths[0].type, CFG_PATH_DEVICE);
 		CHECK_STR(g->paths[0].permissions, "mrw");
 		CHECK_INT(g->paths[0].limit, 1);
+		CHECK(g->old_ids); /* <path>-<slot>, as then */
 	}
 	CHECK_STR(c.devices[0].groups[0].paths[0].path, "/dev/ttyUSB*");
 	CHECK_STR(c.devices[0].groups[1].paths[0].path, "/dev/ttyACM*");
 	CHECK_CONTAINS(log, "level=warn");
 	CHECK_CONTAINS(log, "--device #1: deprecated device schema {type, count, paths}");
+	CHECK_CONTAINS(log, "device IDs <path>-<slot> as before");
 	free(log);
+	config_free(&c);
+	/* The new schema's groups keep the new IDs. */
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK(!c.devices[0].groups[0].old_ids);
 	config_free(&c);
 
 	/* From a file, the warning names the file and line. */
