@@ -362,3 +362,18 @@ def test_simulator_file_unknown_key_refused(plugin_dir, start_raw, tmp_path):
     p = start_raw(["--config", str(conf)], env=settings_env(plugin_dir))
     p.wait_log(r"sim\.yaml:8: numberDevice: unknown key")
     assert p.proc.wait(10 * SLOW) == 2
+
+
+def test_simulator_example_manifest(kubelet, plugin_dir, start_raw, tmp_path):
+    # manifests/examples/simulator.yaml's environment, as the kubelet gives it
+    with open(os.path.join(ROOT, "manifests", "examples", "simulator.yaml")) as f:
+        ds = next(d for d in yaml.safe_load_all(f) if d["kind"] == "DaemonSet")
+    (c,) = ds["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    env["NODE_NAME"] = "node-b"
+    os.chdir(str(tmp_path))
+    start_raw(c.get("args", []), env=settings_env(plugin_dir, **env))
+    pl = kubelet.wait_plugin("sim.example.com/fake-gpu")
+    pl.stream.wait(lambda d: d == {"fake-gpu-node-b-%d" % i: "Healthy" for i in range(4)})
+    r = pl.allocate(["fake-gpu-node-b-1", "fake-gpu-node-b-3"]).container_responses[0]
+    assert r.envs["USBDP_FAKE_GPU_IDS"] == "fake-gpu-node-b-1,fake-gpu-node-b-3"
