@@ -885,9 +885,15 @@ static int gdp_default_domain(const struct flags *f, const struct cfg_node *root
 	bool from_dir =
 	    cfg->config_file && strncmp(cfg->config_file, gdp_dir, sizeof(gdp_dir) - 1) == 0;
 	if (f->value[SET_DOMAIN] || (env && *env) || cfgval_field(root, "domain") ||
-	    cfg->format == CFG_FORMAT_SDM || cfg->format == CFG_FORMAT_SIM ||
-	    (!f->n_devices && !from_dir))
+	    cfg->format == CFG_FORMAT_SDM || cfg->format == CFG_FORMAT_SIM)
 		return 0;
+	if (!f->n_devices && !from_dir) { /* ours, or theirs at a path of our choosing */
+		if (cfg->n_devices)
+			log_info("domain=%s (the default): resources are %s/NAME; give --domain=%s "
+				 "to serve Pods written for generic-device-plugin",
+				 cfg->domain, cfg->domain, CONFIG_GDP_DOMAIN);
+		return 0;
+	}
 	struct cfg_src s = {.name = "default"};
 	int r = apply_domain(&s, NULL, NULL, CONFIG_GDP_DOMAIN, cfg);
 	if (r == 0)
@@ -1055,14 +1061,19 @@ const char *config_usage(void)
 	       "                           /etc/generic-device-plugin/config.EXT,\n"
 	       "                           ./config.EXT (EXT: yaml, yml or json) and\n"
 	       "                           /root/config/conf.yaml.\n"
-	       "  --config-format FORMAT   auto, generic-device-plugin or\n"
+	       "  --config-format FORMAT   auto, generic-device-plugin,\n"
 	       "                           smarter-device-manager (a list of {devicematch,\n"
 	       "                           nummaxdevices}: a resource smarter-devices/NAME\n"
-	       "                           per matching file under /dev). auto: by shape.\n"
+	       "                           per matching file under /dev) or\n"
+	       "                           simple-device-plugin (a simulator's resourceName,\n"
+	       "                           numberDevicesOnNode...). auto: by shape.\n"
 	       "                           Env CONFIG_FORMAT. Default: auto\n"
 	       "  --domain DOMAIN          Resources are named DOMAIN/NAME; squat.ai makes\n"
 	       "                           this a drop-in for generic-device-plugin's Pods.\n"
-	       "                           Env DOMAIN. Default: " CONFIG_DEFAULT_DOMAIN "\n"
+	       "                           Env DOMAIN. Default: " CONFIG_DEFAULT_DOMAIN ";\n"
+	       "                           " CONFIG_GDP_DOMAIN
+	       " (with a warning) for --device flags\n"
+	       "                           or /etc/generic-device-plugin/config.EXT.\n"
 	       "  --listen ADDR            HOST:PORT or :PORT of /healthz and /metrics.\n"
 	       "                           Env LISTEN. Default: " CONFIG_DEFAULT_LISTEN "\n"
 	       "  --log-level LEVEL        all, debug, info, warn, error or none.\n"
@@ -1107,11 +1118,14 @@ const char *config_usage(void)
 	       "         with placeholders ({id}, {index}, {host}, {container}, {tty}...).\n"
 	       "         Every match of a group is one allocatable device, which N\n"
 	       "         containers may hold at once (count, default 1).\n"
-	       "  VIRTUAL {\"count\": 4, \"idPrefix\": \"sim\", \"envPrefix\": \"SIM_\",\n"
-	       "          \"annotationPrefix\": \"sim.example.com/\", \"deviceFilePrefix\":\n"
-	       "          \"/dev/x\"}: devices that need no file (IDs sim-NODE-I); also from\n"
-	       "          $USBDP_VIRTUAL_RESOURCE, _COUNT, _ID_PREFIX, _ENV_PREFIX,\n"
-	       "          _ANNOTATION_PREFIX, _DEVICE_FILE_PREFIX without any config.\n"
+	       "  VIRTUAL {\"count\": 4, \"idPrefix\": \"sim\", \"envPrefix\": \"SIM\",\n"
+	       "          \"annotationPrefix\": \"sim.example.com/dev\", \"deviceFilePrefix\":\n"
+	       "          \"sim\"}: devices that need no file (IDs sim-NODE-I; SIM_ID=/dev/ID,\n"
+	       "          annotation sim.example.com/dev-ID, file /dev/sim-ID, as the simple\n"
+	       "          device plugin has them); also from $USBDP_VIRTUAL_RESOURCE, _COUNT,\n"
+	       "          _ID_PREFIX, _ENV_PREFIX, _ANNOTATION_PREFIX, _DEVICE_FILE_PREFIX,\n"
+	       "          or the simulator's own RESOURCE_NAME, NUMBER_DEVICES,\n"
+	       "          DEVICE_ID_PREFIX, ENV_PREFIX, ANNOTATION_PREFIX, DEVICE_FILE_PREFIX.\n"
 	       "  PATH   {\"path\": \"/dev/GLOB\", \"mountPath\": \"/in/container\",\n"
 	       "          \"type\": \"Device\" or \"Mount\", \"permissions\": \"mrw\",\n"
 	       "          \"readOnly\": false, \"limit\": 1, \"optional\": false}\n"
