@@ -648,6 +648,36 @@ out:
 	return r;
 }
 
+/* Literal paths only: a stat each, where a glob would read its directories
+ * again on every rescan for a case nobody configures. */
+int paths_device_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
+{
+	struct strv found = {0};
+	int r = 0;
+
+	if (!g || !dirs || !n_dirs || (g->n_paths > 0 && !g->paths) || (*n_dirs > 0 && !*dirs))
+		return -EINVAL;
+	for (size_t k = 0; r == 0 && k < g->n_paths; k++) {
+		const char *p = g->paths[k].path;
+		struct components c;
+		if (!p || g->paths[k].type != CFG_PATH_DEVICE || has_meta(p, strlen(p)))
+			continue;
+		r = components_split(p, &c);
+		char *dir = r == 0 && c.n > 0 ? components_join(&c, c.n, true) : NULL;
+		components_free(&c);
+		if (r == 0 && c.n > 0 && !dir)
+			r = -ENOMEM;
+		else if (dir && is_dir(dir))
+			r = strv_push(&found, dir);
+		else
+			free(dir);
+	}
+	if (r == 0)
+		r = dirs_merge(dirs, n_dirs, &found);
+	strv_clear(&found);
+	return r;
+}
+
 int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
 {
 	struct strv found = {0};

@@ -122,12 +122,27 @@ def test_gdp_directory_health_follows_its_nodes(fakedev, kubelet, plugin_dir, st
     for name in ("snd/controlC0", "snd/pcmC0D0c", "snd/pcmC0D0p", "snd/controlC1",
                  "snd/pcmC1D0c", "snd/timer"):
         fakedev.remove(name)
-    fakedev.add("ttyUSB1")  # an event the plugin sees: /dev is rescanned
+    # the directory itself is watched: no other event is needed
     audio.stream.wait(lambda d: len(d) == 10 and set(d.values()) == {"Unhealthy"},
                       what="/dev/snd without a node: Unhealthy")
     fakedev.add("snd/controlC0")
-    fakedev.add("ttyUSB2")
     audio.stream.wait(healthy(10), what="a node below /dev/snd again: Healthy")
+
+
+def test_directory_device_alone_follows_its_nodes(devdir, kubelet, run_plugin):
+    # nothing else looks into the directory: the plugin must watch it itself
+    devdir.add("snd/controlC0")
+    snd = devdir.p("snd")
+    run_plugin({"name": "audio", "groups": [{"count": 2, "paths": [{"path": snd}]}]})
+    pl = kubelet.wait_plugin("example.com/audio")
+    pl.stream.wait(healthy(2))
+    devdir.remove("snd/controlC0")
+    pl.stream.wait(lambda d: len(d) == 2 and set(d.values()) == {"Unhealthy"},
+                   what="no node below it: Unhealthy")
+    devdir.add("snd/pcmC0D0p")
+    pl.stream.wait(healthy(2), what="a node below it again: Healthy")
+    c = pl.allocate(sorted(pl.stream.latest())[:1]).container_responses[0]
+    assert [(d.host_path, d.container_path) for d in c.devices] == [(snd, snd)]
 
 
 def test_gdp_directory_with_cdi_is_expanded(fakedev, kubelet, plugin_dir, start_raw, tmp_path):
