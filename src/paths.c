@@ -420,6 +420,39 @@ static char *old_schema_id(const struct dev_instance *inst, unsigned j)
 	return id;
 }
 
+/* Appends a node below a directory Device to the ','-joined list *data. */
+static int join_node(void *data, const char *path, const struct stat *st)
+{
+	(void)st;
+	char **list = data, *more = NULL;
+	if (asprintf(&more, "%s%s%s", *list ? *list : "", *list ? "," : "", path) < 0)
+		return -ENOMEM;
+	free(*list);
+	*list = more;
+	return 0;
+}
+
+/* A literal Device path that is a directory (generic-device-plugin's
+ * /dev/snd): the nodes below it now become the fact DIR_NODES (Allocate's
+ * USBDP_<NAME>_<k>_DIR_NODES), so that a node coming or going below it
+ * changes the device, and its CDI spec, which lists them, is rewritten. */
+static int add_dir_nodes_fact(struct dev_instance *inst, const struct used_path *used,
+			      size_t n_used)
+{
+	char *list = NULL;
+	int r = 0;
+	for (size_t k = 0; r == 0 && k < n_used; k++) {
+		const struct cfg_path *p = used[k].cfg;
+		if (p->type == CFG_PATH_DEVICE && !has_meta(p->path, strlen(p->path)) &&
+		    is_dir(inst->nodes[k].host_path))
+			r = dev_dir_walk(inst->nodes[k].host_path, join_node, &list);
+	}
+	if (r == 0 && list)
+		r = dev_instance_add_env(inst, "DIR_NODES", list);
+	free(list);
+	return r;
+}
+
 /* Fills the zeroed *inst as instance i. On error returns -ENOMEM and leaves
  * what it allocated in *inst for dev_instance_clear. */
 static int instance_build(struct dev_instance *inst, const struct used_path *used, size_t n_used,
@@ -453,7 +486,7 @@ static int instance_build(struct dev_instance *inst, const struct used_path *use
 	for (unsigned j = 0; j < count; j++)
 		if (!(inst->ids[j] = old_ids ? old_schema_id(inst, j) : instance_id(inst, j)))
 			return -ENOMEM;
-	return 0;
+	return add_dir_nodes_fact(inst, used, n_used);
 }
 
 /* m * limit, saturating. */

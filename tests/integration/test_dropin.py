@@ -101,6 +101,9 @@ def test_gdp_daemonset_args_unchanged(fakedev, kubelet, plugin_dir, start_raw):
     c = audio.allocate(ids[:1]).container_responses[0]
     assert [(d.host_path, d.container_path, d.permissions) for d in c.devices] == \
         [("/dev/snd", "/dev/snd", "mrw")]
+    assert c.envs["USBDP_AUDIO_0_DIR_NODES"] == ",".join(
+        "/dev/snd/" + n for n in ("controlC0", "controlC1", "pcmC0D0c", "pcmC0D0p", "pcmC1D0c",
+                                  "timer"))
     audio.prestart(ids[:1])
     # its capture groups: a card's nodes mounted where card 0's are
     cap = kubelet.plugins["squat.ai/capture"]
@@ -162,6 +165,14 @@ def test_gdp_directory_with_cdi_is_expanded(fakedev, kubelet, plugin_dir, start_
         for n in ("controlC0", "controlC1", "pcmC0D0c", "pcmC0D0p", "pcmC1D0c", "timer")]
     c = audio.allocate(sorted(audio.stream.latest())[:1]).container_responses[0]
     assert not c.devices and len(c.cdi_devices) == 1
+    # a card plugged later: its nodes join the spec
+    fakedev.add("snd/pcmC2D0p")
+
+    def nodes_now():
+        with open(path) as f:
+            return [n["hostPath"] for n in
+                    json.load(f)["devices"][0]["containerEdits"]["deviceNodes"]]
+    wait_until(lambda: "/dev/snd/pcmC2D0p" in nodes_now(), 5, "the new node in the spec")
 
 
 def test_gdp_old_schema_keeps_its_ids(devdir, kubelet, run_plugin):
