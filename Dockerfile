@@ -1,13 +1,16 @@
-# usb-device-plugin container image.
+# usb-device-plugin container image, for the architecture of the machine that
+# builds it (make image builds amd64, arm64 and arm/v7 without this file, by
+# cross-compiling: docs/image.md).
 #
 #   docker build -t usb-device-plugin .          (or: podman build ...)
 #   docker build --build-arg BASE=debian:bookworm -t usb-device-plugin .
 #
-# Stage 1 builds bin/usb-device-plugin on Debian 12 with the same packages
-# scripts/setup.sh installs on a developer's machine. Stage 2 is FROM scratch:
-# the stripped binary, the shared libraries it loads (as ldd finds them, in
-# Debian's layout), the dynamic loader and usb.ids. No shell, no /etc.
-# See docs/image.md.
+# Stage 1 runs scripts/release.sh on Debian 12 with the packages
+# scripts/setup.sh --release installs: the release binary (static except
+# glibc and libudev; libmicrohttpd and cJSON from Debian's source packages,
+# fetched by apt during the build) and its root filesystem. Stage 2 is
+# FROM scratch with that tree (the stripped binary, libudev, glibc's libc,
+# libm and loader, usb.ids). No shell, no /etc. See docs/image.md.
 
 ARG BASE=debian:bookworm-slim
 
@@ -17,9 +20,14 @@ WORKDIR /src
 
 # The package layer first: it stays cached while only the sources change.
 COPY scripts/setup.sh scripts/setup.sh
-RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/*
+RUN scripts/setup.sh --release && rm -rf /var/lib/apt/lists/*
+# Debian's source packages of libmicrohttpd and cJSON (a private apt state,
+# no deb-src line needed): cached while the sources change.
+COPY scripts/sysroot.sh scripts/sysroot.sh
+RUN scripts/sysroot.sh --source
 
 COPY Makefile VERSION ./
+COPY scripts/release.sh scripts/release.sh
 COPY proto proto
 COPY src src
 # The version is the VERSION file's (the Makefile reads it). A VERSION
@@ -27,34 +35,8 @@ COPY src src
 ARG VERSION=
 RUN if [ -n "$VERSION" ] && [ "$VERSION" != "$(cat VERSION)" ]; then \
         echo "build-arg VERSION=$VERSION but the VERSION file says $(cat VERSION)" >&2; exit 1; fi; \
-    make -j"$(nproc)" bin/usb-device-plugin
-
-# The runtime tree in /rootfs:
-# - usr/bin/usb-device-plugin, stripped;
-# - every library ldd names, and the loader (PT_INTERP), copied as regular
-#   files into the real directory that holds them (/usr/lib/..., Debian 12
-#   merges /lib into /usr/lib), with /lib and /lib64 recreated as the
-#   same symlinks as in the build stage;
-# - usr/share/misc/usb.ids, the file (Debian's package makes it a symlink).
-# Then the tree must run on its own: chroot into it, no /etc, no /proc.
-RUN set -eu; \
-    R=/rootfs; \
-    install -D -m 0755 -s bin/usb-device-plugin "$R/usr/bin/usb-device-plugin"; \
-    interp=$(readelf -l bin/usb-device-plugin | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p'); \
-    { echo "$interp"; ldd bin/usb-device-plugin | awk '$2 == "=>" && $3 ~ /^\// {print $3}'; } | \
-    while read -r lib; do \
-        dir=$(readlink -f "$(dirname "$lib")"); \
-        mkdir -p "$R$dir"; \
-        cp -L "$lib" "$R$dir/$(basename "$lib")"; \
-    done; \
-    for d in /lib /lib32 /lib64 /libx32; do \
-        if [ -L "$d" ] && [ -e "$R$(readlink -f "$d")" ]; then ln -s "$(readlink "$d")" "$R$d"; fi; \
-    done; \
-    install -D -m 0644 "$(readlink -f /usr/share/misc/usb.ids)" "$R/usr/share/misc/usb.ids"; \
-    test -e "$R$interp"; \
-    echo "runtime tree:"; (cd "$R" && find . ! -type d | sort); du -sh "$R"; \
-    chroot "$R" /usr/bin/usb-device-plugin --version; \
-    chroot "$R" /usr/bin/usb-device-plugin --help >/dev/null
+    scripts/release.sh && \
+    cp -a "build/release/$(dpkg --print-architecture)/rootfs" /rootfs
 
 FROM scratch
 COPY --from=build /rootfs/ /

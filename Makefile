@@ -8,20 +8,22 @@
 # The release, from VERSION; the image and the manifests use the same tag.
 VERSION := $(shell cat VERSION)
 
-PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2
+PKGS     := grpc libprotobuf-c libcjson yaml-0.1 libudev libusb-1.0 libmicrohttpd re2 libcurl
+PKG_CONFIG ?= pkg-config
 CC       ?= cc
 # C++ only for src/gore.cc, the shim over RE2's C++ API.
 CXX      ?= g++
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DUDP_VERSION='"$(VERSION)"' \
-            -Isrc -Ibuild/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+BASEFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VERSION='"$(VERSION)"' \
+            -Isrc -Ibuild/gen $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-CXXBASE   = -std=c++17 $(WARN) -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags re2 2>/dev/null)
-LDLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CXXBASE   = -std=c++17 $(WARN) -D_GNU_SOURCE -Isrc $(shell $(PKG_CONFIG) --cflags re2 2>/dev/null)
+LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 SRC       := $(wildcard src/*.c src/*.cc)
-GEN       := build/gen/deviceplugin.pb-c.c
+GEN       := build/gen/deviceplugin.pb-c.c build/gen/podresources.pb-c.c
+GENH      := $(GEN:.c=.h)
 LIBSRC    := $(filter-out src/main.c,$(SRC)) $(GEN)
 objs       = $(patsubst %,$(1)/%.o,$(basename $(notdir $(2))))
 OBJ       := $(call objs,build/obj,$(SRC) $(GEN))
@@ -32,7 +34,8 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRC))
 vpath %.c src build/gen tests/unit
 vpath %.cc src
 
-.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image
+.PHONY: all run test unit integration valgrind bench lint clean setup setup-test fuzz image \
+	release image-archive push test-cross
 all: bin/usb-device-plugin
 
 setup:
@@ -41,17 +44,19 @@ setup-test:
 	@scripts/setup.sh --test
 
 # The messages only: gRPC core carries the bytes, and protoc-c's service
-# stubs would name a member after the C keyword "register".
-build/gen/deviceplugin.pb-c.c build/gen/deviceplugin.pb-c.h: proto/deviceplugin.proto
+# stubs would name a member after the C keyword "register". One run makes
+# both files (a pattern rule's targets are made together: make -j runs
+# protoc-c once per proto).
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p build/gen
-	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/deviceplugin.proto
-	protoc-c --c_out=build/gen -Ibuild/gen build/gen/deviceplugin.proto
+	awk '/^service /{skip=1} !skip{print} skip&&/^}/{skip=0}' $< > build/gen/$*.proto
+	protoc-c --c_out=build/gen -Ibuild/gen build/gen/$*.proto
 
-build/obj/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/obj/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/obj
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-build/san/%.o: %.c build/gen/deviceplugin.pb-c.h VERSION
+build/san/%.o: %.c $(GENH) VERSION
 	@mkdir -p build/san
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
@@ -73,7 +78,48 @@ build/san/usb-device-plugin: $(LIBOBJ_SAN) build/san/main.o
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Keep the test objects: no "rm" after the test summary, faster rebuilds.
-.PRECIOUS: build/san/%.o build/obj/%.o
+.PRECIOUS: build/san/%.o build/obj/%.o $(GEN) $(GENH)
+
+# The binary the image ships, for any architecture: scripts/release.sh ARCH
+# sets CC (a cross compiler with --sysroot), PKG_CONFIG_LIBDIR/SYSROOT_DIR,
+# RELEASE_DIR and REL_DEPS (libmicrohttpd without HTTPS and cJSON, built
+# from Debian's source packages: Debian ships no libcjson.a, and its
+# libmicrohttpd.a needs GnuTLS). Static except glibc and libudev (systemd
+# ships no libudev.a); gRPC without TLS (grpc_unsecure); unused sections
+# dropped at link time. See docs/image.md.
+RELEASE_DIR ?= build/release/native
+REL_DEPS    ?= $(RELEASE_DIR)/deps
+REL_CFLAGS  := -O2 -g -ffunction-sections -fdata-sections
+REL_PKGS     = $(patsubst grpc,grpc_unsecure,$(filter-out libmicrohttpd libcjson,$(PKGS)))
+# 64-bit off_t, ino_t and directory offsets on 32-bit systems too (armhf):
+# without it readdir and stat fail with EOVERFLOW on large values.
+REL_FLAGS    = -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DUDP_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen \
+               -I$(REL_DEPS)/include $(shell $(PKG_CONFIG) --cflags $(REL_PKGS))
+# glibc's libraries and libudev stay shared; everything else from .a files.
+REL_SHARED  := -ludev -lm -lpthread -ldl -lrt -latomic
+REL_LDLIBS   = -L$(REL_DEPS)/lib -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -static-libgcc \
+	-Wl,-Bstatic -lmicrohttpd -lcjson \
+	$(filter-out $(REL_SHARED) -Wl%,$(shell $(PKG_CONFIG) --static --libs $(REL_PKGS))) \
+	-lupb -laddress_sorting -lcares -lre2 -lz -lstdc++ -latomic \
+	-Wl,-Bdynamic -ludev -lm -lpthread
+REL_OBJ     := $(call objs,$(RELEASE_DIR)/obj,$(SRC) $(GEN))
+REL_CXXFLAGS = -std=c++17 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc \
+               $(shell $(PKG_CONFIG) --cflags re2) $(REL_CFLAGS)
+
+$(RELEASE_DIR)/obj/%.o: %.c $(GENH) VERSION Makefile
+	@mkdir -p $(@D)
+	$(CC) $(REL_FLAGS) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(RELEASE_DIR)/obj/%.o: %.cc VERSION Makefile
+	@mkdir -p $(@D)
+	$(CXX) $(REL_CXXFLAGS) -MMD -MP -c -o $@ $<
+
+# Linked by the C driver: libstdc++ (for RE2 and the shim) comes statically
+# from REL_LDLIBS.
+$(RELEASE_DIR)/usb-device-plugin: $(REL_OBJ)
+	$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $^ $(REL_LDLIBS)
+
+.PRECIOUS: $(RELEASE_DIR)/obj/%.o
 
 build/san/test_%: build/san/test_%.o $(LIBOBJ_SAN)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -128,15 +174,43 @@ valgrind: bin/usb-device-plugin build/usbprobe
 test-valgrind: setup-test
 	@$(MAKE) --no-print-directory valgrind
 
-# The container image (podman; a debootstrap'd base when none can be
-# pulled), smoke-tested: see docs/image.md.
+# The container images (podman), smoke-tested: see docs/image.md.
+#   make image                     amd64, arm64 and arm/v7 (cross-compiled),
+#                                  one manifest list usb-device-plugin:VERSION
+#   make image ARCH=arm64          only those architectures (space-separated)
+#   make image MODE=dockerfile     this machine's architecture, from the
+#                                  Dockerfile (as docker build would)
+#   make release ARCH=arm64        the binary and root filesystem only
+#                                  (build/release/ARCH)
+#   make image-archive             OCI archives in build/image for ctr import
+#   make push REGISTRY=registry.example/team
 image: setup
-	scripts/image.sh
+	@scripts/setup.sh --cross
+	ARCH="$(ARCH)" MODE="$(MODE)" scripts/image.sh
+
+release: setup
+	@scripts/setup.sh --release
+	@for a in $(or $(ARCH),$(shell dpkg --print-architecture)); do scripts/release.sh $$a || exit 1; done
+
+image-archive:
+	scripts/image-archive.sh
+
+push:
+	REGISTRY="$(REGISTRY)" scripts/push.sh
+
+# The arm64 and armhf binaries under qemu-user-static against the kubelet
+# stand-in: start, serve a path group, Allocate, SIGTERM (tests/cross).
+CROSS_ARCHS ?= arm64 armhf
+test-cross: setup-test
+	@scripts/setup.sh --cross
+	@for a in $(CROSS_ARCHS); do scripts/release.sh $$a || exit 1; done
+	$(PYTEST) tests/cross
 
 bench: setup-test
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 tests/bench/bench.py
 	/usr/bin/python3 tests/bench/bench_usb.py
+	/usr/bin/python3 tests/bench/bench_image.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
@@ -149,4 +223,4 @@ clean:
 # make fuzz: libFuzzer targets (clang), see tests/fuzz/
 -include tests/fuzz/fuzz.mk
 
--include $(wildcard build/obj/*.d build/san/*.d)
+-include $(wildcard build/obj/*.d build/san/*.d $(RELEASE_DIR)/obj/*.d)

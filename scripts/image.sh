@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# Builds the container image with podman and smoke-tests it (make image).
+# Builds the container images with podman and smoke-tests them (make image).
 #
-#   scripts/image.sh
-#   BASE=debian:bookworm IMAGE=example.org/usb-device-plugin scripts/image.sh
-#   SMOKE=chroot scripts/image.sh     smoke test: auto (default), podman,
-#                                     containerd or chroot only
+#   scripts/image.sh                      amd64, arm64 and arm/v7 (default)
+#   ARCH="amd64 arm64" scripts/image.sh   only those (armhf = arm/v7)
+#   IMAGE=example.org/usb-device-plugin scripts/image.sh
+#   SMOKE=chroot scripts/image.sh         smoke test: auto (default), podman,
+#                                         containerd or chroot only
+#   MODE=dockerfile scripts/image.sh      this machine's architecture only,
+#                                         with the Dockerfile, as
+#                                         "docker build ." on another machine
 #
-# 1. installs podman and runc (later debootstrap, containerd) when missing;
-# 2. uses $BASE (default debian:bookworm-slim) when it is in local storage or
-#    can be pulled; else builds localhost/debian:bookworm-slim once with
-#    debootstrap from this machine's Debian mirror and reuses it afterwards;
-# 3. podman build -t IMAGE:VERSION -t IMAGE:latest;
-# 4. runs the image's --version: podman run, else a private containerd + ctr
-#    (which also starts the plugin), else chroot into the exported filesystem;
-# 5. prints the image size.
+# 1. installs podman and runc (later containerd) when missing;
+# 2. for each architecture: scripts/release.sh ARCH builds the binary and
+#    the root filesystem (a cross compiler for another architecture: no
+#    emulation), then podman build --platform ... -f
+#    scripts/rootfs.Containerfile tags it IMAGE:VERSION-ARCH;
+# 3. makes IMAGE:VERSION a manifest list of those images (podman manifest:
+#    an OCI index once pushed with make push);
+#    MODE=dockerfile instead: a Debian base image ($BASE when local or
+#    pullable, else localhost/debian:bookworm-slim, made once with
+#    debootstrap from this machine's Debian mirror) and podman build . ->
+#    IMAGE:VERSION, a single image;
+# 4. runs this machine's architecture's image: podman run, else a private
+#    containerd + ctr (which also starts the plugin as the DaemonSet does),
+#    else chroot into the exported filesystem; the other architectures' trees
+#    were run by scripts/release.sh under qemu-user-static (make test-cross
+#    runs them against the kubelet stand-in);
+# 5. prints the images' sizes.
 # Safe to re-run. Temporary files and the private containerd go away on
 # exit; the host's /var/lib/containerd and /run/containerd/containerd.sock
 # are never used.
@@ -26,7 +39,12 @@ LOCAL_BASE=localhost/debian:bookworm-slim
 # The release, from the VERSION file, as the Makefile and the manifests.
 VERSION=$(cat VERSION)
 REVISION=$(git rev-parse HEAD 2>/dev/null || true)
+epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 SMOKE=${SMOKE:-auto}
+MODE=${MODE:-cross}
+ARCHS=${ARCH:-amd64 arm64 armhf}
+HOST_ARCH=$(dpkg --print-architecture)
+case "$MODE" in cross | dockerfile) ;; *) echo "MODE: cross or dockerfile" >&2; exit 2 ;; esac
 case "$SMOKE" in auto | podman | containerd | chroot) ;; *) echo "SMOKE: auto, podman, containerd or chroot" >&2; exit 2 ;; esac
 TAG=$(printf '%s' "$VERSION" | tr -c 'A-Za-z0-9_.-' '-')
 
@@ -126,49 +144,105 @@ need podman runc
 command -v podman >/dev/null || die "podman is not installed"
 podman() { command podman --runtime runc "$@"; }
 
-# 2. The base image.
-base_arg=()
-if podman image exists "$BASE"; then
-	say "base: $BASE (local storage: $(podman image inspect --format '{{.RepoTags}}' "$BASE"))"
-elif timeout 60 podman --runtime runc pull -q "$BASE" >/dev/null 2>&1; then
-	say "base: $BASE (pulled)"
-elif podman image exists "$LOCAL_BASE"; then
-	say "base: $BASE cannot be pulled; using $LOCAL_BASE (built earlier with debootstrap)"
-	base_arg=(--build-arg "BASE=$LOCAL_BASE")
-else
-	case "$BASE" in
-	debian:bookworm-slim | debian:bookworm | docker.io/library/debian:bookworm*) ;;
-	*) die "base image $BASE is not in local storage and cannot be pulled" ;;
+# The name IMAGE:TAG is about to be given to a new image or manifest list:
+# take it from whatever holds it now (the image it named stays, by ID or
+# its other names).
+release_name() {
+	if podman manifest exists "$1"; then
+		podman manifest rm "$1" >/dev/null
+	elif podman image exists "$1"; then
+		podman untag "$(podman image inspect --format '{{.Id}}' "$1")" "$1" 2>/dev/null || podman rmi "$1" >/dev/null
+	fi
+}
+platform_of() {
+	case "$1" in
+	amd64) echo linux/amd64 ;;
+	arm64) echo linux/arm64 ;;
+	armhf) echo linux/arm/v7 ;;
 	esac
-	say "base: $BASE cannot be pulled (no registry); building $LOCAL_BASE with debootstrap"
-	need debootstrap debian-archive-keyring
-	sources=$(apt_sources | awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u)
-	mirror=$(printf '%s\n' "$sources" | awk '$2 == "bookworm" { print $1; exit }')
-	[ -n "$mirror" ] || die "no Debian bookworm mirror in /etc/apt/sources.list{,.d}"
-	tmp=$(mktemp -d /tmp/usbdp-image.XXXXXX)
-	root="$tmp/base"
-	say "debootstrap --variant=minbase bookworm from $mirror"
-	debootstrap --variant=minbase bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
-		{ tail -20 "$tmp/debootstrap.log" >&2; die "debootstrap"; }
-	# apt in the base reads the same suites as this machine (main only).
-	printf '%s\n' "$sources" | awk '{ print "deb", $1, $2, "main" }' >"$root/etc/apt/sources.list"
-	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
-	tar --numeric-owner --xattrs -C "$root" -c . |
-		podman import --change 'CMD ["/bin/bash"]' \
-			--message "debootstrap --variant=minbase bookworm $mirror" - "$LOCAL_BASE" >/dev/null
-	rm -rf --one-file-system "$root"
-	say "base: $LOCAL_BASE built and kept in podman's storage"
-	base_arg=(--build-arg "BASE=$LOCAL_BASE")
+}
+
+refs=()
+if [ "$MODE" = cross ]; then
+	# 2. Per architecture: the tree, then the image.
+	norm=()
+	for a in $ARCHS; do
+		case "$a" in
+		amd64 | x86_64 | linux/amd64) a=amd64 ;;
+		arm64 | aarch64 | linux/arm64) a=arm64 ;;
+		armhf | armv7 | arm/v7 | linux/arm/v7) a=armhf ;;
+		*) die "unknown architecture $a (amd64, arm64, armhf)" ;;
+		esac
+		norm+=("$a")
+	done
+	for a in "${norm[@]}"; do
+		scripts/release.sh "$a" || die "scripts/release.sh $a"
+		say "building $IMAGE:$TAG-$a ($(platform_of "$a"))"
+		# --timestamp: the same tree gives the same image (and ID) again,
+		# rather than a new one and a dangling old one.
+		podman build -q --network=none --platform "$(platform_of "$a")" --timestamp "$epoch" \
+			-f scripts/rootfs.Containerfile \
+			--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
+			-t "$IMAGE:$TAG-$a" "build/release/$a/rootfs" >/dev/null || die "podman build ($a)"
+		refs+=("$IMAGE:$TAG-$a")
+	done
+	# 3. One name for all of them: a manifest list.
+	release_name "$IMAGE:$TAG"
+	podman manifest create "$IMAGE:$TAG" >/dev/null || die "podman manifest create"
+	for r in "${refs[@]}"; do
+		podman manifest add "$IMAGE:$TAG" "containers-storage:$(podman image inspect --format '{{.Id}}' "$r")" >/dev/null ||
+			die "podman manifest add $r"
+	done
+	say "manifest list $IMAGE:$TAG: ${norm[*]}"
+	ref=""
+	for a in "${norm[@]}"; do [ "$a" = "$HOST_ARCH" ] && ref="$IMAGE:$TAG-$a"; done
+else
+	# 2. The base image.
+	base_arg=()
+	if podman image exists "$BASE"; then
+		say "base: $BASE (local storage: $(podman image inspect --format '{{.RepoTags}}' "$BASE"))"
+	elif timeout 60 podman --runtime runc pull -q "$BASE" >/dev/null 2>&1; then
+		say "base: $BASE (pulled)"
+	elif podman image exists "$LOCAL_BASE"; then
+		say "base: $BASE cannot be pulled; using $LOCAL_BASE (built earlier with debootstrap)"
+		base_arg=(--build-arg "BASE=$LOCAL_BASE")
+	else
+		case "$BASE" in
+		debian:bookworm-slim | debian:bookworm | docker.io/library/debian:bookworm*) ;;
+		*) die "base image $BASE is not in local storage and cannot be pulled" ;;
+		esac
+		say "base: $BASE cannot be pulled (no registry); building $LOCAL_BASE with debootstrap"
+		need debootstrap debian-archive-keyring
+		sources=$(apt_sources | awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u)
+		mirror=$(printf '%s\n' "$sources" | awk '$2 == "bookworm" { print $1; exit }')
+		[ -n "$mirror" ] || die "no Debian bookworm mirror in /etc/apt/sources.list{,.d}"
+		tmp=$(mktemp -d /tmp/usbdp-image.XXXXXX)
+		root="$tmp/base"
+		say "debootstrap --variant=minbase bookworm from $mirror"
+		debootstrap --variant=minbase bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+			{ tail -20 "$tmp/debootstrap.log" >&2; die "debootstrap"; }
+		# apt in the base reads the same suites as this machine (main only).
+		printf '%s\n' "$sources" | awk '{ print "deb", $1, $2, "main" }' >"$root/etc/apt/sources.list"
+		rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
+		tar --numeric-owner --xattrs -C "$root" -c . |
+			podman import --change 'CMD ["/bin/bash"]' \
+				--message "debootstrap --variant=minbase bookworm $mirror" - "$LOCAL_BASE" >/dev/null
+		rm -rf --one-file-system "$root"
+		say "base: $LOCAL_BASE built and kept in podman's storage"
+		base_arg=(--build-arg "BASE=$LOCAL_BASE")
+	fi
+
+	# 3. Build.
+	say "building $IMAGE:$TAG (version $VERSION) with the Dockerfile"
+	release_name "$IMAGE:$TAG"
+	podman build --network=host --pull=never "${base_arg[@]}" \
+		--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
+		-t "$IMAGE:$TAG" . || die "podman build"
+	refs=("$IMAGE:$TAG")
+	ref="$IMAGE:$TAG"
 fi
 
-# 3. Build.
-say "building $IMAGE:$TAG (version $VERSION)"
-podman build --network=host --pull=never "${base_arg[@]}" \
-	--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
-	-t "$IMAGE:$TAG" -t "$IMAGE:latest" . || die "podman build"
-
 # 4. Smoke test: the image's entrypoint prints the version we built.
-ref="$IMAGE:$TAG"
 want="$VERSION"
 check_version() { # check_version OUTPUT HOW
 	local got
@@ -178,6 +252,10 @@ check_version() { # check_version OUTPUT HOW
 }
 [ -d "$tmp" ] || tmp=$(mktemp -d /tmp/usbdp-image.XXXXXX)
 verified=""
+if [ -z "$ref" ]; then
+	SMOKE=none
+	verified="no image for this machine's architecture ($HOST_ARCH) to run here"
+fi
 
 if [ "$SMOKE" != auto ] && [ "$SMOKE" != podman ]; then
 	:
@@ -217,17 +295,30 @@ if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = containerd ]; } &
 		sleep 0.2
 	done
 	if "${ctr[@]}" version >/dev/null 2>&1; then
-		podman save -q --format oci-archive -o "$tmp/image.tar" "$ref" >/dev/null
-		"${ctr[@]}" images import --snapshotter native --index-name "$ref" "$tmp/image.tar" >/dev/null
+		# As a node without a registry gets it (docs/image.md): make
+		# image-archive's file with every architecture, imported under the
+		# name the kubelet asks for; containerd unpacks this machine's.
+		if [ "$MODE" = cross ]; then
+			IMAGE="$IMAGE" scripts/image-archive.sh 2>"$tmp/archive.log" ||
+				{ cat "$tmp/archive.log" >&2; die "scripts/image-archive.sh"; }
+			archive="build/image/${IMAGE##*/}-$TAG.tar"
+			ctr_ref=$IMAGE:$TAG
+			case "$ctr_ref" in */*) ;; *) ctr_ref=docker.io/library/$ctr_ref ;; esac
+		else
+			podman save -q --format oci-archive -o "$tmp/image.tar" "$ref" >/dev/null
+			archive="$tmp/image.tar"
+			ctr_ref=$ref
+		fi
+		"${ctr[@]}" images import --snapshotter native --index-name "$ctr_ref" "$archive" >/dev/null
 		cname="usbdp-smoke-$$"
 		# FIFOs and runc's state in $tmp too; runc's default cgroup (/NAME),
 		# not one below a namespace cgroup that would outlive the run.
 		mkdir -p "$tmp/fifo" "$tmp/runc"
 		run_opts=(--rm --snapshotter native --fifo-dir "$tmp/fifo" --runc-root "$tmp/runc" --cgroup "")
-		if out=$(timeout 60 "${ctr[@]}" run "${run_opts[@]}" "$ref" "$cname" \
+		if out=$(timeout 60 "${ctr[@]}" run "${run_opts[@]}" "$ctr_ref" "$cname" \
 			/usr/bin/usb-device-plugin --version 2>"$tmp/ctr-run.err"); then
 			check_version "$out" "ctr run"
-			verified="containerd $("${ctr[@]}" version 2>/dev/null | awk '/Version:/ { v = $2 } END { print v }') + runc: ctr run $ref --version: $out"
+			verified="containerd $("${ctr[@]}" version 2>/dev/null | awk '/Version:/ { v = $2 } END { print v }') + runc: ctr images import --index-name $ctr_ref $archive; ctr run $ctr_ref --version: $out"
 			# And a start as manifests/usb-device-plugin.yaml runs it: host
 			# network, read-only root, every capability dropped, the default
 			# seccomp profile; the plugin directory (read-write), /dev, /sys
@@ -254,7 +345,7 @@ if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = containerd ]; } &
 				nocaps+=(--cap-drop "CAP_$c")
 			done
 			"${ctr[@]}" run "${run_opts[@]}" --net-host --read-only "${nocaps[@]}" --seccomp "${mounts[@]}" \
-				"$ref" "$cname-run" /usr/bin/usb-device-plugin \
+				"$ctr_ref" "$cname-run" /usr/bin/usb-device-plugin \
 				--config /etc/usb-device-plugin/config.yaml --listen "127.0.0.1:$port" \
 				>"$tmp/plugin.log" 2>&1 &
 			run_pid=$!
@@ -296,7 +387,7 @@ if [ -z "$verified" ] && { [ "$SMOKE" = auto ] || [ "$SMOKE" = containerd ]; } &
 			fi
 			[ -z "$(ls -A "$tmp/dp")" ] || die "ctr run: the plugin left $(ls "$tmp/dp") behind"
 			verified="$verified; and started as the DaemonSet runs it (host network, read-only root, no capabilities, seccomp, config/default.yaml, host /dev /sys read-only): sockets for serial (USB) and fuse in the plugin directory, GET /healthz 503 (no kubelet), GET /metrics 200 with the devices, SIGTERM: exit 0, sockets removed"
-			"${ctr[@]}" images rm --sync "$ref" >/dev/null 2>&1 || true
+			"${ctr[@]}" images rm --sync "$ctr_ref" >/dev/null 2>&1 || true
 		else
 			say "ctr run failed: $(tail -n 3 "$tmp/ctr-run.err" | tr '\n' ' ')"
 		fi
@@ -323,6 +414,9 @@ fi
 say "verified: $verified"
 
 # 5. Size.
-size=$(podman image inspect --format '{{.Size}}' "$ref")
-say "$IMAGE:$TAG and $IMAGE:latest: $(awk -v s="$size" 'BEGIN { printf "%.1f MiB (%d bytes)", s / 1048576, s }')"
+for r in "${refs[@]}"; do
+	size=$(podman image inspect --format '{{.Size}}' "$r")
+	say "$r: $(podman image inspect --format '{{.Os}}/{{.Architecture}}' "$r"), $(awk -v s="$size" 'BEGIN { printf "%.1f MiB (%d bytes)", s / 1048576, s }') uncompressed"
+done
+[ "$MODE" = dockerfile ] || say "$IMAGE:$TAG: manifest list of ${refs[*]}; push it with make push REGISTRY=..., or make image-archive for ctr import (docs/image.md)"
 say "done in $(($(date +%s) - start)) s"

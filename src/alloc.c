@@ -260,6 +260,18 @@ static int container_answer(const struct snapshot *s, const char *name, const ch
 			r = -EBUSY;
 			break;
 		}
+		/* The snapshot may be older than the device: its nodes can be
+		 * gone (an unplug whose uevents are not read yet) or be other
+		 * devices now. Never hand out what is not there. */
+		for (size_t i = 0; i < si->inst.n_nodes && r == 0; i++) {
+			char why[400];
+			if (dev_node_check(&si->inst.nodes[i], why, sizeof(why)) < 0) {
+				snprintf(err, errlen, "device \"%s\": %s", id, why);
+				r = -ENODEV;
+			}
+		}
+		if (r < 0)
+			break;
 		char *paths = NULL;
 		if (cdi_kind)
 			r = add_cdi(c, cdi_kind, &si->inst);
@@ -498,11 +510,10 @@ int alloc_prestart(const struct snapshot *s, const V1beta1__PreStartContainerReq
 		const struct dev_instance *inst = &d->instance->inst;
 		for (size_t i = 0; i < inst->n_nodes; i++) {
 			char why[400];
-			int r = dev_node_check(&inst->nodes[i], why, sizeof(why));
-			if (r < 0) {
+			if (dev_node_check(&inst->nodes[i], why, sizeof(why)) < 0) {
 				snprintf(err, errlen, "device \"%s\": %s", req->devices_ids[k],
 					 why);
-				return r;
+				return -ENODEV;
 			}
 		}
 	}

@@ -25,8 +25,11 @@
 
 /* Every container request answered in order. With cdi_kind (NULL: off),
  * the nodes of each device are named as the CDI device of cdi.h instead of
- * DeviceSpecs and Mounts (devices without nodes name none). Errors: -ENOENT for an
- * unknown ID, -EBUSY for an Unhealthy one, -EINVAL for an empty request,
+ * DeviceSpecs and Mounts (devices without nodes name none). Every node of
+ * every requested device is checked again (dev_node_check): the snapshot
+ * may not know yet that it is gone. Errors: -ENOENT for an
+ * unknown ID, -EBUSY for an Unhealthy one, -ENODEV for a node that does
+ * not check out (err names it), -EINVAL for an empty request,
  * -EEXIST when two devices would put different files at one container
  * path; err then names the ID and why. The response is freed with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). */
@@ -42,7 +45,8 @@ int alloc_preferred(const struct snapshot *s, const V1beta1__PreferredAllocation
 		    V1beta1__PreferredAllocationResponse **out, char *err, size_t errlen);
 
 /* 0 when every node of every device still checks out (dev_node_check);
- * otherwise -ENOENT (unknown ID) or the node's error, described in err. */
+ * otherwise -ENOENT (unknown ID) or -ENODEV (a node that does not),
+ * described in err. */
 int alloc_prestart(const struct snapshot *s, const V1beta1__PreStartContainerRequest *req,
 		   char *err, size_t errlen);
 

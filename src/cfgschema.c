@@ -522,6 +522,11 @@ static int parse_usb(const struct cfg_src *s, const struct cfg_node *map, const 
 	const char *serial = "";
 	if (n && (r = cfgval_get_string(s, n, path, "serial", &serial)) < 0)
 		return r;
+	if (*serial && !pathmatch_valid(serial))
+		return cfgval_fail(s, n, path, "serial",
+				   "malformed glob \"%s\" (Go's path.Match: '*', '?', "
+				   "'[...]', '\\' escapes)",
+				   serial);
 	if (*serial && !(u->serial = strdup(serial)))
 		return -ENOMEM;
 	if ((r = get_usb_class(s, cfgtree_get(map, "class"), path, &u->usb_class)) < 0)
@@ -530,6 +535,11 @@ static int parse_usb(const struct cfg_src *s, const struct cfg_node *map, const 
 	if ((n = cfgval_field(map, "port")) &&
 	    (r = cfgval_get_string(s, n, path, "port", &port)) < 0)
 		return r;
+	if (*port && !pathmatch_valid(port))
+		return cfgval_fail(s, n, path, "port",
+				   "malformed glob \"%s\" (Go's path.Match: '*', '?', "
+				   "'[...]', '\\' escapes)",
+				   port);
 	if (*port && !(u->port = cfgval_dup_trim(port)))
 		return -ENOMEM;
 	if ((n = cfgval_field(map, "mountPath")) &&

@@ -168,6 +168,39 @@ static int apply_cdi_dir(const struct cfg_src *s, const struct cfg_node *n, cons
 	return (cfg->cdi_dir = strdup(v)) ? 0 : -ENOMEM;
 }
 
+static int apply_evict_after(const struct cfg_src *s, const struct cfg_node *n, const char *leaf,
+			     const char *v, struct config *cfg)
+{
+	const char *why = cfgval_parse_duration(v, &cfg->evict_after_ms);
+	if (why)
+		return cfgval_fail(s, n, NULL, leaf,
+				   "invalid duration \"%s\": %s; give e.g. 5m, 90s, 1h, or 0 (off)",
+				   v, why);
+	return 0;
+}
+
+/* An absolute path: the PodResources socket or the service account dir. */
+static int apply_abs_path(const struct cfg_src *s, const struct cfg_node *n, const char *leaf,
+			  const char *v, char **out)
+{
+	if (*v != '/')
+		return cfgval_fail(s, n, NULL, leaf, "must be an absolute path, got \"%s\"", v);
+	free(*out);
+	return (*out = strdup(v)) ? 0 : -ENOMEM;
+}
+
+static int apply_podres(const struct cfg_src *s, const struct cfg_node *n, const char *leaf,
+			const char *v, struct config *cfg)
+{
+	return apply_abs_path(s, n, leaf, v, &cfg->pod_resources_socket);
+}
+
+static int apply_sa_dir(const struct cfg_src *s, const struct cfg_node *n, const char *leaf,
+			const char *v, struct config *cfg)
+{
+	return apply_abs_path(s, n, leaf, v, &cfg->sa_dir);
+}
+
 typedef int (*apply_fn)(const struct cfg_src *s, const struct cfg_node *n, const char *leaf,
 			const char *v, struct config *cfg);
 
@@ -180,6 +213,9 @@ enum setting {
 	SET_NFD,
 	SET_CDI,
 	SET_CDI_DIR,
+	SET_EVICT_AFTER,
+	SET_PODRES,
+	SET_SA_DIR,
 	N_SETTINGS
 };
 
@@ -198,6 +234,11 @@ static const struct setting_def {
     [SET_NFD] = {"nfd-features-file", "NFD_FEATURES_FILE", "", apply_nfd_file},
     [SET_CDI] = {"cdi", "CDI", "false", apply_cdi},
     [SET_CDI_DIR] = {"cdi-dir", "CDI_DIR", CONFIG_DEFAULT_CDI_DIR, apply_cdi_dir},
+    [SET_EVICT_AFTER] = {"evict-after", "EVICT_AFTER", "0", apply_evict_after},
+    [SET_PODRES] = {"pod-resources-socket", "POD_RESOURCES_SOCKET",
+		    CONFIG_DEFAULT_POD_RESOURCES_SOCKET, apply_podres},
+    [SET_SA_DIR] = {"service-account-dir", "SERVICE_ACCOUNT_DIR", CONFIG_DEFAULT_SA_DIR,
+		    apply_sa_dir},
 };
 
 /* ---- flags ---- */
@@ -211,10 +252,25 @@ struct flags {
 	bool help, version, list, udev_rules;
 };
 
-static const char *const flag_names[] = {
-    "device",	    "config",  "domain",	"listen", "log-level",	       "plugin-directory",
-    "grace-period", "version", "help",		"list",	  "nfd-features-file", "udev-rules",
-    "cdi",	    "cdi-dir", "config-format", NULL};
+static const char *const flag_names[] = {"device",
+					 "config",
+					 "domain",
+					 "listen",
+					 "log-level",
+					 "plugin-directory",
+					 "grace-period",
+					 "version",
+					 "help",
+					 "list",
+					 "nfd-features-file",
+					 "udev-rules",
+					 "cdi",
+					 "cdi-dir",
+					 "config-format",
+					 "evict-after",
+					 "pod-resources-socket",
+					 "service-account-dir",
+					 NULL};
 
 static int parse_bool_text(const char *t, bool *out)
 {
@@ -749,9 +805,20 @@ static int resolve_node_name(struct config *cfg)
 
 /* ---- putting it together ---- */
 
-static const char *const top_keys[] = {"domain",       "listen",  "log-level", "plugin-directory",
-				       "grace-period", "devices", "device",    "nfd-features-file",
-				       "cdi",	       "cdi-dir", NULL};
+static const char *const top_keys[] = {"domain",
+				       "listen",
+				       "log-level",
+				       "plugin-directory",
+				       "grace-period",
+				       "devices",
+				       "device",
+				       "nfd-features-file",
+				       "cdi",
+				       "cdi-dir",
+				       "evict-after",
+				       "pod-resources-socket",
+				       "service-account-dir",
+				       NULL};
 
 /* Checks the file's top level; *devices is its devices list (or NULL),
  * *key the name it was given under. */
@@ -1040,6 +1107,8 @@ void config_free(struct config *cfg)
 	free(cfg->config_file);
 	free(cfg->nfd_file);
 	free(cfg->cdi_dir);
+	free(cfg->pod_resources_socket);
+	free(cfg->sa_dir);
 	free(cfg->node_name);
 	cfgschema_matches_free(cfg->matches, cfg->n_matches);
 	memset(cfg, 0, sizeof(*cfg));
@@ -1095,6 +1164,17 @@ const char *config_usage(void)
 	       "                           Env CDI. Default: false\n"
 	       "  --cdi-dir DIR            Where the CDI specs go. Env CDI_DIR.\n"
 	       "                           Default: " CONFIG_DEFAULT_CDI_DIR "\n"
+	       "  --evict-after DURATION   Evict the Pods holding a device that has been\n"
+	       "                           Unhealthy or gone this long (5m, 90s...), through\n"
+	       "                           the Eviction API; 0: never. Needs the evict\n"
+	       "                           variant's RBAC and mounts (manifests/variants/\n"
+	       "                           evict). Env EVICT_AFTER. Default: 0\n"
+	       "  --pod-resources-socket PATH  The kubelet's PodResources API.\n"
+	       "                           Env POD_RESOURCES_SOCKET. Default:\n"
+	       "                           " CONFIG_DEFAULT_POD_RESOURCES_SOCKET "\n"
+	       "  --service-account-dir DIR  Where the token and ca.crt for the API server\n"
+	       "                           are. Env SERVICE_ACCOUNT_DIR. Default:\n"
+	       "                           " CONFIG_DEFAULT_SA_DIR "\n"
 	       "  --udev-rules             Print udev rules for the configured USB devices\n"
 	       "                           (tag, group plugdev, mode 0660) and exit.\n"
 	       "  --list                   Print every USB device on this node with its\n"

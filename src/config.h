@@ -10,11 +10,13 @@
 #include "instance.h"
 #include "log.h"
 
-#define CONFIG_DEFAULT_DOMAIN	  "usb-device-plugin.dev"
-#define CONFIG_DEFAULT_LISTEN	  ":8080"
-#define CONFIG_DEFAULT_PLUGIN_DIR "/var/lib/kubelet/device-plugins/"
-#define CONFIG_DEFAULT_GRACE_MS	  30000
-#define CONFIG_DEFAULT_CDI_DIR	  "/var/run/cdi"
+#define CONFIG_DEFAULT_DOMAIN		    "usb-device-plugin.dev"
+#define CONFIG_DEFAULT_LISTEN		    ":8080"
+#define CONFIG_DEFAULT_PLUGIN_DIR	    "/var/lib/kubelet/device-plugins/"
+#define CONFIG_DEFAULT_GRACE_MS		    30000
+#define CONFIG_DEFAULT_CDI_DIR		    "/var/run/cdi"
+#define CONFIG_DEFAULT_POD_RESOURCES_SOCKET "/var/lib/kubelet/pod-resources/kubelet.sock"
+#define CONFIG_DEFAULT_SA_DIR		    "/var/run/secrets/kubernetes.io/serviceaccount"
 /* generic-device-plugin's resources are squat.ai/NAME. */
 #define CONFIG_GDP_DOMAIN "squat.ai"
 /* smarter-device-manager's resources are all smarter-devices/NAME. */
@@ -117,12 +119,15 @@ struct config {
 	char *nfd_file;	   /* NULL: off; else the NFD local feature file to keep */
 	bool show_version;
 	bool show_help;
-	bool show_list;		/* --list: print the USB devices and what they match */
-	bool show_udev_rules;	/* --udev-rules: print rules for the config's USB entries */
-	bool cdi;		/* write CDI specs and answer Allocate with CDI names */
-	char *cdi_dir;		/* where the CDI specs go */
-	char *node_name;	/* $NODE_NAME or the host name: virtual device IDs */
-	enum cfg_format format; /* what the config file was read as */
+	bool show_list;		    /* --list: print the USB devices and what they match */
+	bool show_udev_rules;	    /* --udev-rules: print rules for the config's USB entries */
+	bool cdi;		    /* write CDI specs and answer Allocate with CDI names */
+	char *cdi_dir;		    /* where the CDI specs go */
+	char *node_name;	    /* $NODE_NAME or the host name: virtual device IDs */
+	unsigned evict_after_ms;    /* 0: off; else evict Pods whose device is gone this long */
+	char *pod_resources_socket; /* the kubelet's PodResources API (eviction) */
+	char *sa_dir;		    /* the service account's token and ca.crt (eviction) */
+	enum cfg_format format;	    /* what the config file was read as */
 	struct cfg_device *devices;
 	size_t n_devices;
 	struct cfg_match *matches; /* smarter-device-manager entries */

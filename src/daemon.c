@@ -14,12 +14,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cdi.h"
 #include "derived.h"
 #include "dirwatch.h"
+#include "evict.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -65,6 +68,7 @@ struct daemon {
 	struct usb_watch *usb; /* NULL when no group asks for USB devices */
 	struct features *features;
 	struct once *warned; /* shared-node warnings given */
+	struct evict *evict; /* NULL unless --evict-after */
 	int sig_fd;
 	bool stopping; /* resources are being let go: no scans, no reloads */
 	bool rescan, usb_dirty;
@@ -183,7 +187,7 @@ static void scan_groups(struct daemon *d, bool usb)
 {
 	int64_t now = loop_now_us();
 	for (size_t r = 0; r < d->n_res; r++)
-		scan_resource(d->res[r], usb, d->usb, d->cfg->node_name, now);
+		scan_resource(d->res[r], usb, d->usb, current(d), d->cfg->node_name, now);
 }
 
 static void on_rescan(struct loop *loop, void *data)
@@ -254,7 +258,7 @@ static int start_usb(struct daemon *d)
 		log_debug("usb names from=%s", usbids_path(d->ids));
 	else
 		log_info("no usb.ids database found: devices are logged without names");
-	d->usb = usb_watch_new(d->loop, d->ids, d->metrics, on_usb_changed, d);
+	d->usb = usb_watch_new(d->loop, d->dw, d->ids, d->metrics, on_usb_changed, d);
 	if (!d->usb)
 		return -errno;
 	scan_groups(d, true);
@@ -296,7 +300,13 @@ static bool publish(struct daemon *d)
 	bool any = false;
 	int64_t next = 0;
 	for (size_t r = 0; r < d->n_res; r++) {
-		any |= resource_publish(d->res[r]);
+		bool changed = resource_publish(d->res[r]);
+		any |= changed;
+		if (changed && d->evict) {
+			struct snapshot *s = table_snapshot(resource_table(d->res[r]));
+			evict_observe(d->evict, resource_full_name(d->res[r]), s, loop_now_us());
+			snapshot_unref(s);
+		}
 		int64_t at = table_next_expiry(resource_table(d->res[r]));
 		if (at && (!next || at < next))
 			next = at;
@@ -532,6 +542,17 @@ static int setup_signals(struct daemon *d)
 	return loop_add_fd(d->loop, d->sig_fd, EPOLLIN, on_signal, d);
 }
 
+static int start_evict(struct daemon *d)
+{
+	char why[512];
+	struct evict_settings s = {d->cfg->evict_after_ms, d->cfg->pod_resources_socket,
+				   d->cfg->sa_dir, d->cfg->node_name};
+	if ((d->evict = evict_new(d->loop, d->metrics, &s, why, sizeof(why))))
+		return 0;
+	log_error("--evict-after cannot work: %s", why);
+	return -errno;
+}
+
 static int setup(struct daemon *d)
 {
 	int e;
@@ -545,6 +566,16 @@ static int setup(struct daemon *d)
 		return -ENOMEM;
 	if (d->cfg->nfd_file && !(d->features = features_new(d->cfg->nfd_file)))
 		return -ENOMEM;
+	/* Every socket path must fit a unix socket address, whatever comes. */
+	if (strlen(d->cfg->plugin_dir) + RESOURCE_SOCKET_NAME_MAX >=
+	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("plugin directory too long for unix sockets dir=%s: at most %zu "
+			  "characters",
+			  d->cfg->plugin_dir,
+			  sizeof(((struct sockaddr_un *)0)->sun_path) - 1 -
+			      RESOURCE_SOCKET_NAME_MAX);
+		return -ENAMETOOLONG;
+	}
 	if (!(d->dw = dirwatch_new(d->loop)))
 		return -errno;
 	if (!(d->pd = plugindir_new(d->loop, d->dw, d->cfg->plugin_dir, on_settle, d)))
@@ -555,6 +586,10 @@ static int setup(struct daemon *d)
 				       .kubelet_sock = plugindir_kubelet_sock(d->pd),
 				       .late_register = on_late_register,
 				       .data = d};
+	uint32_t token;
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = (uint32_t)getpid() ^ (uint32_t)loop_now_us(); /* no entropy yet: unlikely */
+	snprintf(d->env.instance, sizeof(d->env.instance), "%08x", token);
 	for (size_t r = 0; r < d->cfg->n_devices; r++)
 		if (!add_resource(d, &d->cfg->devices[r], NULL))
 			return -errno;
@@ -577,13 +612,14 @@ static int setup(struct daemon *d)
 	for (size_t r = 0; r < d->n_res; r++)
 		if ((e = resource_start_server(d->res[r])) < 0)
 			return e;
+	if (d->cfg->evict_after_ms && (e = start_evict(d)) < 0)
+		return e;
 	publish(d);
 	/* Without its HTTP endpoint the plugin still does its main job: the
 	 * failure is logged (and the probes will say so). */
 	d->http = http_start(d->cfg->listen, d->metrics);
 
-	for (size_t r = 0; r < d->n_res; r++)
-		plugindir_remove_stale(d->pd, resource_name(d->res[r]));
+	plugindir_remove_stale(d->pd);
 	bool retry = false;
 	for (size_t r = 0; r < d->n_res; r++)
 		retry |= resource_serve(d->res[r]) < 0;
@@ -613,7 +649,8 @@ static void stop_resources(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
-	http_stop(d->http); /* first: it reads the metrics */
+	http_stop(d->http);   /* first: it reads the metrics */
+	evict_free(d->evict); /* its worker may be in a request: aborted */
 	if (d->loop)
 		stop_resources(d);
 	/* Drains the completion queue: the last callbacks run here, and so do

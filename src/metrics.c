@@ -14,10 +14,19 @@ static const char *const source_names[HP_N_SOURCES] = {"paths", "uevent", "libus
 static const char *const action_names[HP_N_ACTIONS] = {"add",	 "remove", "bind",
 						       "unbind", "change", "other"};
 
+static const char *const ev_names[EV_N_RESULTS] = {"evicted", "gone", "failed", "cancelled"};
+
+struct ev_count {
+	char *resource;
+	uint64_t n[EV_N_RESULTS];
+};
+
 struct metrics {
-	pthread_mutex_t mu; /* the resource list */
+	pthread_mutex_t mu; /* the resource list and the eviction counts */
 	struct metrics_res **res;
 	size_t n_res;
+	struct ev_count *ev; /* resources that saw an eviction, in order of the first */
+	size_t n_ev;
 	_Atomic uint64_t hotplug[HP_N_SOURCES][HP_N_ACTIONS];
 	_Atomic uint64_t buckets[METRICS_N_BUCKETS]; /* cumulative on render, not here */
 	_Atomic uint64_t lat_count;
@@ -38,6 +47,9 @@ void metrics_free(struct metrics *m)
 		return;
 	/* Entries belong to their resources, which unlist them. */
 	free(m->res);
+	for (size_t i = 0; i < m->n_ev; i++)
+		free(m->ev[i].resource);
+	free(m->ev);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
@@ -111,6 +123,29 @@ void metrics_latency(struct metrics *m, double s)
 		}
 	atomic_fetch_add_explicit(&m->lat_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->lat_sum_ns, (uint64_t)(s * 1e9), memory_order_relaxed);
+}
+
+void metrics_eviction(struct metrics *m, const char *resource, enum ev_result result)
+{
+	if (!m || !resource || result >= EV_N_RESULTS)
+		return;
+	pthread_mutex_lock(&m->mu);
+	size_t i = 0;
+	while (i < m->n_ev && strcmp(m->ev[i].resource, resource) != 0)
+		i++;
+	if (i == m->n_ev) {
+		struct ev_count *a = reallocarray(m->ev, m->n_ev + 1, sizeof(*a));
+		char *name = a ? strdup(resource) : NULL;
+		if (a)
+			m->ev = a;
+		if (name)
+			m->ev[m->n_ev++] = (struct ev_count){.resource = name};
+		else
+			i = SIZE_MAX;
+	}
+	if (i != SIZE_MAX)
+		m->ev[i].n[result]++;
+	pthread_mutex_unlock(&m->mu);
 }
 
 /* A growing text buffer; on ENOMEM it stops growing and render fails. */
@@ -236,6 +271,15 @@ char *metrics_render(struct metrics *m, size_t *len)
 	per_resource(&b, m, "usbdp_allocate_errors_total", "counter",
 		     "Allocate calls refused (unknown or unhealthy device, bad request).",
 		     offsetof(struct metrics_res, allocate_errors));
+	put(&b, "# HELP usbdp_evictions_total Pods whose device was gone for --evict-after, by "
+		"outcome.\n# TYPE usbdp_evictions_total counter\n");
+	for (size_t i = 0; i < m->n_ev; i++)
+		for (int r = 0; r < EV_N_RESULTS; r++) {
+			put(&b, "usbdp_evictions_total{resource=\"");
+			label(&b, m->ev[i].resource);
+			put(&b, "\",result=\"%s\"} %llu\n", ev_names[r],
+			    (unsigned long long)m->ev[i].n[r]);
+		}
 	pthread_mutex_unlock(&m->mu);
 	put(&b, "# HELP usbdp_hotplug_events_total Device events seen, by source and action.\n"
 		"# TYPE usbdp_hotplug_events_total counter\n");

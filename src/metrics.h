@@ -42,6 +42,18 @@ enum hp_action metrics_action(const char *uevent_action);
  * ListAndWatch streams. */
 void metrics_latency(struct metrics *m, double seconds);
 
+/* The outcome of one Pod's eviction (usbdp_evictions_total's result). */
+enum ev_result {
+	EV_EVICTED,   /* the Eviction API accepted it */
+	EV_GONE,      /* the Pod was gone (or on another node) before */
+	EV_FAILED,    /* refused for good (e.g. 403) */
+	EV_CANCELLED, /* the device came back, or the plugin stopped, first */
+	EV_N_RESULTS
+};
+/* Counts one outcome for resource (full name). Any thread; a failed
+ * allocation loses the count (logged by the caller's own line anyway). */
+void metrics_eviction(struct metrics *m, const char *resource, enum ev_result result);
+
 /* The whole exposition text (Prometheus text format 0.0.4), malloc'd. */
 char *metrics_render(struct metrics *m, size_t *len);
 

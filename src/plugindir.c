@@ -165,30 +165,49 @@ void plugindir_retry(struct plugindir *pd)
 	arm(pd, DIR_RETRY_MS);
 }
 
-void plugindir_remove_stale(struct plugindir *pd, const char *name)
+int plugindir_socket_state(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 2
+		: errno == ECONNREFUSED				     ? 1
+								     : -errno;
+	close(fd);
+	return r;
+}
+
+void plugindir_remove_stale(struct plugindir *pd)
 {
 	char pattern[PATH_MAX];
-	int n = snprintf(pattern, sizeof(pattern), "%susbdp-%s.*.sock", pd->dir, name);
+	int n = snprintf(pattern, sizeof(pattern), "%susbdp-*.sock", pd->dir);
 	if (n < 0 || (size_t)n >= sizeof(pattern))
 		return;
 	glob_t gl;
 	if (glob(pattern, 0, NULL, &gl) != 0)
 		return;
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		if (strlen(gl.gl_pathv[i]) >= sizeof(sa.sun_path))
-			continue;
-		strcpy(sa.sun_path, gl.gl_pathv[i]);
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED) {
-			log_info("removing stale socket path=%s", gl.gl_pathv[i]);
-			if (unlink(gl.gl_pathv[i]) < 0 && errno != ENOENT)
-				log_warn("cannot remove stale socket path=%s err=\"%s\"",
-					 gl.gl_pathv[i], strerror(errno));
+		const char *path = gl.gl_pathv[i];
+		int state = plugindir_socket_state(path);
+		if (state == 2) {
+			log_warn("another instance is serving socket=%s: left alone (two plugins "
+				 "on one node register the same resources; stop one)",
+				 path);
+		} else if (state == 1) {
+			log_info("removing stale socket path=%s", path);
+			if (unlink(path) < 0 && errno != ENOENT)
+				log_warn("cannot remove stale socket path=%s err=\"%s\"", path,
+					 strerror(errno));
 		}
-		close(fd);
 	}
 	globfree(&gl);
 }

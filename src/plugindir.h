@@ -30,8 +30,13 @@ bool plugindir_kubelet_present(const struct plugindir *pd);
  * served). */
 void plugindir_retry(struct plugindir *pd);
 
-/* Removes the sockets "usbdp-NAME.*.sock" of an earlier run that nobody
- * answers on (connection refused). */
-void plugindir_remove_stale(struct plugindir *pd, const char *name);
+/* Removes the sockets "usbdp-*.sock" of an earlier run that nobody
+ * answers on (connection refused); a socket that answers belongs to
+ * another instance and is left alone, with a warning. */
+void plugindir_remove_stale(struct plugindir *pd);
+
+/* What is at path: 0 nothing, 1 a socket nobody answers on (stale), 2 a
+ * socket that answers (live); negative errno (ENOTSOCK: something else). */
+int plugindir_socket_state(const char *path);
 
 #endif

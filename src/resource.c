@@ -37,6 +37,13 @@ struct resource {
 	/* registration */
 	enum reg_state state;
 	bool again; /* register once more when the call in flight ends */
+	/* what the call in flight registers, with which kubelet: a repeat
+	 * asked for meanwhile is needless when both are still the same */
+	char reg_endpoint[128];
+	struct kubelet_id {
+		ino_t ino;
+		struct timespec ctime; /* an inode number may be reused at once */
+	} reg_kubelet;
 	unsigned failures;
 	struct kubelet_call *call; /* the Register call in flight */
 	/* CDI */
@@ -200,10 +207,25 @@ int resource_set_device(struct resource *r, const struct cfg_device *dev)
 
 /* ---- serving and registration ---- */
 
-static bool kubelet_present(const struct resource_env *env)
+/* Which kubelet.sock is there (a restarted kubelet makes a new one); ino 0
+ * when there is none. */
+static struct kubelet_id kubelet_id(const struct resource_env *env)
 {
 	struct stat st;
-	return stat(env->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (stat(env->kubelet_sock, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return (struct kubelet_id){0};
+	return (struct kubelet_id){.ino = st.st_ino, .ctime = st.st_ctim};
+}
+
+static bool same_kubelet(struct kubelet_id a, struct kubelet_id b)
+{
+	return a.ino && a.ino == b.ino && a.ctime.tv_sec == b.ctime.tv_sec &&
+	       a.ctime.tv_nsec == b.ctime.tv_nsec;
+}
+
+static bool kubelet_present(const struct resource_env *env)
+{
+	return kubelet_id(env).ino != 0;
 }
 
 int resource_serve(struct resource *r)
@@ -212,7 +234,7 @@ int resource_serve(struct resource *r)
 		return -EINVAL;
 	char path[PATH_MAX];
 	const char *dir = r->env->cfg->plugin_dir;
-	int n = snprintf(r->endpoint, sizeof(r->endpoint), "usbdp-%s.%u.sock", r->dev.name,
+	int n = snprintf(r->endpoint, sizeof(r->endpoint), "usbdp-%s-%u.sock", r->env->instance,
 			 r->env->next_seq++);
 	if (n < 0 || (size_t)n >= sizeof(r->endpoint))
 		return -ENAMETOOLONG;
@@ -271,6 +293,13 @@ static void on_registered(void *data, int status, const char *message)
 			 "retry_ms=%lld",
 			 r->full_name, status, message, r->failures, (long long)delay);
 	}
+	/* Asked again while in flight, but the kubelet that answered is still
+	 * the one there and the socket the same: already done. */
+	if (r->again && status == 0 && strcmp(r->reg_endpoint, r->endpoint) == 0 &&
+	    same_kubelet(r->reg_kubelet, kubelet_id(r->env)) && server_socket_ok(r->server)) {
+		log_debug("registration repeat skipped resource=%s", r->full_name);
+		r->again = false;
+	}
 	if (r->again) {
 		r->again = false;
 		loop_timer_cancel(r->env->loop, on_retry, r);
@@ -310,6 +339,8 @@ void resource_register(struct resource *r)
 	}
 	log_info("registering with kubelet resource=%s endpoint=%s previous=%s", r->full_name,
 		 r->endpoint, reg_state_name[r->state]);
+	memcpy(r->reg_endpoint, r->endpoint, sizeof(r->reg_endpoint));
+	r->reg_kubelet = kubelet_id(r->env);
 	int e = kubelet_register(r->env->rpc, r->env->kubelet_sock, r->endpoint, r->full_name,
 				 REGISTER_TIMEOUT_MS, on_registered, r, &r->call);
 	if (e < 0) {

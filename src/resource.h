@@ -23,6 +23,12 @@
 
 struct resource;
 
+/* A socket's file name: "usbdp-<instance>-<seq>.sock", whatever the
+ * resource's name, so that it always fits a unix socket address (the
+ * longest is this long) and two plugin processes on one node (a rolling
+ * update, a manual run) never pick the same name. */
+#define RESOURCE_SOCKET_NAME_MAX (6 + 8 + 1 + 10 + 5)
+
 /* What every resource shares; owned by the daemon, outliving them all. */
 struct resource_env {
 	struct loop *loop;
@@ -30,6 +36,7 @@ struct resource_env {
 	struct metrics *metrics;
 	const struct config *cfg; /* settings: domain, plugin_dir, cdi, cdi_dir, grace */
 	const char *kubelet_sock; /* the kubelet's Registration socket */
+	char instance[9];	  /* 8 random hex digits: this process's sockets */
 	unsigned next_seq;	  /* socket incarnations, never reused in a process */
 	unsigned live;		  /* resources not yet freed (destroyed or not) */
 	/* A Register of a destroyed resource succeeded: the kubelet may now

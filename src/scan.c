@@ -31,11 +31,12 @@ static const char *group_kind(const struct cfg_group *g)
 }
 
 /* What group g (index gi) provides now, undecorated. */
-static int expand_group(const struct cfg_group *g, size_t gi, const struct usb_watch *w,
-			const char *node_name, struct dev_instance **insts, size_t *n)
+static int expand_group(const struct resource *r, const struct cfg_group *g, size_t gi,
+			const struct usb_watch *w, const struct config *cfg, const char *node_name,
+			struct dev_instance **insts, size_t *n)
 {
 	if (g->n_usb)
-		return usb_expand(w, g, gi, insts, n);
+		return usb_expand(w, cfg, resource_name(r), g, gi, insts, n);
 	if (g->virt)
 		return virtual_expand(g, node_name, insts, n);
 	if (g->dev_name)
@@ -43,8 +44,8 @@ static int expand_group(const struct cfg_group *g, size_t gi, const struct usb_w
 	return paths_expand(g, gi, insts, n);
 }
 
-void scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const char *node_name,
-		   int64_t now_us)
+void scan_resource(struct resource *r, bool usb, const struct usb_watch *w,
+		   const struct config *cfg, const char *node_name, int64_t now_us)
 {
 	const struct cfg_device *dev = resource_device(r);
 	for (size_t g = 0; g < dev->n_groups; g++) {
@@ -53,7 +54,7 @@ void scan_resource(struct resource *r, bool usb, const struct usb_watch *w, cons
 			continue;
 		struct dev_instance *insts = NULL;
 		size_t n = 0;
-		int e = expand_group(grp, g, w, node_name, &insts, &n);
+		int e = expand_group(r, grp, g, w, cfg, node_name, &insts, &n);
 		if (e == 0 && (grp->n_env || grp->n_annotations) &&
 		    (e = decorate(insts, n, grp)) < 0)
 			dev_instances_free(insts, n); /* expand frees on its errors */

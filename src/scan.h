@@ -14,10 +14,12 @@
 
 /* Hands what every group of r of one kind provides now to r's table: the
  * USB groups (usb true; w may then not be NULL), or the file system's
- * (paths, devicematch, virtual). node_name names virtual devices. A group
- * that cannot be expanded is logged and keeps what it had. */
-void scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const char *node_name,
-		   int64_t now_us);
+ * (paths, devicematch, virtual). cfg: the config in force (a USB device
+ * goes to the first of its groups in cfg's order); node_name names virtual
+ * devices. A group that cannot be expanded is logged and keeps what it
+ * had. */
+void scan_resource(struct resource *r, bool usb, const struct usb_watch *w,
+		   const struct config *cfg, const char *node_name, int64_t now_us);
 
 /* Appends to *dirs (malloc'd strings, *n_dirs long) the directories whose
  * entries r's path and virtual groups look at. 0 or -ENOMEM. */

@@ -16,6 +16,7 @@
 #include "deviceplugin.pb-c.h"
 #include "log.h"
 #include "metrics.h"
+#include "plugindir.h"
 
 enum method {
 	M_UNKNOWN = 0,
@@ -652,13 +653,27 @@ int server_listen(struct server *srv, const char *path)
 	remove_socket(srv);
 	unlock(srv);
 
-	(void)unlink(path); /* a stale socket of an earlier run; none is fine */
+	/* A stale socket of an earlier run goes; one that answers is another
+	 * process's, never ours to remove. */
+	int state = plugindir_socket_state(path);
+	if (state == 2 || state == -ENOTSOCK) {
+		free(gs);
+		free(pathdup);
+		return state == 2 ? -EADDRINUSE : -EEXIST;
+	}
+	if (state == 1)
+		(void)unlink(path); /* gone meanwhile: fine */
 	gs->srv = srv;
 	gs->shutdown_tag.fn = shutdown_fn;
 	gs->server = grpc_server_create(NULL, NULL);
 	grpc_server_register_completion_queue(gs->server, rpc_cq(srv->rpc), NULL);
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	/* The socket is the kubelet's (root) alone, whatever the umask: bind
+	 * creates it under this mask (no other thread of ours creates files),
+	 * and it is set again below in case the library binds later. */
+	mode_t mask = umask(0177);
 	int port = grpc_server_add_http2_port(gs->server, addr, creds);
+	umask(mask);
 	grpc_server_credentials_release(creds);
 	if (port == 0) {
 		grpc_server_destroy(gs->server);
@@ -668,7 +683,7 @@ int server_listen(struct server *srv, const char *path)
 	}
 	grpc_server_start(gs->server);
 	struct stat st;
-	int e = stat(path, &st) < 0 ? -errno : 0;
+	int e = stat(path, &st) < 0 || chmod(path, 0600) < 0 ? -errno : 0;
 	pthread_mutex_lock(&srv->mu);
 	srv->refs++; /* the gsrv's, until gsrv_maybe_free */
 	srv->gs = gs;

@@ -172,7 +172,8 @@ int table_update_group(struct table *t, size_t g, struct dev_instance *insts, si
 					old->why = strdup("vanished");
 					old->healthy = false;
 				}
-				log_info("device gone resource=%s id=%s path=%s grace_ms=%lld",
+				log_info("device unhealthy (gone) resource=%s id=%s path=%s "
+					 "grace_ms=%lld",
 					 t->name, first_id(&old->inst), first_path(&old->inst),
 					 (long long)(t->grace_us / 1000));
 				changed = true;

@@ -2,7 +2,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <libudev.h>
 #include <libusb.h>
 #include <malloc.h>
@@ -15,9 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "usbids.h"
+#include "usbmatch.h"
 
 /* In inotify mode (no uevents reach us), how long a device may stay
  * unsettled before we rescan again, and how often we reconcile anyway. */
@@ -46,11 +47,11 @@ struct usb_dev {
 	char *bus_node;
 	dev_t bus_rdev;
 	int busnum, devnum;
-	int32_t vendor, product; /* -1: unreadable */
+	/* vendor, product, classes and the ID; its serial and port point to
+	 * the two below */
+	struct usbmatch_dev m;
 	char *serial;
-	int dev_class;
 	uint8_t if_class[32];
-	size_t n_if;
 	struct usb_node *nodes; /* children's device nodes, sorted by path */
 	size_t n_nodes;
 	bool bound;
@@ -70,10 +71,14 @@ struct usb_watch {
 	libusb_context *usb;
 	libusb_hotplug_callback_handle hotplug;
 	bool hotplug_ok;
-	int ino_fd; /* /dev/bus/usb, the safety net */
+	struct dirwatch *dw; /* /dev/bus/usb, the safety net (borrowed; may be NULL) */
 	bool changed;
 	unsigned settle_retries;
 	int64_t last_monitor_event_us;
+	bool removed;	       /* a device or a node went since the last notify */
+	int64_t hold_since_us; /* first removal of the burst being held, or 0 */
+	char *hold_dev;	       /* the device whose removal last extended it */
+	bool scanning;	       /* IDs are given when the scan ends */
 	struct usb_dev **devs;
 	size_t n_devs;
 };
@@ -272,10 +277,10 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 		if (type && strcmp(type, "usb_interface") == 0 && belongs_to(c, d)) {
 			int32_t cls = hex_attr(c, "bInterfaceClass", d->port);
 			bool seen = false;
-			for (size_t i = 0; i < d->n_if; i++)
+			for (size_t i = 0; i < d->m.n_if; i++)
 				seen = seen || d->if_class[i] == cls;
-			if (cls >= 0 && !seen && d->n_if < sizeof(d->if_class))
-				d->if_class[d->n_if++] = (uint8_t)cls;
+			if (cls >= 0 && !seen && d->m.n_if < sizeof(d->if_class))
+				d->if_class[d->m.n_if++] = (uint8_t)cls;
 		} else if (type && strcmp(type, "usb_device") == 0) {
 			/* a device behind a hub: its own record, not our child */
 		} else if (udev_device_get_devnode(c) && belongs_to(c, d)) {
@@ -289,19 +294,22 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 static void describe(struct usb_watch *w, const struct usb_dev *d, char *buf, size_t len)
 {
 	char vname[128] = "", pname[128] = "";
-	if (d->vendor >= 0 && d->product >= 0)
-		usbids_lookup(w->ids, (uint16_t)d->vendor, (uint16_t)d->product, vname,
+	if (d->m.vendor >= 0 && d->m.product >= 0)
+		usbids_lookup(w->ids, (uint16_t)d->m.vendor, (uint16_t)d->m.product, vname,
 			      sizeof(vname), pname, sizeof(pname));
-	snprintf(buf, len, "port=%s vendor=%04x product=%04x serial=\"%s\" name=\"%s%s%s\"",
-		 d->port, (unsigned)(d->vendor & 0xffff), (unsigned)(d->product & 0xffff),
-		 d->serial ? d->serial : "", vname, *pname ? " " : "", pname);
+	/* a log line: a cut one is still worth printing */
+	(void)snprintf(buf, len,
+		       "port=%s vendor=%04x product=%04x serial=\"%s\" id=%s name=\"%s%s%s\"",
+		       d->port, (unsigned)(d->m.vendor & 0xffff), (unsigned)(d->m.product & 0xffff),
+		       d->serial ? d->serial : "", d->m.id[0] ? d->m.id : "-", vname,
+		       *pname ? " " : "", pname);
 }
 
 static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 {
-	if (a->bound != b->bound || a->vendor != b->vendor || a->product != b->product ||
+	if (a->bound != b->bound || a->m.vendor != b->m.vendor || a->m.product != b->m.product ||
 	    a->busnum != b->busnum || a->devnum != b->devnum || a->n_nodes != b->n_nodes ||
-	    a->n_if != b->n_if || a->dev_class != b->dev_class)
+	    a->m.n_if != b->m.n_if || a->m.dev_class != b->m.dev_class)
 		return false;
 	if ((a->serial == NULL) != (b->serial == NULL) ||
 	    (a->serial && strcmp(a->serial, b->serial)))
@@ -313,7 +321,7 @@ static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 		if (strcmp(a->nodes[i].path, b->nodes[i].path) ||
 		    a->nodes[i].gone != b->nodes[i].gone)
 			return false;
-	return memcmp(a->if_class, b->if_class, a->n_if) == 0;
+	return memcmp(a->if_class, b->if_class, a->m.n_if) == 0;
 }
 
 /* Reads everything about usb_device ud into a fresh record. bound_hint:
@@ -329,9 +337,9 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 		dev_free(d);
 		return NULL;
 	}
-	d->vendor = hex_attr(ud, "idVendor", d->port);
-	d->product = hex_attr(ud, "idProduct", d->port);
-	d->dev_class = hex_attr(ud, "bDeviceClass", d->port);
+	d->m.vendor = hex_attr(ud, "idVendor", d->port);
+	d->m.product = hex_attr(ud, "idProduct", d->port);
+	d->m.dev_class = hex_attr(ud, "bDeviceClass", d->port);
 	d->busnum = dec_attr(ud, "busnum");
 	d->devnum = dec_attr(ud, "devnum");
 	/* The udev database's serial when there is one (it is what udev's
@@ -340,10 +348,14 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 	if (!serial)
 		serial = udev_device_get_sysattr_value(ud, "serial");
 	d->serial = dup_or_null(serial);
+	d->m.serial = d->serial;
+	d->m.port = d->port;
+	d->m.if_class = d->if_class;
 	const char *node = udev_device_get_devnode(ud);
 	char buf[64];
 	if (!node && d->busnum > 0 && d->devnum > 0) {
-		snprintf(buf, sizeof(buf), "/dev/bus/usb/%03d/%03d", d->busnum, d->devnum);
+		/* fits: dec_attr keeps both within 0..65535 */
+		(void)snprintf(buf, sizeof(buf), "/dev/bus/usb/%03d/%03d", d->busnum, d->devnum);
 		node = buf;
 	}
 	if (!node)
@@ -360,18 +372,60 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 	return d;
 }
 
-/* Puts fresh record d in place of the one with its syspath; notes a
- * change when it differs. Takes d. */
+/* Gives the devices without an ID theirs (usbmatch_assign: in port
+ * order, never changing one given), then logs the devices that settled. */
+static void assign_ids(struct usb_watch *w)
+{
+	struct usbmatch_dev **v = malloc((w->n_devs ? w->n_devs : 1) * sizeof(*v));
+	if (!v) {
+		log_error("usb: out of memory choosing device IDs");
+		return;
+	}
+	for (size_t i = 0; i < w->n_devs; i++)
+		v[i] = &w->devs[i]->m;
+	usbmatch_assign(v, w->n_devs);
+	free(v);
+	for (size_t i = 0; i < w->n_devs; i++) {
+		struct usb_dev *d = w->devs[i];
+		if (d->bound && !d->logged) {
+			char desc[400];
+			describe(w, d, desc, sizeof(desc));
+			log_info("usb device settled %s nodes=%zu", desc,
+				 d->n_nodes + (d->bus_node != NULL));
+			d->logged = true;
+		}
+	}
+}
+
+/* A removal of (part of) the device at syspath: see "Removal bursts"
+ * below. Only the first removal of each device of a burst extends the
+ * hold: a device's own uevents coming a little apart do not delay it. */
+static void removal(struct usb_watch *w, const char *syspath)
+{
+	w->changed = true;
+	if (w->hold_dev && strcmp(w->hold_dev, syspath) == 0)
+		return;
+	free(w->hold_dev);
+	w->hold_dev = strdup(syspath); /* NULL: the next removal extends, no harm */
+	w->removed = true;
+}
+
+/* Puts fresh record d in place of the one with its syspath (keeping its
+ * ID: it never changes while the device stays); notes a change when it
+ * differs. Takes d. Outside a scan, a new device gets its ID at once. */
 static void store(struct usb_watch *w, struct usb_dev *d)
 {
 	size_t i;
 	struct usb_dev *old = find_dev(w, d->syspath, &i);
 	if (old) {
 		d->logged = old->logged && d->bound;
+		memcpy(d->m.id, old->m.id, sizeof(d->m.id));
 		if (same_record(old, d)) {
 			dev_free(d);
 			return;
 		}
+		if (old->bound && !d->bound)
+			removal(w, d->syspath); /* unlisted */
 		dev_free(old);
 		w->devs[i] = d;
 	} else {
@@ -384,14 +438,9 @@ static void store(struct usb_watch *w, struct usb_dev *d)
 		w->devs = a;
 		w->devs[w->n_devs++] = d;
 	}
-	if (d->bound && !d->logged) {
-		char desc[400];
-		describe(w, d, desc, sizeof(desc));
-		log_info("usb device settled %s nodes=%zu", desc,
-			 d->n_nodes + (d->bus_node != NULL));
-		d->logged = true;
-	}
 	w->changed = true;
+	if (!w->scanning)
+		assign_ids(w);
 }
 
 static void forget(struct usb_watch *w, const char *syspath)
@@ -403,9 +452,9 @@ static void forget(struct usb_watch *w, const char *syspath)
 	char desc[400];
 	describe(w, d, desc, sizeof(desc));
 	log_info("usb device removed %s", desc);
+	removal(w, d->syspath);
 	dev_free(d);
 	w->devs[i] = w->devs[--w->n_devs];
-	w->changed = true;
 }
 
 static bool is_usb_device(struct udev_device *ud)
@@ -441,6 +490,7 @@ static int scan(struct usb_watch *w)
 	udev_enumerate_scan_devices(e);
 	struct udev_list_entry *it;
 	char **seen = NULL;
+	w->scanning = true; /* IDs once every device is in: in port order */
 	size_t n_seen = 0;
 	udev_list_entry_foreach(it, udev_enumerate_get_list_entry(e))
 	{
@@ -461,6 +511,7 @@ static int scan(struct usb_watch *w)
 			store(w, d);
 	}
 	udev_enumerate_unref(e);
+	w->scanning = false;
 	for (size_t i = 0; i < w->n_devs;) {
 		bool found = false;
 		for (size_t j = 0; j < n_seen && !found; j++)
@@ -473,15 +524,60 @@ static int scan(struct usb_watch *w)
 	for (size_t j = 0; j < n_seen; j++)
 		free(seen[j]);
 	free(seen);
+	assign_ids(w);
 	return 0;
 }
 
-static void notify(struct usb_watch *w)
+/* Removal bursts. A hub losing power, or a hub unplugged, removes its
+ * devices one after the other, a few milliseconds apart: told at once,
+ * the kubelet would get one update per device and, between them, list as
+ * Healthy devices that are already gone. So after a removal the change is
+ * held while removals of more devices keep coming (each at most
+ * HOLD_QUIET_US after the previous device's first), for at most
+ * HOLD_MAX_US from the first, and then told once. A lone unplug is told
+ * HOLD_QUIET_US after its first uevent. Arrivals are told at once unless a
+ * hold is running. */
+#define HOLD_QUIET_US 10000
+#define HOLD_MAX_US   50000
+
+static void tell(struct usb_watch *w)
 {
+	w->hold_since_us = 0;
+	w->removed = false;
+	free(w->hold_dev);
+	w->hold_dev = NULL;
 	if (w->changed) {
 		w->changed = false;
 		w->cb(w->cb_data);
 	}
+}
+
+static void on_hold(struct loop *loop, void *data)
+{
+	(void)loop;
+	tell(data);
+}
+
+static void notify(struct usb_watch *w)
+{
+	if (!w->changed)
+		return;
+	if (w->removed) {
+		int64_t now = loop_now_us();
+		if (!w->hold_since_us)
+			w->hold_since_us = now;
+		w->removed = false;
+		int64_t at = now + HOLD_QUIET_US;
+		if (at > w->hold_since_us + HOLD_MAX_US)
+			at = w->hold_since_us + HOLD_MAX_US;
+		if (loop_timer_set(w->loop, at, on_hold, w) == 0)
+			return;
+		/* no timer (out of memory): tell now rather than never */
+	} else if (w->hold_since_us) {
+		return; /* told when the hold ends */
+	}
+	loop_timer_cancel(w->loop, on_hold, w);
+	tell(w);
 }
 
 /* ---- udev monitor ---- */
@@ -505,7 +601,7 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 			struct usb_dev *d = find_dev(w, sp, NULL);
 			if (d && d->bound) {
 				d->bound = false;
-				w->changed = true;
+				removal(w, sp);
 			}
 		} else /* add, bind, change */
 			refresh(w, sp, strcmp(action, "bind") == 0);
@@ -521,7 +617,7 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 		if (lose_node(d, node)) {
 			if (d->bound)
 				log_info("usb device port=%s lost node=%s", d->port, node);
-			w->changed = true;
+			removal(w, d->syspath);
 		}
 	} else if (!has_node(d, node)) {
 		/* A late child (its driver loaded after the device settled). */
@@ -663,27 +759,39 @@ static void libusb_setup(struct usb_watch *w)
 
 static void on_scan_timer(struct loop *loop, void *data);
 
+static void on_bus_event(void *data, const char *dir, const char *name, uint32_t mask);
+
+#define BUS_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM)
+
+/* Watches /dev/bus/usb and each bus directory in it, or, until it exists,
+ * the deepest of its parents that does. */
 static void watch_bus_dirs(struct usb_watch *w)
 {
 	static const char *const chain[] = {"/dev/bus/usb", "/dev/bus", "/dev"};
-	for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]); i++) {
-		if (inotify_add_watch(w->ino_fd, chain[i],
-				      IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
-					  IN_ONLYDIR) >= 0) {
-			if (i == 0) {
-				/* and each bus directory in it */
-				char path[64];
-				for (int b = 1; b < 128; b++) {
-					snprintf(path, sizeof(path), "/dev/bus/usb/%03d", b);
-					if (access(path, F_OK) == 0)
-						inotify_add_watch(w->ino_fd, path,
-								  IN_CREATE | IN_DELETE |
-								      IN_ONLYDIR);
-				}
-			}
-			return;
+	char *dirs[129];
+	char paths[128][32];
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]) && !n; i++) {
+		if (access(chain[i], F_OK) != 0)
+			continue;
+		dirs[n++] = (char *)chain[i];
+		for (int b = 1; i == 0 && b < 128; b++) { /* and each bus directory */
+			snprintf(paths[b], sizeof(paths[b]), "/dev/bus/usb/%03d", b);
+			if (access(paths[b], F_OK) == 0)
+				dirs[n++] = paths[b];
 		}
 	}
+	int err;
+	const char *err_dir;
+	dirwatch_sync(w->dw, dirs, n, BUS_EVENTS, on_bus_event, w, &err, &err_dir);
+	if (err)
+		log_warn("usb: cannot watch dir=%s err=\"%s\"", err_dir, strerror(-err));
+}
+
+static void on_rewatch(struct loop *loop, void *data)
+{
+	(void)loop;
+	watch_bus_dirs(data);
 }
 
 static bool any_unsettled(const struct usb_watch *w)
@@ -720,34 +828,33 @@ static void on_scan_timer(struct loop *loop, void *data)
 	notify(w);
 }
 
-static void on_bus_event(struct loop *loop, int fd, uint32_t events, void *data)
+static void on_bus_event(void *data, const char *dir, const char *name, uint32_t mask)
 {
-	(void)events;
+	(void)dir;
+	(void)name;
 	struct usb_watch *w = data;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev = (const struct inotify_event *)p;
-			metrics_hotplug(w->metrics, HP_INOTIFY,
-					ev->mask & (IN_CREATE | IN_MOVED_TO)	 ? HP_ADD
-					: ev->mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
-										 : HP_OTHER);
-			p += sizeof(*ev) + ev->len;
-		}
-	watch_bus_dirs(w); /* a new bus directory, or /dev/bus/usb itself */
+	struct loop *loop = w->loop;
+	metrics_hotplug(w->metrics, HP_INOTIFY,
+			mask & (IN_CREATE | IN_MOVED_TO)     ? HP_ADD
+			: mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
+							     : HP_OTHER);
+	/* A new bus directory, or /dev/bus/usb itself: watched again once
+	 * the burst of events is read (the timer coalesces them). */
+	if (loop_timer_set(loop, loop_now_us(), on_rewatch, w) < 0)
+		log_error("usb: cannot schedule a watch update: out of memory");
 	int64_t delay = w->mode == USB_MODE_INOTIFY ? 2000 : MONITOR_GRACE_US;
 	int64_t at = loop_now_us() + delay;
 	/* in inotify mode an earlier (reconcile) deadline is brought forward */
-	if (!loop_timer_armed(loop, on_scan_timer, w) || w->mode == USB_MODE_INOTIFY)
-		loop_timer_set(loop, at, on_scan_timer, w);
+	if ((!loop_timer_armed(loop, on_scan_timer, w) || w->mode == USB_MODE_INOTIFY) &&
+	    loop_timer_set(loop, at, on_scan_timer, w) < 0)
+		log_error("usb: cannot schedule a rescan: out of memory");
 	w->settle_retries = 0;
 }
 
 /* ---- setup ---- */
 
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
-				usb_changed_cb cb, void *data)
+struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct usbids *ids,
+				struct metrics *m, usb_changed_cb cb, void *data)
 {
 	struct usb_watch *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -757,7 +864,8 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	w->metrics = m;
 	w->cb = cb;
 	w->cb_data = data;
-	w->mon_fd = w->ino_fd = -1;
+	w->mon_fd = -1;
+	w->dw = dw;
 	w->udev = udev_new();
 	if (!w->udev) {
 		free(w);
@@ -786,7 +894,9 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	/* Monitor first, then enumerate: nothing falls between the two. */
 	int64_t t0 = loop_now_us();
 	scan(w);
-	w->changed = false;
+	w->changed = w->removed = false;
+	free(w->hold_dev);
+	w->hold_dev = NULL;
 	log_info("usb enumeration devices=%zu ms=%.1f events=%s udev_db=%s", w->n_devs,
 		 (double)(loop_now_us() - t0) / 1000, usb_mode_name(w->mode),
 		 access("/run/udev/data", R_OK) == 0 ? "yes" : "no (sysfs attributes only)");
@@ -794,11 +904,8 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct me
 	/* Enumeration churns through thousands of small libudev objects: give
 	 * the freed heap back instead of keeping the peak for ever. */
 	malloc_trim(0);
-	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w->ino_fd >= 0) {
+	if (w->dw)
 		watch_bus_dirs(w);
-		loop_add_fd(loop, w->ino_fd, EPOLLIN, on_bus_event, w);
-	}
 	if (w->mode == USB_MODE_INOTIFY)
 		loop_timer_set(loop, loop_now_us() + RECONCILE_US, on_scan_timer, w);
 	return w;
@@ -809,6 +916,7 @@ void usb_watch_free(struct usb_watch *w)
 	if (!w)
 		return;
 	loop_timer_cancel(w->loop, on_scan_timer, w);
+	loop_timer_cancel(w->loop, on_hold, w);
 	if (w->usb) {
 		libusb_set_pollfd_notifiers(w->usb, NULL, NULL, NULL);
 		const struct libusb_pollfd **fds = libusb_get_pollfds(w->usb);
@@ -823,13 +931,13 @@ void usb_watch_free(struct usb_watch *w)
 		loop_del_fd(w->loop, w->mon_fd);
 		udev_monitor_unref(w->mon);
 	}
-	if (w->ino_fd >= 0) {
-		loop_del_fd(w->loop, w->ino_fd);
-		close(w->ino_fd);
-	}
+	loop_timer_cancel(w->loop, on_rewatch, w);
+	if (w->dw) /* ends every subscription of ours */
+		dirwatch_sync(w->dw, NULL, 0, 0, on_bus_event, w, &(int){0}, &(const char *){NULL});
 	for (size_t i = 0; i < w->n_devs; i++)
 		dev_free(w->devs[i]);
 	free(w->devs);
+	free(w->hold_dev);
 	udev_unref(w->udev);
 	free(w);
 }
@@ -839,10 +947,10 @@ size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t ma
 	size_t n = 0;
 	for (size_t i = 0; i < w->n_devs; i++) {
 		const struct usb_dev *d = w->devs[i];
-		if (!d->bound || d->vendor < 0 || d->product < 0)
+		if (!d->bound || d->m.vendor < 0 || d->m.product < 0)
 			continue;
 		if (n < max)
-			out[n] = (uint32_t)d->vendor << 16 | (uint32_t)d->product;
+			out[n] = (uint32_t)d->m.vendor << 16 | (uint32_t)d->m.product;
 		n++;
 	}
 	return n;
@@ -852,22 +960,7 @@ size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t ma
 
 static bool matches(const struct usb_dev *d, const struct cfg_usb *u)
 {
-	if (u->vendor >= 0 && d->vendor != u->vendor)
-		return false;
-	if (u->product >= 0 && d->product != u->product)
-		return false;
-	if (u->serial && (!d->serial || fnmatch(u->serial, d->serial, 0) != 0))
-		return false;
-	if (u->port && fnmatch(u->port, d->port, 0) != 0)
-		return false;
-	if (u->usb_class >= 0) {
-		bool any = d->dev_class == u->usb_class;
-		for (size_t i = 0; i < d->n_if && !any; i++)
-			any = d->if_class[i] == u->usb_class;
-		if (!any)
-			return false;
-	}
-	return true;
+	return usbmatch_entry(u, &d->m);
 }
 
 static int cmp_port(const void *a, const void *b)
@@ -876,70 +969,58 @@ static int cmp_port(const void *a, const void *b)
 	return strverscmp(x->port, y->port);
 }
 
-/* Kubelet device IDs stay within [A-Za-z0-9._-]: the rest becomes '_'. */
-static void sanitize(char *s)
-{
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
-			*s = '_';
-}
-
-/* The device's part of an instance ID. */
-static void dev_id(const struct usb_dev *d, bool use_serial, char *buf, size_t len)
-{
-	if (use_serial)
-		snprintf(buf, len, "%04x-%04x-%s", (unsigned)(d->vendor & 0xffff),
-			 (unsigned)(d->product & 0xffff), d->serial);
-	else
-		snprintf(buf, len, "%04x-%04x-port-%s", (unsigned)(d->vendor & 0xffff),
-			 (unsigned)(d->product & 0xffff), d->port);
-	sanitize(buf);
-}
-
-/* Whether another matching device has the same serial (cheap clones). */
-static bool serial_unique(struct usb_dev *const *list, size_t n, const struct usb_dev *d)
-{
-	if (!d->serial)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (list[i] != d && list[i]->serial && strcmp(list[i]->serial, d->serial) == 0 &&
-		    list[i]->vendor == d->vendor && list[i]->product == d->product)
-			return false;
-	return true;
-}
-
 static const char *env_name_of(const char *subsystem, char *buf, size_t len)
 {
 	if (strcmp(subsystem, "video4linux") == 0)
 		return "VIDEO";
-	snprintf(buf, len, "%s", subsystem);
-	for (char *p = buf; *p; p++)
-		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+	size_t n = 0;
+	for (; subsystem[n] && n + 1 < len; n++)
+		buf[n] = isalnum((unsigned char)subsystem[n])
+			     ? (char)toupper((unsigned char)subsystem[n])
+			     : '_';
+	buf[n] = '\0';
 	return buf;
+}
+
+/* Where node path goes in the container: mount_path (a directory ending
+ * in '/') + its base name, or path itself. -ENAMETOOLONG when it does
+ * not fit. */
+static int container_path(const char *mount_path, const char *path, char *buf, size_t len)
+{
+	const char *base = strrchr(path, '/');
+	int n = mount_path ? snprintf(buf, len, "%s%s", mount_path, base ? base + 1 : path)
+			   : snprintf(buf, len, "%s", path);
+	return n >= 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+static int add_env(struct dev_instance *inst, const char *pre, const char *k, const char *v)
+{
+	char key[96];
+	int n = snprintf(key, sizeof(key), "%s%s", pre, k);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return -ENAMETOOLONG;
+	return dev_instance_add_env(inst, key, v);
 }
 
 static int add_dev_env(struct dev_instance *inst, const struct usb_dev *d, size_t j,
 		       const struct cfg_usb *u)
 {
-	char pre[32] = "", key[96], val[64];
-	if (j > 0)
-		snprintf(pre, sizeof(pre), "DEV%zu_", j);
+	char pre[32] = "", val[8];
+	if (j > 0 && snprintf(pre, sizeof(pre), "DEV%zu_", j) >= (int)sizeof(pre))
+		return -ENAMETOOLONG;
 	int r = 0;
-#define ENV(k, v)                                                                                  \
-	do {                                                                                       \
-		snprintf(key, sizeof(key), "%s%s", pre, k);                                        \
-		if (r == 0)                                                                        \
-			r = dev_instance_add_env(inst, key, v);                                    \
-	} while (0)
 	if (d->bus_node)
-		ENV("BUS", d->bus_node);
-	snprintf(val, sizeof(val), "%04x", (unsigned)(d->vendor & 0xffff));
-	ENV("VENDOR", val);
-	snprintf(val, sizeof(val), "%04x", (unsigned)(d->product & 0xffff));
-	ENV("PRODUCT", val);
-	if (d->serial)
-		ENV("SERIAL", d->serial);
-	ENV("PORT", d->port);
+		r = add_env(inst, pre, "BUS", d->bus_node);
+	(void)snprintf(val, sizeof(val), "%04x", (unsigned)(d->m.vendor & 0xffff)); /* fits */
+	if (r == 0)
+		r = add_env(inst, pre, "VENDOR", val);
+	(void)snprintf(val, sizeof(val), "%04x", (unsigned)(d->m.product & 0xffff));
+	if (r == 0)
+		r = add_env(inst, pre, "PRODUCT", val);
+	if (r == 0 && d->serial)
+		r = add_env(inst, pre, "SERIAL", d->serial);
+	if (r == 0)
+		r = add_env(inst, pre, "PORT", d->port);
 	/* one variable per kind of node: TTY=/dev/ttyACM0,/dev/ttyACM1 */
 	for (size_t i = 0; i < d->n_nodes && r == 0; i++) {
 		bool first = true;
@@ -949,17 +1030,13 @@ static int add_dev_env(struct dev_instance *inst, const struct usb_dev *d, size_
 			continue;
 		char name[64], *list = NULL;
 		size_t used = 0;
-		for (size_t k = i; k < d->n_nodes; k++) {
+		for (size_t k = i; k < d->n_nodes && r == 0; k++) {
 			if (strcmp(d->nodes[k].subsystem, d->nodes[i].subsystem) != 0)
 				continue;
-			const char *path = d->nodes[k].path;
-			char mapped[512];
-			if (u->mount_path) {
-				const char *base = strrchr(path, '/');
-				snprintf(mapped, sizeof(mapped), "%s%s", u->mount_path,
-					 base ? base + 1 : path);
-				path = mapped;
-			}
+			char path[512];
+			r = container_path(u->mount_path, d->nodes[k].path, path, sizeof(path));
+			if (r < 0)
+				break;
 			size_t add = strlen(path) + 2;
 			char *nl = realloc(list, used + add);
 			if (!nl) {
@@ -969,11 +1046,11 @@ static int add_dev_env(struct dev_instance *inst, const struct usb_dev *d, size_
 			list = nl;
 			used += (size_t)snprintf(list + used, add, "%s%s", used ? "," : "", path);
 		}
-		if (list)
-			ENV(env_name_of(d->nodes[i].subsystem, name, sizeof(name)), list);
+		if (list && r == 0)
+			r = add_env(inst, pre,
+				    env_name_of(d->nodes[i].subsystem, name, sizeof(name)), list);
 		free(list);
 	}
-#undef ENV
 	return r;
 }
 
@@ -1000,58 +1077,58 @@ static int push_node(struct dev_instance *inst, const char *host, const char *co
 	return 0;
 }
 
+/* The instance of devs[0..g->n_usb) (one per entry): their IDs joined
+ * with '+', every node of each, their facts as env. */
 static int build_instance(struct dev_instance *inst, const struct cfg_group *g, size_t gi,
-			  struct usb_dev **devs, struct usb_dev ***lists, const size_t *n_lists)
+			  struct usb_dev **devs)
 {
-	char id[512] = "", part[256];
-	size_t off = 0;
-	for (size_t e = 0; e < g->n_usb; e++) {
+	size_t len = 1;
+	for (size_t e = 0; e < g->n_usb; e++)
+		len += strlen(devs[e]->m.id) + 1;
+	char *id = malloc(len);
+	if (!id)
+		return -ENOMEM;
+	id[0] = '\0';
+	int r = 0;
+	for (size_t e = 0; e < g->n_usb && r == 0; e++) {
 		struct usb_dev *d = devs[e];
-		dev_id(d, serial_unique(lists[e], n_lists[e], d), part, sizeof(part));
-		off += (size_t)snprintf(id + off, sizeof(id) - off, "%s%s", e ? "+" : "", part);
-		if (off >= sizeof(id))
-			off = sizeof(id) - 1;
-		int r = 0;
+		if (e)
+			strcat(id, "+");
+		strcat(id, d->m.id); /* fits: len counted every part */
 		if (d->bus_node)
 			r = push_node(inst, d->bus_node, d->bus_node, "usb", d->bus_rdev);
 		for (size_t k = 0; k < d->n_nodes && r == 0; k++) {
-			char mapped[512];
-			const char *c = d->nodes[k].path;
-			if (g->usb[e].mount_path) {
-				const char *base = strrchr(c, '/');
-				snprintf(mapped, sizeof(mapped), "%s%s", g->usb[e].mount_path,
-					 base ? base + 1 : c);
-				c = mapped;
-			}
-			r = push_node(inst, d->nodes[k].path, c, d->nodes[k].subsystem,
-				      d->nodes[k].rdev);
+			char c[512];
+			r = container_path(g->usb[e].mount_path, d->nodes[k].path, c, sizeof(c));
+			if (r == 0)
+				r = push_node(inst, d->nodes[k].path, c, d->nodes[k].subsystem,
+					      d->nodes[k].rdev);
 		}
 		if (r == 0)
 			r = add_dev_env(inst, d, e, &g->usb[e]);
-		if (r < 0)
-			return r;
 	}
-	char key[600];
-	snprintf(key, sizeof(key), "u%zu:%s", gi, id);
-	inst->key = strdup(key);
 	inst->count = g->count ? g->count : 1;
 	inst->ids = calloc(inst->count, sizeof(*inst->ids));
-	if (!inst->key || !inst->ids)
-		return -ENOMEM;
-	for (unsigned j = 0; j < inst->count; j++) {
-		char slot[540];
-		if (inst->count == 1)
-			snprintf(slot, sizeof(slot), "%s", id);
-		else
-			snprintf(slot, sizeof(slot), "%s-%u", id, j);
-		if (!(inst->ids[j] = strdup(slot)))
-			return -ENOMEM;
+	if (r == 0 && asprintf(&inst->key, "u%zu:%s", gi, id) < 0) {
+		inst->key = NULL;
+		r = -ENOMEM;
 	}
-	return 0;
+	if (r == 0 && !inst->ids)
+		r = -ENOMEM;
+	for (unsigned j = 0; j < inst->count && r == 0; j++) {
+		if (inst->count == 1)
+			inst->ids[j] = strdup(id);
+		else if (asprintf(&inst->ids[j], "%s-%u", id, j) < 0)
+			inst->ids[j] = NULL;
+		if (!inst->ids[j])
+			r = -ENOMEM;
+	}
+	free(id);
+	return r;
 }
 
-int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
-	       struct dev_instance **out, size_t *n_out)
+int usb_expand(const struct usb_watch *w, const struct config *cfg, const char *name,
+	       const struct cfg_group *g, size_t gi, struct dev_instance **out, size_t *n_out)
 {
 	*out = NULL;
 	*n_out = 0;
@@ -1065,6 +1142,11 @@ int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
 		r = -ENOMEM;
 		goto out;
 	}
+	/* devices an earlier group has, or without an ID (out of memory when
+	 * it was chosen), are nobody's here */
+	for (size_t i = 0; i < w->n_devs; i++)
+		taken[i] = !w->devs[i]->bound || !w->devs[i]->m.id[0] ||
+			   usbmatch_claimed_before(cfg, name, gi, &w->devs[i]->m);
 	size_t n = SIZE_MAX;
 	for (size_t e = 0; e < g->n_usb; e++) {
 		lists[e] = calloc(w->n_devs ? w->n_devs : 1, sizeof(**lists));
@@ -1073,8 +1155,7 @@ int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
 			goto out;
 		}
 		for (size_t i = 0; i < w->n_devs; i++) {
-			const struct usb_dev *d = w->devs[i];
-			if (taken[i] || !d->bound || !matches(d, &g->usb[e]))
+			if (taken[i] || !matches(w->devs[i], &g->usb[e]))
 				continue;
 			taken[i] = true;
 			lists[e][n_lists[e]++] = w->devs[i];
@@ -1096,7 +1177,7 @@ int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
 	for (size_t i = 0; i < n && r == 0; i++) {
 		for (size_t e = 0; e < g->n_usb; e++)
 			row[e] = lists[e][i];
-		r = build_instance(&insts[i], g, gi, row, lists, n_lists);
+		r = build_instance(&insts[i], g, gi, row);
 	}
 	free(row);
 	if (r < 0) {
@@ -1116,18 +1197,32 @@ out:
 
 /* ---- --list ---- */
 
+/* Every entry d matches; the first one has it (see usb_expand), the
+ * others are told that they do not. */
 static void list_matches(FILE *out, const struct config *cfg, const struct usb_dev *d)
 {
-	bool any = false;
+	const char *owner = NULL;
+	size_t og = 0, oe = 0;
 	for (size_t r = 0; r < cfg->n_devices; r++)
 		for (size_t g = 0; g < cfg->devices[r].n_groups; g++)
-			for (size_t e = 0; e < cfg->devices[r].groups[g].n_usb; e++)
-				if (matches(d, &cfg->devices[r].groups[g].usb[e])) {
-					fprintf(out, "    matches  %s/%s  groups[%zu].usb[%zu]\n",
-						cfg->domain, cfg->devices[r].name, g, e);
-					any = true;
+			for (size_t e = 0; e < cfg->devices[r].groups[g].n_usb; e++) {
+				if (!matches(d, &cfg->devices[r].groups[g].usb[e]))
+					continue;
+				fprintf(out, "    matches  %s/%s  groups[%zu].usb[%zu]",
+					cfg->domain, cfg->devices[r].name, g, e);
+				if (owner) {
+					fprintf(out,
+						"  (not offered here: %s/%s groups[%zu].usb[%zu] "
+						"has it)\n",
+						cfg->domain, owner, og, oe);
+				} else {
+					fputc('\n', out);
+					owner = cfg->devices[r].name;
+					og = g;
+					oe = e;
 				}
-	if (!any)
+			}
+	if (!owner)
 		fprintf(out, "    matches  nothing in the configuration\n");
 }
 
@@ -1147,15 +1242,16 @@ int usb_list(FILE *out, const struct config *cfg, struct usbids *ids)
 	for (size_t i = 0; i < w.n_devs; i++) {
 		const struct usb_dev *d = w.devs[i];
 		char vname[128] = "", pname[128] = "";
-		if (d->vendor >= 0 && d->product >= 0)
-			usbids_lookup(ids, (uint16_t)d->vendor, (uint16_t)d->product, vname,
+		if (d->m.vendor >= 0 && d->m.product >= 0)
+			usbids_lookup(ids, (uint16_t)d->m.vendor, (uint16_t)d->m.product, vname,
 				      sizeof(vname), pname, sizeof(pname));
 		fprintf(out, "\nport %s  %04x:%04x  %s%s%s\n", d->port,
-			(unsigned)(d->vendor & 0xffff), (unsigned)(d->product & 0xffff), vname,
+			(unsigned)(d->m.vendor & 0xffff), (unsigned)(d->m.product & 0xffff), vname,
 			*pname ? " / " : "", pname);
 		fprintf(out, "    serial   %s\n", d->serial ? d->serial : "(none)");
-		fprintf(out, "    class    %02x, interfaces", (unsigned)(d->dev_class & 0xff));
-		for (size_t k = 0; k < d->n_if; k++)
+		fprintf(out, "    id       %s\n", d->m.id[0] ? d->m.id : "(none)");
+		fprintf(out, "    class    %02x, interfaces", (unsigned)(d->m.dev_class & 0xff));
+		for (size_t k = 0; k < d->m.n_if; k++)
 			fprintf(out, " %02x", d->if_class[k]);
 		fprintf(out, "%s\n", d->bound ? "" : "  (no driver bound: not settled)");
 		if (d->bus_node)
@@ -1169,6 +1265,7 @@ int usb_list(FILE *out, const struct config *cfg, struct usbids *ids)
 	for (size_t i = 0; i < w.n_devs; i++)
 		dev_free(w.devs[i]);
 	free(w.devs);
+	free(w.hold_dev);
 	udev_unref(w.udev);
 	return r;
 }

@@ -30,15 +30,19 @@ enum usb_mode {
 	USB_MODE_INOTIFY, /* neither reaches us (no hostNetwork): /dev/bus/usb + rescans */
 };
 
-/* Runs on the loop after a batch of events changed the set of devices. */
+/* Runs on the loop after a batch of events changed the set of devices.
+ * A batch with a removal is told a few milliseconds late, once for the
+ * whole burst (a hub unplugged): see HOLD_QUIET_US in usb.c. */
 typedef void (*usb_changed_cb)(void *data);
 
 /* Enumerates now, then follows events on loop. ids (borrowed, may be NULL)
  * names devices in logs. NULL with errno set on failure. */
 struct metrics;
 /* m (borrowed, may be NULL) counts the events. */
-struct usb_watch *usb_watch_new(struct loop *loop, struct usbids *ids, struct metrics *m,
-				usb_changed_cb cb, void *data);
+struct dirwatch;
+/* dw (borrowed, may be NULL: no safety net) watches /dev/bus/usb. */
+struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct usbids *ids,
+				struct metrics *m, usb_changed_cb cb, void *data);
 void usb_watch_free(struct usb_watch *w);
 
 const char *usb_mode_name(enum usb_mode mode);
@@ -51,12 +55,22 @@ size_t usb_watch_settled_ids(const struct usb_watch *w, uint32_t *out, size_t ma
  * first entry it matches), each list sorted by port path; instance i holds
  * device i of every list, so there are as many instances as the shortest
  * list has devices. Nodes per device: its /dev/bus/usb node, then its
- * children's nodes sorted by path. IDs: VVVV-PPPP-SERIAL, or
- * VVVV-PPPP-port-PORT when the device has no serial or shares it with
- * another matching device; devices of one instance joined with '+'; count
- * slots add -0, -1, ... when count > 1. Returns 0 or -ENOMEM. */
-int usb_expand(const struct usb_watch *w, const struct cfg_group *g, size_t gi,
-	       struct dev_instance **out, size_t *n_out);
+ * children's nodes sorted by path.
+ *
+ * One device, one resource: a device that an entry of a group before g
+ * (group gi of the resource called name) in cfg matches (resources in
+ * config order, then their groups; usbmatch_claimed_before) is that
+ * group's and not g's, so the kubelet can never hand one dongle to two
+ * Pods through two resources. cfg is the newest configuration (g may be
+ * a copy of its group); cfg or name NULL: no group is before g.
+ *
+ * IDs: each device's own (usbmatch.h: VVVV-PPPP-SERIAL, a port or hashed
+ * form for twins and look-alikes; chosen when the device is first seen
+ * and kept while it stays plugged in); devices of one instance joined
+ * with '+'; count slots add -0, -1, ... when count > 1. Returns 0 or
+ * -ENOMEM. */
+int usb_expand(const struct usb_watch *w, const struct config *cfg, const char *name,
+	       const struct cfg_group *g, size_t gi, struct dev_instance **out, size_t *n_out);
 
 /* The dry run behind --list: every USB device on the node, its nodes and
  * the resources and groups of cfg it matches, printed to out. */

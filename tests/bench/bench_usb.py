@@ -1,5 +1,6 @@
 """make bench, USB part: faked uevent -> ListAndWatch update at the kubelet
-stand-in, and start-up enumeration of 1,000 faked USB devices, inside a
+stand-in (a lone plug and unplug; a hub with four dongles unplugged), and
+start-up enumeration of 1,000 faked USB devices, inside a
 umockdev world (tests/integration/usbworld.py). Prints `name: value`."""
 
 import os
@@ -65,6 +66,50 @@ def bench_latency(n=50):
                 out(name + "_median_ms", "%.2f" % statistics.median(ms))
                 out(name + "_max_ms", "%.2f" % max(ms))
             out("usb_latency_samples", n)
+        finally:
+            p.terminate()
+            p.wait(10)
+            k.stop()
+
+
+def bench_hub(n=20, dongles=4):
+    """A hub with four CH340s unplugged (World.unplug(burst=True): device by
+    device, each one's uevents back to back, as the kernel's hub thread
+    does): time from its first uevent to the list with all four Unhealthy,
+    and how many lists that took (one: the burst coalesces)."""
+    with uw.World() as world, tempfile.TemporaryDirectory() as tmp:
+        pd = tmp + "/"
+        k = Kubelet(pd).start()
+        p = start(world, pd, open(os.path.join(tmp, "log"), "w"))
+        try:
+            s = k.wait_plugin("example.com/ch340", timeout=10).stream
+            s.wait(lambda d: d == {})
+            lat, lists, span = [], [], []
+            for i in range(n):
+                h = world.plug(uw.hub(port="1-%d" % (i % 4 + 1)))
+                ids = []
+                for j in range(dongles):
+                    dev = world.plug(uw.ch340(port="%s.%d" % (h.port, j + 1)))
+                    ids.append("1a86-7523-port-" + dev.port)
+                s.wait(lambda d: all(d.get(x) == "Healthy" for x in ids))
+                time.sleep(0.005)
+                before = s.count()
+                world.unplug(h, burst=True)
+                span.append(world.burst_times[-1] - world.burst_times[0])
+                s.wait(lambda d: all(d.get(x) == "Unhealthy" for x in ids))
+                with s.cond:
+                    lat.append(s.lists[-1][0] - world.burst_times[0])
+                time.sleep(0.05)  # a late second list would show here
+                lists.append(s.count() - before)
+            ms = [x * 1000 for x in lat]
+            out("hub_unplug_first_uevent_to_listandwatch_all_unhealthy_median_ms",
+                "%.2f" % statistics.median(ms))
+            out("hub_unplug_first_uevent_to_listandwatch_all_unhealthy_max_ms",
+                "%.2f" % max(ms))
+            out("hub_unplug_lists_per_unplug_max", max(lists))
+            out("hub_unplug_burst_first_to_last_uevent_median_ms",
+                "%.2f" % (statistics.median(span) * 1000))
+            out("hub_unplug_samples", n)
         finally:
             p.terminate()
             p.wait(10)
@@ -138,6 +183,7 @@ def main():
         print("usb benchmarks skipped: %s" % reason)
         return
     bench_latency()
+    bench_hub()
     bench_storm()
     bench_enumeration()
 

@@ -4,8 +4,10 @@ plugin binary run as a child process with its log captured."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -56,10 +58,12 @@ def devdir(tmp_path):
 
 
 @pytest.fixture
-def plugin_dir(tmp_path):
-    d = tmp_path / "device-plugins"
-    d.mkdir()
-    return str(d) + "/"
+def plugin_dir():
+    # Short, as on a node: a unix socket path holds at most 107 bytes and
+    # pytest's own temporary paths are long.
+    d = tempfile.mkdtemp(prefix="udp-dp-")
+    yield d + "/"
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

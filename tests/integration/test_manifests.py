@@ -35,15 +35,22 @@ KNOWN_KINDS = {
     ("apps/v1", "DaemonSet"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
+    ("kustomize.config.k8s.io/v1alpha1", "Component"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 }
 
 VARIANTS = {
     "variants/microk8s.yaml": "/var/snap/microk8s/common/var/lib/kubelet/device-plugins",
     "variants/k3s-old.yaml": "/var/lib/rancher/k3s/agent/kubelet/device-plugins",
 }
+# The eviction component (--evict-after): a directory of its own, listed in
+# kustomization.yaml's components, whose files its own kustomization names.
+EVICT = "variants/evict"
+EVICT_FILES = [EVICT + "/kustomization.yaml", EVICT + "/rbac.yaml", EVICT + "/daemonset.yaml"]
 EXAMPLES = ["examples/serial-reader.yaml", "examples/camera.yaml", "examples/fuse.yaml"]
 REQUIRED = (["usb-device-plugin.yaml", "podmonitor.yaml", "kustomization.yaml"] +
-            list(VARIANTS) + EXAMPLES)
+            list(VARIANTS) + EXAMPLES + EVICT_FILES)
 
 
 # ---- a YAML loader that refuses duplicate keys ----
@@ -168,7 +175,7 @@ def test_every_document_parses_and_has_a_known_kind(name):
         assert isinstance(d, dict), "%s: document %d is not a mapping" % (name, i)
         kind = (d.get("apiVersion"), d.get("kind"))
         assert kind in KNOWN_KINDS, "%s: document %d: unknown kind %r" % (name, i, kind)
-        if d["kind"] != "Kustomization":
+        if d["kind"] not in ("Kustomization", "Component"):
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"]), \
                 "%s: bad metadata.name %r" % (name, d["metadata"].get("name"))
 
@@ -571,7 +578,9 @@ def test_kustomization_installs_the_main_file():
 def test_kustomization_lists_every_file():
     text = kustomization_text()
     files = [f for f in yaml_files() if f != "kustomization.yaml" and
-             not f.startswith("examples/")]
+             not f.startswith(("examples/", EVICT + "/"))]
+    assert re.search(r"^#\s+- %s$" % re.escape(EVICT), text, re.M), \
+        "kustomization.yaml does not offer the %s component" % EVICT
     for f in files:
         assert re.search(r"^\s*#?\s*-\s+(path:\s+)?%s\s*$" % re.escape(f), text, re.M), \
             "kustomization.yaml does not list %s" % f
@@ -584,9 +593,10 @@ def test_kustomization_lists_every_file():
 def test_kustomization_optional_lines_uncommented_are_valid():
     """The commented-out choices, switched on, make a kustomization that
     installs the PodMonitor and patches with a variant."""
-    on = re.sub(r"^(\s*)# (- podmonitor\.yaml|patches:|  - path: variants/\S+)$", r"\1\2",
-                kustomization_text(), flags=re.M)
+    on = re.sub(r"^(\s*)# (- podmonitor\.yaml|patches:|  - path: variants/\S+|components:|"
+                r"  - %s)$" % re.escape(EVICT), r"\1\2", kustomization_text(), flags=re.M)
     k = yaml.load(on, Loader=StrictLoader)
+    assert k["components"] == [EVICT], k
     assert k["resources"] == ["usb-device-plugin.yaml", "podmonitor.yaml"], k["resources"]
     assert sorted(p["path"] for p in k["patches"]) == sorted(VARIANTS), k["patches"]
 
@@ -631,3 +641,101 @@ def test_kubectl_kustomize_with_variant(tmp_path, name):
     base = daemonset()
     ds["spec"]["template"]["spec"]["volumes"] = base["spec"]["template"]["spec"]["volumes"]
     assert ds == base, "the variant changed more than the plugin directory's hostPath"
+
+
+# ---- the eviction component (variants/evict) ----
+
+EVICT_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+
+
+def evict_docs(name):
+    return load_all(os.path.join(MANIFESTS, EVICT, name))
+
+
+def test_evict_component_names_its_files():
+    (k,) = evict_docs("kustomization.yaml")
+    assert k == {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
+                 "resources": ["rbac.yaml"], "patches": [{"path": "daemonset.yaml"}]}
+
+
+def test_evict_rbac_is_exactly_what_eviction_needs():
+    docs = evict_docs("rbac.yaml")
+    assert [d["kind"] for d in docs] == ["ClusterRole", "ClusterRoleBinding"]
+    role, binding = docs
+    assert role["rules"] == EVICT_RULES, role["rules"]
+    assert set(role) == {"apiVersion", "kind", "metadata", "rules"}, "aggregation or more"
+    sa = main_objects()["ServiceAccount"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": sa["metadata"]["namespace"]}]
+
+
+def test_evict_patch_adds_only_token_env_and_pod_resources():
+    (patch,) = evict_docs("daemonset.yaml")
+    ds = daemonset()
+    assert patch["metadata"] == {"name": ds["metadata"]["name"],
+                                 "namespace": ds["metadata"]["namespace"]}
+    merged = strategic_merge(ds, patch)
+    expect = copy.deepcopy(ds)
+    spec = expect["spec"]["template"]["spec"]
+    spec["automountServiceAccountToken"] = True
+    c = spec["containers"][0]
+    assert "env" not in c, "the base container has env now: update this test"
+    c["env"] = [{"name": "EVICT_AFTER", "value": "5m"},
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    c["volumeMounts"].append({"name": "pod-resources",
+                              "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True})
+    spec["volumes"].append({"name": "pod-resources", "hostPath": {
+        "path": "/var/lib/kubelet/pod-resources", "type": "Directory"}})
+    assert merged == expect
+    # the ServiceAccount still mounts no token into anything else
+    assert main_objects()["ServiceAccount"]["automountServiceAccountToken"] is False
+
+
+def test_evict_patch_values_are_what_the_plugin_reads():
+    """EVICT_AFTER is a setting the plugin parses, its default socket is
+    in the mounted directory, and without an API server in the environment
+    the plugin refuses to start (not silently without eviction)."""
+    (patch,) = evict_docs("daemonset.yaml")
+    env = {e["name"]: e.get("value") for e in
+           patch["spec"]["template"]["spec"]["containers"][0]["env"]}
+    help_text = subprocess.run([BIN, "--help"], capture_output=True, text=True).stdout
+    assert "/var/lib/kubelet/pod-resources/kubelet.sock" in help_text
+    e = plugin_env()
+    e.update(EVICT_AFTER=env["EVICT_AFTER"], KUBERNETES_SERVICE_HOST="", LOG_LEVEL="info")
+    r = subprocess.run(WRAP + [BIN, "--listen", "127.0.0.1:0", "--plugin-directory", "/nonexistent/",
+                               "--device", '{"name": "x", "groups": [{"paths": [{"path": '
+                               '"/dev/null"}]}]}'],
+                       capture_output=True, text=True, env=e, timeout=60 * SLOW)
+    assert r.returncode == 1, r.stderr
+    assert "--evict-after cannot work" in r.stderr and "KUBERNETES_SERVICE_HOST" in r.stderr
+
+
+def test_kubectl_kustomize_with_evict_component(tmp_path):
+    copy_dir = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, str(copy_dir))
+    on = re.sub(r"^# (components:)$|^#   (- %s)$" % re.escape(EVICT),
+                lambda m: m.group(1) or "  " + m.group(2), kustomization_text(), flags=re.M)
+    assert on != kustomization_text()
+    (copy_dir / "kustomization.yaml").write_text(on)
+    built = kustomize(copy_dir)
+    role = built[("ClusterRole", "usb-device-plugin-evict")]
+    assert role["rules"] == EVICT_RULES
+    assert ("ClusterRoleBinding", "usb-device-plugin-evict") in built
+    (patch,) = evict_docs("daemonset.yaml")
+
+    def by_name(ds):  # kustomize puts added list items first: order aside
+        ds = copy.deepcopy(ds)
+        spec = ds["spec"]["template"]["spec"]
+        spec["volumes"].sort(key=lambda v: v["name"])
+        spec["containers"][0]["volumeMounts"].sort(key=lambda v: v["name"])
+        return ds
+    assert by_name(built[("DaemonSet", NAME)]) == by_name(strategic_merge(daemonset(), patch))
+    main = {(d["kind"], d["metadata"]["name"]): d for d in load_all(MAIN)}
+    assert set(built) - set(main) == {("ClusterRole", "usb-device-plugin-evict"),
+                                      ("ClusterRoleBinding", "usb-device-plugin-evict")}

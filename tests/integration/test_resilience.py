@@ -215,7 +215,7 @@ def test_kubelet_gone_for_long_then_back(devdir, kubelet, plugin_dir, run_plugin
 
 def _check_served_again(plugin_dir, k, want, tag):
     pl = k.wait_plugin(SERIAL, timeout=2)
-    assert pl.endpoint.startswith("usbdp-serial."), pl.endpoint
+    assert re.match(r"usbdp-[0-9a-f]{8}-\d+\.sock$", pl.endpoint), pl.endpoint
     assert os.path.exists(os.path.join(plugin_dir, pl.endpoint)), (
         "%s: our socket in the new directory" % tag)
     assert first_list(pl.stream) == want, tag
@@ -236,7 +236,7 @@ def test_plugin_directory_deleted_and_recreated(devdir, kubelet, plugin_dir, run
     kubelet.wait_plugin(SERIAL).stream.wait(lambda d: d == want)
     kubelet.stop()
     gone_rx = r"level=warn plugin directory gone dir=%s: waiting for it" % re.escape(plugin_dir)
-    serving_rx = r"serving resource=%s socket=%susbdp-serial\." % (SERIAL, re.escape(plugin_dir))
+    serving_rx = r"serving resource=%s socket=%susbdp-" % (SERIAL, re.escape(plugin_dir))
 
     # A kubelet reinstall: the directory wiped and made again, the kubelet
     # back at once (whichever of us and the plugin makes it first).
@@ -271,7 +271,7 @@ def test_plugin_directory_deleted_and_recreated(devdir, kubelet, plugin_dir, run
     plugin.wait_log(serving_rx, start=mark)
     plugin.wait_log(r"waiting for kubelet socket", start=mark)
     assert os.path.isdir(plugin_dir)
-    ours = [n for n in os.listdir(plugin_dir) if n.startswith("usbdp-serial.")]
+    ours = [n for n in os.listdir(plugin_dir) if n.startswith("usbdp-")]
     assert len(ours) == 1, os.listdir(plugin_dir)
     k = Kubelet(plugin_dir).start()
     try:

@@ -179,20 +179,21 @@ def test_hid_board_and_mount_path(world, kubelet, start):
 
 def test_two_identical_devices_without_serial_told_apart_by_port(world, kubelet, start):
     world.present_at_start(uw.ch340(port="1-1.2"), uw.ch340(port="1-1.10"))
-    start(usbdev("all", CH340), usbdev("left", dict(CH340, port="1-1.2")))
-    every = kubelet.wait_plugin("example.com/all")
-    every.stream.wait(lambda d: d == {"1a86-7523-port-1-1.2": "Healthy",
-                                      "1a86-7523-port-1-1.10": "Healthy"})
+    # the specific resource first: a device is the first matching resource's
+    start(usbdev("left", dict(CH340, port="1-1.2")), usbdev("rest", CH340))
     left = kubelet.wait_plugin("example.com/left")
     left.stream.wait(lambda d: d == {"1a86-7523-port-1-1.2": "Healthy"})
+    rest = kubelet.wait_plugin("example.com/rest")
+    rest.stream.wait(lambda d: d == {"1a86-7523-port-1-1.10": "Healthy"})
 
 
-def test_clones_sharing_a_serial_get_port_ids(world, kubelet, start):
-    world.present_at_start(uw.cp210x(port="1-1", serial="0001"),
-                           uw.cp210x(port="1-2", serial="0001"))
+def test_clones_sharing_a_serial_at_start_named_in_port_order(world, kubelet, start):
+    world.present_at_start(uw.cp210x(port="1-2", serial="0001"),
+                           uw.cp210x(port="1-1", serial="0001"))
     start(usbdev("cp", CP210X))
     pl = kubelet.wait_plugin("example.com/cp")
-    pl.stream.wait(lambda d: d == {"10c4-ea60-port-1-1": "Healthy",
+    # the lowest port keeps the serial form, the other twin gets its port's
+    pl.stream.wait(lambda d: d == {"10c4-ea60-0001": "Healthy",
                                    "10c4-ea60-port-1-2": "Healthy"})
 
 
@@ -205,7 +206,8 @@ def test_serial_glob_and_wildcards(world, kubelet, start):
     a5 = kubelet.wait_plugin("example.com/a5")
     a5.stream.wait(lambda d: set(d) == {"0403-6001-A50285BI", "10c4-ea60-A5XYZ"})
     ftdi = kubelet.wait_plugin("example.com/ftdi")
-    ftdi.stream.wait(lambda d: set(d) == {"0403-6001-A50285BI", "0403-6001-B1234"})
+    # A50285BI matches both: it is the first resource's (a5), never offered twice
+    ftdi.stream.wait(lambda d: set(d) == {"0403-6001-B1234"})
 
 
 def test_multi_entry_group_pairs_devices_by_port(world, kubelet, start):

@@ -297,6 +297,41 @@ def test_ch340_exact_sequence(usb_world, probe_bin):
         ("ARRIVED", "05e3"), ("ARRIVED", "1a86"), ("LEFT", "1a86")]
 
 
+def test_burst_unplug_sends_what_unplug_sends(probe_bin):
+    """unplug(burst=True): the same uevents in the same order as a plain
+    unplug of the same devices, every node gone before its device's
+    uevents go, the listeners' queues read between devices, and the world
+    as clean afterwards (the same hub and dongles plug again)."""
+    def hub_with_two(w):
+        h = w.plug(uw.hub("1-1"))
+        return h, [w.plug(uw.ft232r("1-1.1", serial="B1")), w.plug(uw.ch340("1-1.2"))]
+
+    with uw.World() as a:
+        hub, _ = hub_with_two(a)
+        mark = len(a.sent)
+        a.unplug(hub)
+        plain = [(act, sp) for act, sp in a.sent[mark:]]
+    with uw.World() as w:
+        p = Probe(probe_bin, w).ready()
+        hub, devs = hub_with_two(w)
+        p.wait_event(src="udev", action="bind", syspath=devs[1].syspath)
+        mark = len(w.sent)
+        w.unplug(hub, burst=True)
+        burst = list(w.sent[mark:])
+        p.wait_event(src="udev", action="remove", syspath=hub.syspath)
+        assert burst == plain
+        assert len(w.burst_times) == 4  # 3 devices, then the end
+        assert w.burst_times == sorted(w.burst_times)
+        for d in devs + [hub]:
+            assert not d.plugged and not os.path.exists(w.path(d.syspath))
+            assert not os.path.lexists(w.path(d.busnode))
+        ev = {(e["action"], e["syspath"]): e for e in p.events("udev")}
+        for n in devs[0].nodes:
+            assert ev[("remove", n.syspath)]["stat"] == n.devnode + ":ENOENT"
+        hub_with_two(w)  # everything was given back
+        assert p.stop() == 0
+
+
 def test_present_at_start_is_bound_and_settle(usb_world, probe_bin):
     a = usb_world.present_at_start(uw.ft232r("1-1"))
     b = usb_world.plug(uw.black_magic_probe("1-2"), settle=False)

@@ -105,6 +105,7 @@ then its "unbind" (if bound) and "remove" (its node already gone):
 World.sent lists every (action, syspath) sent, in order.
 """
 
+import fcntl
 import glob
 import os
 import re
@@ -112,7 +113,9 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
+import termios
 import time
 import tty as _tty
 import warnings
@@ -1000,16 +1003,24 @@ class World:
     def uevent(self, syspath, action):
         """Sends one uevent for syspath (which must exist in the testbed) to
         every process in the world listening on a udev monitor."""
+        self._send(self._message(syspath, action))
+
+    def _message(self, syspath, action, text=None):
+        """The message of one uevent for syspath: its sysfs uevent file (or
+        text) as it is now. Counts it in seqnum and sent."""
         base = self.root + syspath
-        with open(base + "/uevent") as f:
-            text = f.read()
+        if text is None:
+            with open(base + "/uevent") as f:
+                text = f.read()
         subsystem = os.path.basename(os.readlink(base + "/subsystem"))
         m = re.search(r"^DEVTYPE=(.*)$", text, re.M)
         self.seqnum += 1
-        msg = udev_message(action, syspath[4:], subsystem, m.group(1) if m else None,
-                           self.seqnum, text)
         self.sent.append((action, syspath))
-        for path in glob.glob(self.root + "/event[0-9]*"):
+        return udev_message(action, syspath[4:], subsystem, m.group(1) if m else None,
+                            self.seqnum, text)
+
+    def _send(self, msg, listeners=None):
+        for path in listeners or glob.glob(self.root + "/event[0-9]*"):
             deadline = time.monotonic() + self.send_timeout
             while True:
                 try:
@@ -1365,14 +1376,25 @@ class World:
         """A "change" uevent for the usb_device (or another syspath)."""
         self.uevent(syspath or dev.syspath, "change")
 
-    def unplug(self, dev, events=True):
+    def unplug(self, dev, events=True, burst=False):
         """Unplugs dev: depth first, each device's children go, then its
         "unbind" (if bound) and "remove"; nodes vanish before "remove".
-        events=False removes everything silently (a missed event)."""
+        events=False removes everything silently (a missed event).
+        burst=True: as the kernel does when a hub loses power: device by
+        device (those behind dev, then dev), its nodes vanish and all its
+        uevents (same order) are sent back to back; the next device's go as
+        soon as the listeners have read them (wait_read), so that each
+        device's removal reaches them on its own, a moment before the next,
+        with no Python work in between. The sysfs devices go at the end.
+        burst_times: when each device's uevents started to go, then when
+        the last one had gone (time.monotonic())."""
         if not dev.plugged:
             raise ValueError("%r is not plugged" % dev)
         below = [d for d in self.devices.values()
                  if d is not dev and d.syspath.startswith(dev.syspath + "/")]
+        if burst and events:
+            self._unplug_burst(dev, below)
+            return
         for d in below:  # devices behind a hub go first
             if d.plugged:
                 self.unplug(d, events)
@@ -1380,14 +1402,62 @@ class World:
         del self.devices[dev.syspath]
         dev.plugged = False
 
-    def _unplug_sd(self, sd, events):
-        for c in sd.children:
-            self._unplug_sd(c, events)
-        if sd.bound:
-            self._unbind(sd, events)
-        self._remove_node(sd)
-        if events:
-            self.uevent(sd.syspath, "remove")
+    def _unplug_burst(self, dev, below):
+        below.sort(key=lambda d: -d.syspath.count("/"))  # the deepest first
+        devs = below + [dev]
+        groups = []  # per device: [(sysdev, action, message)], in unplug()'s order
+
+        def walk(sd, steps):
+            for c in sd.children:
+                walk(c, steps)
+            if sd.bound:
+                steps.append((sd, "unbind"))
+            steps.append((sd, "remove"))
+        for d in devs:
+            steps = []
+            walk(d.tree, steps)
+            groups.append([(sd, a, self._message(sd.syspath, a, text=self._uevent_text(sd, False)))
+                           for sd, a in steps])
+        listeners = glob.glob(self.root + "/event[0-9]*")
+        self.burst_times = []  # when each device's uevents started to go
+        for k, group in enumerate(groups):
+            if k:
+                self.wait_read()
+            self.burst_times.append(time.monotonic())
+            for sd, action, _ in group:
+                if action == "unbind":
+                    sd.bound = False
+                    os.unlink(self.root + sd.syspath + "/driver")
+                else:
+                    self._remove_node(sd)
+            for _, _, msg in group:
+                self._send(msg, listeners)
+        self.burst_times.append(time.monotonic())  # and when the last had gone
+        for group in groups:
+            for sd, action, _ in group:
+                if action == "remove":
+                    self._forget_sd(sd)
+        for d in devs:
+            del self.devices[d.syspath]
+            d.plugged = False
+
+    def wait_read(self, timeout=None):
+        """Waits until every listener has read every uevent sent so far (the
+        bytes the kernel still charges to the sending socket, SIOCOUTQ, are
+        0 once each datagram was received)."""
+        deadline = time.monotonic() + (timeout or self.send_timeout)
+        buf = bytearray(4)
+        while True:
+            fcntl.ioctl(self._sock.fileno(), termios.TIOCOUTQ, buf)
+            if int.from_bytes(buf, sys.byteorder) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("uevents sent %.0fs ago still unread" %
+                                   (timeout or self.send_timeout))
+            time.sleep(0.0001)
+
+    def _forget_sd(self, sd):
+        """Removes sd from the testbed (after its "remove")."""
         if sd.majmin and sd.node:
             # remove_device() leaves /sys/dev/char/MAJ:MIN behind (it reads the
             # "dev" attribute with its newline); the next device with that
@@ -1399,6 +1469,16 @@ class World:
         sd.created = False
         for prefix, i in sd.allocs:
             self.free(prefix, i)
+
+    def _unplug_sd(self, sd, events):
+        for c in sd.children:
+            self._unplug_sd(c, events)
+        if sd.bound:
+            self._unbind(sd, events)
+        self._remove_node(sd)
+        if events:
+            self.uevent(sd.syspath, "remove")
+        self._forget_sd(sd)
 
     # ---- helpers for tests
 

@@ -243,6 +243,40 @@ static void prefer(struct snapshot *s, size_t n_avail, char **avail, size_t n_mu
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
+/* Issue 11: the nodes of a device listed Healthy vanish (an unplug whose
+ * uevents are not read yet). Allocate itself checks them and refuses,
+ * naming the node; before, it answered with nodes that did not exist. */
+TEST(allocate_refuses_nodes_gone_since_the_snapshot)
+{
+	struct table *t;
+	struct snapshot *s = fixture(&t);
+	char p[128];
+	snprintf(p, sizeof(p), "%s/b0", dir);
+	CHECK_INT(unlink(p), 0);
+	char *ids[] = {"a-0", "b-1"};
+	V1beta1__ContainerAllocateRequest c0 = creq(2, ids);
+	V1beta1__ContainerAllocateRequest *cs[] = {&c0};
+	V1beta1__AllocateRequest req = V1BETA1__ALLOCATE_REQUEST__INIT;
+	req.n_container_requests = 1;
+	req.container_requests = cs;
+	V1beta1__AllocateResponse *resp = NULL;
+	char err[512] = "";
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), -ENODEV);
+	CHECK(resp == NULL);
+	CHECK_CONTAINS(err, "\"b-1\"");
+	CHECK_CONTAINS(err, p);
+	/* with CDI too: the runtime would find no such node either */
+	CHECK_INT(alloc_allocate(s, "serial-port", "t/serial-port", &req, &resp, err, sizeof(err)),
+		  -ENODEV);
+	/* back (these nodes ask for no particular number): handed out again */
+	mknod(p, S_IFCHR | 0600, makedev(1, 5));
+	CHECK_INT(alloc_allocate(s, "serial-port", NULL, &req, &resp, err, sizeof(err)), 0);
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	snapshot_unref(s);
+	table_free(t);
+}
+
 TEST(preferred_spreads)
 {
 	struct table *t;
@@ -294,6 +328,7 @@ int main(void)
 	RUN(allocate_answers_in_order);
 	RUN(allocate_refuses);
 	RUN(allocate_refuses_colliding_container_paths);
+	RUN(allocate_refuses_nodes_gone_since_the_snapshot);
 	RUN(preferred_spreads);
 	RUN(env_prefix);
 	char cmd[128];

@@ -220,6 +220,22 @@ TEST(bad_flags)
 	config_free(&c);
 }
 
+/* serial and port are globs in Go's dialect, checked at load like paths. */
+TEST(usb_globs_checked_at_load)
+{
+	EXPECT_ERR("--device #1: groups[0].usb[0].serial: malformed glob \"A[1\"", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"usb\":[{\"vendor\":\"1a86\","
+		   "\"serial\":\"A[1\"}]}]}");
+	EXPECT_ERR("--device #1: groups[0].usb[0].port: malformed glob \"1-[\"", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"usb\":[{\"vendor\":\"1a86\","
+		   "\"port\":\"1-[\"}]}]}");
+	struct config c;
+	EXPECT_OK(&c, "--device",
+		  "{\"name\":\"x\",\"groups\":[{\"usb\":[{\"vendor\":\"1a86\","
+		  "\"serial\":\"A[0-9]*\",\"port\":\"1-1.*\"}]}]}");
+	config_free(&c);
+}
+
 TEST(bad_domains)
 {
 	EXPECT_ERR("--domain: \"Squat.ai\" is not a valid DNS-1123 subdomain", "--domain",
@@ -2276,6 +2292,7 @@ int main(int argc, char **argv)
 	RUN(flags_both_forms);
 	RUN(grace_periods);
 	RUN(bad_flags);
+	RUN(usb_globs_checked_at_load);
 	RUN(bad_domains);
 	RUN(help_and_version);
 	RUN(no_devices);

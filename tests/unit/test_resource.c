@@ -44,7 +44,8 @@ static void world_init(struct world *w, bool with_rpc)
 				       .rpc = w->rpc,
 				       .metrics = w->metrics,
 				       .cfg = &w->cfg,
-				       .kubelet_sock = w->kubelet_sock};
+				       .kubelet_sock = w->kubelet_sock,
+				       .instance = "0badcafe"};
 }
 
 static void world_free(struct world *w)
@@ -148,7 +149,7 @@ TEST(destroy_unlists_at_once_and_frees_after_the_server)
 	CHECK(resource_publish(r));
 	CHECK(!resource_publish(r)); /* nothing new */
 	char sock[256];
-	snprintf(sock, sizeof(sock), "%susbdp-serial.0.sock", dir);
+	snprintf(sock, sizeof(sock), "%susbdp-%s-0.sock", dir, w.env.instance);
 	struct stat st;
 	CHECK_INT(stat(sock, &st), 0);
 	resource_destroy(r, true);
