@@ -225,15 +225,46 @@ static cJSON *append(cJSON *arr, cJSON *item)
 	return item;
 }
 
-static cJSON *add_device_node(cJSON *arr, const struct dev_node *n)
+static cJSON *add_node(cJSON *arr, const char *path, const char *host, const char *perms)
 {
 	cJSON *o = append(arr, cJSON_CreateObject());
 
-	if (!o || !cJSON_AddStringToObject(o, "path", n->container_path) ||
-	    !cJSON_AddStringToObject(o, "hostPath", n->host_path) ||
-	    !cJSON_AddStringToObject(o, "permissions", n->permissions))
+	if (!o || !cJSON_AddStringToObject(o, "path", path) ||
+	    !cJSON_AddStringToObject(o, "hostPath", host) ||
+	    !cJSON_AddStringToObject(o, "permissions", perms))
 		return NULL;
 	return o;
+}
+
+struct below {
+	cJSON *arr;
+	const struct dev_node *n;
+};
+
+/* A node below a directory Device: the same path below its container path. */
+static int add_below(void *data, const char *host, const struct stat *st)
+{
+	(void)st;
+	const struct below *b = data;
+	char *path = NULL;
+	if (asprintf(&path, "%s%s", b->n->container_path, host + strlen(b->n->host_path)) < 0)
+		return -ENOMEM;
+	cJSON *o = add_node(b->arr, path, host, b->n->permissions);
+	free(path);
+	return o ? 0 : -ENOMEM;
+}
+
+/* A CDI deviceNode must be a node: a directory (generic-device-plugin's
+ * /dev/snd, which runtimes expand for a DeviceSpec) is expanded here into
+ * the nodes below it as they are now. */
+static cJSON *add_device_node(cJSON *arr, const struct dev_node *n)
+{
+	struct stat st;
+	if (!n->kind && stat(n->host_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		struct below b = {arr, n};
+		return dev_dir_walk(n->host_path, add_below, &b) < 0 ? NULL : arr;
+	}
+	return add_node(arr, n->container_path, n->host_path, n->permissions);
 }
 
 /* A bind mount ("rbind", or "bind", is what makes it one; SPEC.md leaves

@@ -53,6 +53,7 @@ void config_device_clear(struct cfg_device *d)
 		group_clear(&d->groups[i]);
 	free(d->groups);
 	free(d->name);
+	free(d->domain);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -64,7 +65,7 @@ static int dup_opt(char **dst, const char *src)
 
 static int group_copy(struct cfg_group *dst, const struct cfg_group *src)
 {
-	*dst = (struct cfg_group){.count = src->count};
+	*dst = (struct cfg_group){.count = src->count, .old_ids = src->old_ids};
 	int e = dup_opt(&dst->dev_name, src->dev_name);
 	if (e == 0 && src->n_paths && !(dst->paths = calloc(src->n_paths, sizeof(*dst->paths))))
 		e = -ENOMEM;
@@ -110,6 +111,8 @@ int config_device_copy(struct cfg_device *dst, const struct cfg_device *src)
 {
 	*dst = (struct cfg_device){0};
 	int e = dup_opt(&dst->name, src->name);
+	if (e == 0)
+		e = dup_opt(&dst->domain, src->domain);
 	if (e == 0 && src->n_groups && !(dst->groups = calloc(src->n_groups, sizeof(*dst->groups))))
 		e = -ENOMEM;
 	for (size_t g = 0; e == 0 && g < src->n_groups; g++) {
@@ -152,8 +155,9 @@ static bool same_usb(const struct cfg_usb *u, const struct cfg_usb *v)
 
 static bool same_group(const struct cfg_group *x, const struct cfg_group *y)
 {
-	if (x->count != y->count || x->n_paths != y->n_paths || x->n_usb != y->n_usb ||
-	    !str_eq(x->dev_name, y->dev_name) || !same_kv(x->env, x->n_env, y->env, y->n_env) ||
+	if (x->count != y->count || x->old_ids != y->old_ids || x->n_paths != y->n_paths ||
+	    x->n_usb != y->n_usb || !str_eq(x->dev_name, y->dev_name) ||
+	    !same_kv(x->env, x->n_env, y->env, y->n_env) ||
 	    !same_kv(x->annotations, x->n_annotations, y->annotations, y->n_annotations) ||
 	    !x->virt != !y->virt)
 		return false;
@@ -172,7 +176,7 @@ static bool same_group(const struct cfg_group *x, const struct cfg_group *y)
 
 bool config_device_equal(const struct cfg_device *a, const struct cfg_device *b)
 {
-	if (strcmp(a->name, b->name) || a->n_groups != b->n_groups)
+	if (strcmp(a->name, b->name) || !str_eq(a->domain, b->domain) || a->n_groups != b->n_groups)
 		return false;
 	for (size_t g = 0; g < a->n_groups; g++)
 		if (!same_group(&a->groups[g], &b->groups[g]))
@@ -680,9 +684,72 @@ static char *prefix_template(const char *prefix, const char *suffix)
 static const char *const virtual_keys[] = {
     "count", "idPrefix", "envPrefix", "annotationPrefix", "deviceFilePrefix", NULL};
 
-/* {count, idPrefix, envPrefix, annotationPrefix, deviceFilePrefix}: the
- * prefixes of env and annotations become templates "<prefix>{index}" =
- * "{id}" of the group. */
+/* An optional prefix: NULL when absent, null or empty (the simulator's
+ * "nothing"), else trimmed. */
+static int get_prefix(const struct cfg_src *s, const struct cfg_node *map, const char *path,
+		      const char *key, const struct cfg_node **node, char **out)
+{
+	const char *t;
+	*out = NULL;
+	if (!(*node = cfgval_field(map, key)))
+		return 0;
+	int r = cfgval_get_string(s, *node, path, key, &t);
+	if (r < 0)
+		return r;
+	if (!(*out = cfgval_dup_trim(t)))
+		return -ENOMEM;
+	if (!**out) {
+		free(*out);
+		*out = NULL;
+	}
+	return 0;
+}
+
+/* The simple device plugin's prefixes, for each allocated device:
+ * envPrefix P adds P_<id>=/dev/<id>, annotationPrefix A the annotation
+ * A-<id> with an empty value. */
+static int virtual_decor(struct cfg_group *g, const char *env_prefix, const char *ann_prefix)
+{
+	char *key = NULL;
+	int r = 0;
+	if (env_prefix) {
+		key = prefix_template(env_prefix, "_{id}");
+		r = key ? kv_push(&g->env, &g->n_env, key, "/dev/{id}") : -ENOMEM;
+		free(key);
+	}
+	if (r == 0 && ann_prefix) {
+		key = prefix_template(ann_prefix, "-{id}");
+		r = key ? kv_push(&g->annotations, &g->n_annotations, key, "") : -ENOMEM;
+		free(key);
+	}
+	return r;
+}
+
+/* deviceFilePrefix F: device i is the file /dev/F-<id> (F relative to
+ * /dev, as the simple device plugin has it; an absolute F is taken as
+ * it is). Kept as the path prefix "/dev/F-". */
+static int virtual_file_prefix(const struct cfg_src *s, const struct cfg_node *n, const char *path,
+			       char *f, char **out)
+{
+	if (strstr(f, "..") || f[strlen(f) - 1] == '/') {
+		int r = cfgval_fail(s, n, path, "deviceFilePrefix",
+				    "\"%s\" must name a file below /dev (no \"..\", no trailing "
+				    "'/'): device files are /dev/<prefix>-<id>",
+				    f);
+		free(f);
+		return r;
+	}
+	int k = asprintf(out, "%s%s-", *f == '/' ? "" : CONFIG_SDM_DEV_DIR "/", f);
+	free(f);
+	if (k < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* {count, idPrefix, envPrefix, annotationPrefix, deviceFilePrefix}, with
+ * the simple device plugin's meaning of each prefix (virtual_decor). */
 static int parse_virtual(const struct cfg_src *s, const struct cfg_node *map, const char *parent,
 			 struct cfg_group *g)
 {
@@ -715,30 +782,21 @@ static int parse_virtual(const struct cfg_src *s, const struct cfg_node *map, co
 				   "\"%s\" must be a non-empty string of letters, digits, '-', "
 				   "'_' and '.' (device IDs are <idPrefix>-<node>-<i>)",
 				   g->virt->id_prefix);
-	if ((n = cfgval_field(map, "deviceFilePrefix")) &&
-	    (r = get_abs_path(s, n, path, "deviceFilePrefix", false,
-			      &g->virt->device_file_prefix)) < 0)
+	char *f = NULL, *env = NULL, *ann = NULL;
+	if ((r = get_prefix(s, map, path, "deviceFilePrefix", &n, &f)) < 0 ||
+	    (f && (r = virtual_file_prefix(s, n, path, f, &g->virt->device_file_prefix)) < 0))
 		return r;
-	static const char *const pre_keys[] = {"envPrefix", "annotationPrefix"};
-	for (int i = 0; i < 2; i++) {
-		if (!(n = cfgval_field(map, pre_keys[i])))
-			continue;
-		if ((r = cfgval_get_string(s, n, path, pre_keys[i], &t)) < 0)
-			return r;
-		if (!*t)
-			return cfgval_fail(s, n, path, pre_keys[i], "must not be empty");
-		if (i == 0 && (strchr(t, '=') || cfgval_is_digit(*t)))
-			return cfgval_fail(s, n, path, pre_keys[i],
-					   "\"%s\" cannot start an environment variable name", t);
-		char *key = prefix_template(t, "{index}");
-		r = key ? kv_push(i ? &g->annotations : &g->env, i ? &g->n_annotations : &g->n_env,
-				  key, "{id}")
-			: -ENOMEM;
-		free(key);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if ((r = get_prefix(s, map, path, "envPrefix", &n, &env)) == 0 && env &&
+	    (strchr(env, '=') || cfgval_is_digit(*env)))
+		r = cfgval_fail(s, n, path, "envPrefix",
+				"\"%s\" cannot start an environment variable name", env);
+	if (r == 0)
+		r = get_prefix(s, map, path, "annotationPrefix", &n, &ann);
+	if (r == 0)
+		r = virtual_decor(g, env, ann);
+	free(env);
+	free(ann);
+	return r;
 }
 
 static int parse_group(const struct cfg_src *s, const struct cfg_node *map, const char *path,
@@ -814,6 +872,7 @@ static int parse_device_old(const struct cfg_src *s, const struct cfg_node *map,
 	for (size_t i = 0; i < paths->n_items; i++) {
 		struct cfg_group *g = &d->groups[d->n_groups++];
 		g->count = count;
+		g->old_ids = true; /* a kubelet's checkpoint may hold them */
 		if (!(g->paths = calloc(1, sizeof(*g->paths))))
 			return -ENOMEM;
 		g->n_paths = 1;
@@ -828,7 +887,8 @@ static int parse_device_old(const struct cfg_src *s, const struct cfg_node *map,
 	cfgval_warn(
 	    s, map, path, NULL,
 	    "deprecated device schema {type, count, paths}: read as {\"name\": \"%s\", "
-	    "\"groups\": [one group per path: {\"paths\": [{\"path\": PATH}], \"count\": %u}]}",
+	    "\"groups\": [one group per path: {\"paths\": [{\"path\": PATH}], \"count\": %u}]}, "
+	    "device IDs <path>-<slot> as before",
 	    d->name, count);
 	return 0;
 }

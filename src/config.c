@@ -565,10 +565,12 @@ static int parse_format(const char *v, const char *label, enum cfg_format *out, 
 		*out = CFG_FORMAT_GDP;
 	else if (strcmp(v, "smarter-device-manager") == 0)
 		*out = CFG_FORMAT_SDM;
+	else if (strcmp(v, "simple-device-plugin") == 0)
+		*out = CFG_FORMAT_SIM;
 	else {
 		errbuf_put(err, errlen,
 			   "%s: unknown format \"%s\" (allowed: auto, generic-device-plugin, "
-			   "smarter-device-manager)",
+			   "smarter-device-manager, simple-device-plugin)",
 			   label, v);
 		return -EINVAL;
 	}
@@ -621,6 +623,164 @@ static int add_env_virtual(struct cfgschema_devlist *l, char *err, size_t errlen
 		r = cfgschema_devlist_add(l, &s, root, NULL, l->n);
 	cfgtree_free(root);
 	return r;
+}
+
+/* ---- the simple device plugin (simulator) ---- */
+
+/* Its settings: environment variables as its deploy step takes them, and
+ * the keys of the file that step renders (passed as --config). */
+enum sim_key { SIM_RESOURCE, SIM_COUNT, SIM_PLUGIN, SIM_ID, SIM_ANN, SIM_ENV, SIM_FILE, N_SIM };
+
+static const struct {
+	const char *env, *key, *def, *ours;
+} sim_keys[N_SIM] = {
+    [SIM_RESOURCE] = {"RESOURCE_NAME", "resourceName", "example.com/simple-device", NULL},
+    [SIM_COUNT] = {"NUMBER_DEVICES", "numberDevicesOnNode", "2", "count"},
+    [SIM_PLUGIN] = {"PLUGIN_NAME", "pluginName", "simple-device-plugin", NULL},
+    [SIM_ID] = {"DEVICE_ID_PREFIX", "deviceIDPrefix", "simple-device", "idPrefix"},
+    [SIM_ANN] = {"ANNOTATION_PREFIX", "annotationPrefix", "", "annotationPrefix"},
+    [SIM_ENV] = {"ENV_PREFIX", "envPrefix", "", "envPrefix"},
+    [SIM_FILE] = {"DEVICE_FILE_PREFIX", "deviceFilePrefix", "", "deviceFilePrefix"},
+};
+
+/* A file in the simulator's form: a map with one of its keys. */
+static bool sim_file_form(const struct cfg_node *root)
+{
+	for (int i = 0; root && root->kind == CFG_MAP && i < N_SIM; i++)
+		if (cfgtree_get(root, sim_keys[i].key))
+			return true;
+	return false;
+}
+
+static int sim_check_file(const struct cfg_src *s, const struct cfg_node *root)
+{
+	static const char *const keys[] = {
+	    "resourceName",	"numberDevicesOnNode", "pluginName",	   "deviceIDPrefix",
+	    "annotationPrefix", "envPrefix",	       "deviceFilePrefix", NULL};
+	if (cfgval_is_null(root) || root->kind != CFG_MAP)
+		return cfgval_expect_kind(s, root, NULL, NULL, CFG_MAP);
+	return cfgval_check_keys(s, root, NULL, keys, NULL, NULL);
+}
+
+/* Value i: its variable, else the file's key (null is empty), else the
+ * simulator's default; *label names the source for messages. */
+static int sim_value(int i, const struct cfg_src *file, const struct cfg_node *root, const char **v,
+		     struct cfg_src *src, const struct cfg_node **node)
+{
+	const char *e = getenv(sim_keys[i].env);
+	const struct cfg_node *n = root ? cfgtree_get(root, sim_keys[i].key) : NULL;
+	*node = NULL;
+	*v = sim_keys[i].def;
+	if (e && *e) {
+		*v = e;
+		return 0;
+	}
+	if (!n)
+		return 0;
+	*src = *file;
+	*node = n;
+	if (cfgval_is_null(n)) {
+		*v = "";
+		return 0;
+	}
+	return cfgval_get_string(src, n, NULL, sim_keys[i].key, v);
+}
+
+/* The simulator's resource, from its variables or its rendered file: a
+ * virtual group whose prefixes mean what they mean there. */
+static int add_simulator(struct cfgschema_devlist *l, const struct cfg_src *file,
+			 const struct cfg_node *root)
+{
+	bool any = root != NULL;
+	for (int i = 0; i < N_SIM && !any; i++)
+		any = getenv(sim_keys[i].env) && *getenv(sim_keys[i].env);
+	if (!any)
+		return 0;
+	const char *v[N_SIM];
+	char label[N_SIM][40];
+	struct cfg_src src[N_SIM];
+	const struct cfg_node *node[N_SIM];
+	int r = 0;
+	for (int i = 0; i < N_SIM && r == 0; i++) {
+		src[i] =
+		    (struct cfg_src){.name = label[i], .err = file->err, .errlen = file->errlen};
+		if (snprintf(label[i], sizeof(label[i]), "$%s", sim_keys[i].env) >=
+		    (int)sizeof(label[i]))
+			return -ENAMETOOLONG;
+		r = sim_value(i, file, root, &v[i], &src[i], &node[i]);
+	}
+	if (r < 0)
+		return r;
+	const char *c = v[SIM_COUNT];
+	if (!*c || strlen(c) > 5 || strspn(c, "0123456789") != strlen(c) || atoi(c) < 1 ||
+	    atoi(c) > 10000)
+		return cfgval_fail(&src[SIM_COUNT], node[SIM_COUNT], NULL,
+				   node[SIM_COUNT] ? sim_keys[SIM_COUNT].key : NULL,
+				   "expected a number of devices from 1 to 10000, got \"%s\"", c);
+	/* RESOURCE_NAME is the whole name: its domain is this resource's. */
+	const char *slash = strrchr(v[SIM_RESOURCE], '/');
+	const char *name = slash ? slash + 1 : v[SIM_RESOURCE];
+	char *domain = NULL;
+	if (slash) {
+		struct config scratch = {0};
+		char *d = strndup(v[SIM_RESOURCE], (size_t)(slash - v[SIM_RESOURCE]));
+		r = d ? apply_domain(&src[SIM_RESOURCE], node[SIM_RESOURCE],
+				     node[SIM_RESOURCE] ? sim_keys[0].key : NULL, d, &scratch)
+		      : -ENOMEM;
+		free(d);
+		domain = scratch.domain;
+		if (r < 0)
+			return r;
+	}
+	cJSON *dev = cJSON_CreateObject(), *groups = cJSON_AddArrayToObject(dev, "groups");
+	cJSON *group = cJSON_CreateObject(), *virt = cJSON_AddObjectToObject(group, "virtual");
+	bool ok = dev && groups && group && virt && cJSON_AddStringToObject(dev, "name", name) &&
+		  cJSON_AddItemToArray(groups, group);
+	if (!ok)
+		cJSON_Delete(group);
+	for (int i = 0; ok && i < N_SIM; i++) {
+		const char *val = v[i];
+		if (i == SIM_FILE) /* a name below /dev there, whatever it starts with */
+			val += strspn(val, "/");
+		if (sim_keys[i].ours && *val)
+			ok = cJSON_AddStringToObject(virt, sim_keys[i].ours, val) != NULL;
+	}
+	char *text = ok ? cJSON_PrintUnformatted(dev) : NULL;
+	cJSON_Delete(dev);
+	struct cfg_node *tree = NULL;
+	r = text ? cfgtree_parse_json(text, strlen(text), &tree, NULL) : -ENOMEM;
+	free(text);
+	struct cfg_src s = {.name = root ? file->name : "$RESOURCE_NAME, $NUMBER_DEVICES...",
+			    .err = file->err,
+			    .errlen = file->errlen};
+	if (r == 0)
+		r = cfgschema_devlist_add(l, &s, tree, NULL, l->n);
+	cfgtree_free(tree);
+	if (r < 0) {
+		free(domain);
+		return r;
+	}
+	l->v[l->n - 1].domain = domain;
+	log_info("simple device plugin's settings (%s): resource=%s/%s count=%s "
+		 "ids=%s-<node>-<i>%s%s%s%s%s%s",
+		 root ? file->name : "environment", domain ? domain : "<domain>", name,
+		 v[SIM_COUNT], v[SIM_ID], *v[SIM_ENV] ? " env=" : "", v[SIM_ENV],
+		 *v[SIM_ANN] ? " annotations=" : "", v[SIM_ANN],
+		 *v[SIM_FILE] ? " device-files=/dev/" : "", v[SIM_FILE] + strspn(v[SIM_FILE], "/"));
+	if (!slash)
+		log_warn("simple device plugin: the resource name \"%s\" has no domain: it is "
+			 "registered under --domain's (the kubelet refuses a name without one)",
+			 name);
+	if (strcmp(v[SIM_PLUGIN], sim_keys[SIM_PLUGIN].def) != 0)
+		log_warn("simple device plugin: PLUGIN_NAME=%s not used: this plugin names its "
+			 "sockets itself (usbdp-%s.<n>.sock)",
+			 v[SIM_PLUGIN], name);
+	if (*v[SIM_FILE])
+		log_warn("simple device plugin: unlike the simulator, a device whose file "
+			 "/dev/%s-<id> (or /dev/%s-<i>) is missing is listed Unhealthy",
+			 v[SIM_FILE] + strspn(v[SIM_FILE], "/"),
+			 v[SIM_FILE] + strspn(v[SIM_FILE], "/"));
+	return 0;
 }
 
 /* $NODE_NAME (the downward API's spec.nodeName) or the host name, as a
@@ -755,7 +915,8 @@ static int add_flag_device(struct cfgschema_devlist *l, const struct cfg_src *fi
 /* The devices: from the --device flags if any, else from the file's list
  * (which is validated either way). */
 static int load_devices(const struct flags *f, const struct cfg_src *file,
-			const struct cfg_node *list, const char *key, struct config *cfg)
+			const struct cfg_node *root, const struct cfg_node *list, const char *key,
+			struct config *cfg)
 {
 	struct cfgschema_devlist from_file = {0}, from_flags = {0};
 	int r = 0;
@@ -766,6 +927,8 @@ static int load_devices(const struct flags *f, const struct cfg_src *file,
 	struct cfgschema_devlist *use = f->n_devices ? &from_flags : &from_file;
 	if (r == 0)
 		r = add_env_virtual(use, file->err, file->errlen);
+	if (r == 0)
+		r = add_simulator(use, file, cfg->format == CFG_FORMAT_SIM ? root : NULL);
 	if (r == 0) {
 		cfg->devices = use->v;
 		cfg->n_devices = use->n;
@@ -774,6 +937,39 @@ static int load_devices(const struct flags *f, const struct cfg_src *file,
 	}
 	cfgschema_devlist_free(&from_file);
 	cfgschema_devlist_free(&from_flags);
+	return r;
+}
+
+/* generic-device-plugin registers squat.ai/NAME. When the devices come in
+ * its form -- its --device flags, or a file where its DaemonSets mount
+ * theirs -- and no domain is given anywhere, its domain is kept, loudly:
+ * changing only the image must not leave its Pods Pending. */
+static int gdp_default_domain(const struct flags *f, const struct cfg_node *root,
+			      struct config *cfg)
+{
+	static const char gdp_dir[] = "/etc/generic-device-plugin/";
+	const char *env = getenv(settings[SET_DOMAIN].env);
+	bool from_dir =
+	    cfg->config_file && strncmp(cfg->config_file, gdp_dir, sizeof(gdp_dir) - 1) == 0;
+	if (f->value[SET_DOMAIN] || (env && *env) || cfgval_field(root, "domain") ||
+	    cfg->format == CFG_FORMAT_SDM || cfg->format == CFG_FORMAT_SIM)
+		return 0;
+	if (!f->n_devices && !from_dir) { /* ours, or theirs at a path of our choosing */
+		if (cfg->n_devices)
+			log_info("domain=%s (the default): resources are %s/NAME; give --domain=%s "
+				 "to serve Pods written for generic-device-plugin",
+				 cfg->domain, cfg->domain, CONFIG_GDP_DOMAIN);
+		return 0;
+	}
+	struct cfg_src s = {.name = "default"};
+	int r = apply_domain(&s, NULL, NULL, CONFIG_GDP_DOMAIN, cfg);
+	if (r == 0)
+		log_warn("domain=%s: no --domain given and the devices come as "
+			 "generic-device-plugin's (%s), so its domain is kept: resources are "
+			 "%s/NAME. Give --domain (or DOMAIN, or domain: in the file) to choose "
+			 "another, e.g. --domain=" CONFIG_DEFAULT_DOMAIN,
+			 CONFIG_GDP_DOMAIN, from_dir ? cfg->config_file : "--device flags",
+			 CONFIG_GDP_DOMAIN);
 	return r;
 }
 
@@ -799,10 +995,13 @@ static int load_file(const struct cfg_src *file, const struct cfg_node *root, en
 			      (cfgtree_get(root->items[0], "devicematch") ||
 			       cfgtree_get(root->items[0], "nummaxdevices"))
 			  ? CFG_FORMAT_SDM
-			  : CFG_FORMAT_GDP;
+		      : sim_file_form(root) ? CFG_FORMAT_SIM
+					    : CFG_FORMAT_GDP;
 	cfg->format = fmt;
 	if (fmt == CFG_FORMAT_SDM)
 		return cfgschema_parse_sdm(file, root, cfg);
+	if (fmt == CFG_FORMAT_SIM) /* its devices come with the environment's */
+		return sim_check_file(file, root);
 	return check_top(file, root, list, key);
 }
 
@@ -830,10 +1029,11 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 			       errlen)) < 0) ||
 	    (r = find_config(&f, &cfg->config_file, err, errlen)) < 0)
 		goto out;
-	if (want == CFG_FORMAT_SDM && !cfg->config_file) {
-		errbuf_put(err, errlen,
-			   "%s: smarter-device-manager: no config file (give --config)",
-			   f.format ? "--config-format" : "$CONFIG_FORMAT");
+	if ((want == CFG_FORMAT_SDM || want == CFG_FORMAT_SIM) && !cfg->config_file) {
+		errbuf_put(err, errlen, "%s: %s: no config file (give --config)",
+			   f.format ? "--config-format" : "$CONFIG_FORMAT",
+			   want == CFG_FORMAT_SDM ? "smarter-device-manager"
+						  : "simple-device-plugin");
 		r = -EINVAL;
 		goto out;
 	}
@@ -844,7 +1044,8 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 			goto out;
 	}
 	if ((r = resolve_settings(&f, &file, root, cfg)) < 0 ||
-	    (r = load_devices(&f, &file, list, key, cfg)) < 0 || (r = resolve_node_name(cfg)) < 0)
+	    (r = load_devices(&f, &file, root, list, key, cfg)) < 0 ||
+	    (r = gdp_default_domain(&f, root, cfg)) < 0 || (r = resolve_node_name(cfg)) < 0)
 		goto out;
 	char kind[CDI_KIND_MAX];
 	if (cfg->cdi && cdi_kind(cfg->domain, "x", kind, sizeof(kind)) < 0) {
@@ -860,7 +1061,8 @@ static int load(struct config *cfg, int argc, char **argv, char *err, size_t err
 	if (cfg->n_devices == 0 && cfg->n_matches == 0 && !f.list) {
 		errbuf_put(err, errlen,
 			   "no devices configured: give --device, a config file with a devices "
-			   "list, a smarter-device-manager config or $USBDP_VIRTUAL_RESOURCE");
+			   "list, a smarter-device-manager config, $USBDP_VIRTUAL_RESOURCE or "
+			   "the simple device plugin's $RESOURCE_NAME");
 		r = -EINVAL;
 	}
 out:
@@ -928,14 +1130,19 @@ const char *config_usage(void)
 	       "                           /etc/generic-device-plugin/config.EXT,\n"
 	       "                           ./config.EXT (EXT: yaml, yml or json) and\n"
 	       "                           /root/config/conf.yaml.\n"
-	       "  --config-format FORMAT   auto, generic-device-plugin or\n"
+	       "  --config-format FORMAT   auto, generic-device-plugin,\n"
 	       "                           smarter-device-manager (a list of {devicematch,\n"
 	       "                           nummaxdevices}: a resource smarter-devices/NAME\n"
-	       "                           per matching file under /dev). auto: by shape.\n"
+	       "                           per matching file under /dev) or\n"
+	       "                           simple-device-plugin (a simulator's resourceName,\n"
+	       "                           numberDevicesOnNode...). auto: by shape.\n"
 	       "                           Env CONFIG_FORMAT. Default: auto\n"
 	       "  --domain DOMAIN          Resources are named DOMAIN/NAME; squat.ai makes\n"
 	       "                           this a drop-in for generic-device-plugin's Pods.\n"
-	       "                           Env DOMAIN. Default: " CONFIG_DEFAULT_DOMAIN "\n"
+	       "                           Env DOMAIN. Default: " CONFIG_DEFAULT_DOMAIN ";\n"
+	       "                           " CONFIG_GDP_DOMAIN
+	       " (with a warning) for --device flags\n"
+	       "                           or /etc/generic-device-plugin/config.EXT.\n"
 	       "  --listen ADDR            HOST:PORT or :PORT of /healthz and /metrics.\n"
 	       "                           Env LISTEN. Default: " CONFIG_DEFAULT_LISTEN "\n"
 	       "  --log-level LEVEL        all, debug, info, warn, error or none.\n"
@@ -991,11 +1198,14 @@ const char *config_usage(void)
 	       "         with placeholders ({id}, {index}, {host}, {container}, {tty}...).\n"
 	       "         Every match of a group is one allocatable device, which N\n"
 	       "         containers may hold at once (count, default 1).\n"
-	       "  VIRTUAL {\"count\": 4, \"idPrefix\": \"sim\", \"envPrefix\": \"SIM_\",\n"
-	       "          \"annotationPrefix\": \"sim.example.com/\", \"deviceFilePrefix\":\n"
-	       "          \"/dev/x\"}: devices that need no file (IDs sim-NODE-I); also from\n"
-	       "          $USBDP_VIRTUAL_RESOURCE, _COUNT, _ID_PREFIX, _ENV_PREFIX,\n"
-	       "          _ANNOTATION_PREFIX, _DEVICE_FILE_PREFIX without any config.\n"
+	       "  VIRTUAL {\"count\": 4, \"idPrefix\": \"sim\", \"envPrefix\": \"SIM\",\n"
+	       "          \"annotationPrefix\": \"sim.example.com/dev\", \"deviceFilePrefix\":\n"
+	       "          \"sim\"}: devices that need no file (IDs sim-NODE-I; SIM_ID=/dev/ID,\n"
+	       "          annotation sim.example.com/dev-ID, file /dev/sim-ID, as the simple\n"
+	       "          device plugin has them); also from $USBDP_VIRTUAL_RESOURCE, _COUNT,\n"
+	       "          _ID_PREFIX, _ENV_PREFIX, _ANNOTATION_PREFIX, _DEVICE_FILE_PREFIX,\n"
+	       "          or the simulator's own RESOURCE_NAME, NUMBER_DEVICES,\n"
+	       "          DEVICE_ID_PREFIX, ENV_PREFIX, ANNOTATION_PREFIX, DEVICE_FILE_PREFIX.\n"
 	       "  PATH   {\"path\": \"/dev/GLOB\", \"mountPath\": \"/in/container\",\n"
 	       "          \"type\": \"Device\" or \"Mount\", \"permissions\": \"mrw\",\n"
 	       "          \"readOnly\": false, \"limit\": 1, \"optional\": false}\n"

@@ -17,6 +17,8 @@
 #define CONFIG_DEFAULT_CDI_DIR		    "/var/run/cdi"
 #define CONFIG_DEFAULT_POD_RESOURCES_SOCKET "/var/lib/kubelet/pod-resources/kubelet.sock"
 #define CONFIG_DEFAULT_SA_DIR		    "/var/run/secrets/kubernetes.io/serviceaccount"
+/* generic-device-plugin's resources are squat.ai/NAME. */
+#define CONFIG_GDP_DOMAIN "squat.ai"
 /* smarter-device-manager's resources are all smarter-devices/NAME. */
 #define CONFIG_SDM_DOMAIN "smarter-devices"
 /* Where smarter-device-manager's devicematch expressions look. */
@@ -52,9 +54,11 @@ struct cfg_usb {
 /* A virtual group: devices that need no file (scheduler and quota tests,
  * clusters without the hardware). */
 struct cfg_virtual {
-	unsigned count;		  /* devices, >= 1 */
-	char *id_prefix;	  /* IDs are <id_prefix>-<node>-<i> */
-	char *device_file_prefix; /* NULL, or device i is the file <prefix><i> */
+	unsigned count;	 /* devices, >= 1 */
+	char *id_prefix; /* IDs are <id_prefix>-<node>-<i> */
+	/* NULL, or an absolute path prefix ("/dev/sim-"): device i is the
+	 * file <prefix><its ID>, or <prefix><i> when only that one exists. */
+	char *device_file_prefix;
 };
 
 struct cfg_group {
@@ -67,6 +71,9 @@ struct cfg_group {
 	 * it when a directory), IDs "0".."count-1". Only in derived devices. */
 	char *dev_name;
 	unsigned count; /* >= 1 */
+	/* generic-device-plugin's first schema {type, count, paths}: IDs are
+	 * <matched path>-<slot>, as its versions of that time gave them. */
+	bool old_ids;
 	/* Allocate decorations: templates, checked by tmpl_check at load. */
 	struct dev_kv *env;
 	size_t n_env;
@@ -75,7 +82,9 @@ struct cfg_group {
 };
 
 struct cfg_device {
-	char *name; /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
+	char *name;   /* matches [a-z0-9][-a-z0-9]*[a-z0-9] (or one [a-z0-9]) */
+	char *domain; /* NULL: the config's; else its own (the simulator's
+		       * RESOURCE_NAME names its domain) */
 	struct cfg_group *groups;
 	size_t n_groups;
 };
@@ -97,6 +106,7 @@ enum cfg_format {
 	CFG_FORMAT_AUTO = 0, /* smarter-device-manager's when the file is a list */
 	CFG_FORMAT_GDP,	     /* generic-device-plugin's schema (and ours) */
 	CFG_FORMAT_SDM,	     /* smarter-device-manager's list of devicematch entries */
+	CFG_FORMAT_SIM,	     /* the simple device plugin's map (resourceName, ...) */
 };
 
 struct config {

@@ -1,5 +1,6 @@
 #include "derived.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -41,14 +42,16 @@ void derived_free(struct derived *dv)
 	free(dv);
 }
 
-/* smarter-device-manager's names: net/tun is net_tun. 0 or -ENAMETOOLONG. */
+/* smarter-device-manager's names: every character outside [A-Za-z0-9_-]
+ * becomes '_' (net/tun is net_tun, pci-0000:00:14.0 is pci-0000_00_14_0).
+ * 0 or -ENAMETOOLONG. */
 static int resource_name_of(const char *file, char *name, size_t len)
 {
 	int n = snprintf(name, len, "%s", file);
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
 	for (char *c = name; *c; c++)
-		if (*c == '/')
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
 			*c = '_';
 	return 0;
 }
@@ -85,20 +88,29 @@ static void on_match(void *data, const char *file, size_t mi)
 	const struct cfg_match *m = &dv->cfg->matches[mi];
 	char name[PATH_MAX];
 	if (resource_name_of(file, name, sizeof(name)) < 0 || !config_resource_name_ok(name)) {
+		/* What the kubelet would refuse too: no use registering it. */
 		if (warn_once(dv, "name", file))
-			log_warn(
-			    "devicematch file skipped file=%s/%s devicematch=\"%s\": its name is "
-			    "not a valid resource name (letters, digits, '-', '_', '.'; at "
-			    "most 63)",
-			    CONFIG_SDM_DEV_DIR, file, m->pattern);
+			log_warn("devicematch file skipped file=%s/%s devicematch=\"%s\" name=%s: "
+				 "the kubelet refuses it as a resource name (it must start and "
+				 "end with a letter or digit, at most 63 characters)",
+				 CONFIG_SDM_DEV_DIR, file, m->pattern,
+				 strlen(name) > 80 ? "(too long)" : name);
 		return;
 	}
 	const struct resource *have = dv->find(dv->data, name);
 	if (have) {
-		if (!resource_origin(have) && warn_once(dv, "dup", name))
+		const char *other = resource_origin(have);
+		if (!other && warn_once(dv, "dup", name))
 			log_warn("devicematch file skipped file=%s/%s: a configured device has the "
 				 "name %s",
 				 CONFIG_SDM_DEV_DIR, file, name);
+		else if (other && strcmp(other, file) != 0 && warn_once(dv, "collide", file))
+			log_warn("devicematch file skipped file=%s/%s: its name collides with "
+				 "file=%s/%s's after mapping (every character other than letters, "
+				 "digits, '_' and '-' becomes '_'): both are %s, which stays with "
+				 "%s/%s",
+				 CONFIG_SDM_DEV_DIR, file, CONFIG_SDM_DEV_DIR, other,
+				 resource_full_name(have), CONFIG_SDM_DEV_DIR, other);
 		return;
 	}
 	if (dv->n_derived >= DERIVED_MAX) { /* an expression like ".*": a server per file */

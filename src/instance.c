@@ -1,5 +1,6 @@
 #include "instance.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,48 @@ int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const ch
 	return 0;
 }
 
+/* ---- a directory of device nodes (generic-device-plugin's /dev/snd) ---- */
+
+static int walk(const char *dir, unsigned depth, dev_dir_fn fn, void *data)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, NULL, alphasort), r = 0;
+	if (n < 0)
+		return errno == ENOMEM ? -ENOMEM : 0; /* gone meanwhile: nothing below */
+	for (int i = 0; i < n; i++) {
+		char *p = NULL;
+		struct stat st;
+		if (r == 0 && ents[i]->d_name[0] != '.' &&
+		    asprintf(&p, "%s/%s", dir, ents[i]->d_name) < 0) {
+			p = NULL;
+			r = -ENOMEM;
+		}
+		if (p && lstat(p, &st) == 0) {
+			if (S_ISDIR(st.st_mode) && depth < DEV_DIR_MAX_DEPTH)
+				r = walk(p, depth + 1, fn, data);
+			else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+				r = fn(data, p, &st);
+		}
+		free(p);
+		free(ents[i]);
+	}
+	free(ents);
+	return r;
+}
+
+int dev_dir_walk(const char *dir, dev_dir_fn fn, void *data)
+{
+	return walk(dir, 1, fn, data);
+}
+
+static int stop_at_first(void *data, const char *path, const struct stat *st)
+{
+	(void)data;
+	(void)path;
+	(void)st;
+	return 1;
+}
+
 int dev_node_check(const struct dev_node *node, char *why, size_t whylen)
 {
 	struct stat st;
@@ -159,6 +202,15 @@ int dev_node_check(const struct dev_node *node, char *why, size_t whylen)
 	}
 	if (node->mount)
 		return 0;
+	/* A directory handed over as a Device (runtimes expand it into the
+	 * nodes below it): healthy while it holds one. */
+	if (S_ISDIR(st.st_mode) && !node->kind) {
+		int r = dev_dir_walk(node->host_path, stop_at_first, NULL);
+		if (r < 0 || r == 1)
+			return r < 0 ? r : 0;
+		snprintf(why, whylen, "%s holds no character or block device", node->host_path);
+		return -ENODEV;
+	}
 	if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		snprintf(why, whylen, "%s is not a character or block device", node->host_path);
 		return -ENODEV;

@@ -13,7 +13,8 @@ struct dev_node {
 	bool mount;	     /* bind Mount instead of a DeviceSpec */
 	bool read_only;	     /* Mount only */
 	char permissions[4]; /* DeviceSpec cgroup access, subset of "mrw" */
-	char kind;	     /* a Device must be: 'c' char, 'b' block, 0 either */
+	char kind;	     /* a Device must be: 'c' char, 'b' block, 0 either (or a
+			      * directory of them, expanded by the runtime) */
 	dev_t rdev;	     /* and have this device number; 0: any */
 };
 
@@ -72,8 +73,18 @@ int dev_instance_add_device(struct dev_instance *inst, const char *path, const c
 /* Appends a copy of (suffix, value) to inst->env; 0 or -ENOMEM. */
 int dev_instance_add_env(struct dev_instance *inst, const char *suffix, const char *value);
 
+/* Calls fn for every character or block device below dir (not following
+ * symbolic links, skipping '.' names, DEV_DIR_MAX_DEPTH levels deep), in
+ * sorted order, until fn returns non-zero: returns that, or 0, or
+ * -ENOMEM. A directory that cannot be read holds nothing. */
+#define DEV_DIR_MAX_DEPTH 8
+struct stat;
+typedef int (*dev_dir_fn)(void *data, const char *path, const struct stat *st);
+int dev_dir_walk(const char *dir, dev_dir_fn fn, void *data);
+
 /* Checks that a node can be handed out now: it exists, and a Device is a
- * character or block device (of node->kind and node->rdev when set). Returns 0, or a negative errno
+ * character or block device (of node->kind and node->rdev when set), or,
+ * when node->kind is 0, a directory holding one. Returns 0, or a negative errno
  * with a human-readable reason in why (e.g. "stat: No such file or directory", "not a character or
  * block device"). */
 int dev_node_check(const struct dev_node *node, char *why, size_t whylen);

@@ -423,10 +423,53 @@ static char *instance_id(const struct dev_instance *inst, unsigned j)
 	return hex;
 }
 
+/* The ID generic-device-plugin's first schema had for count slot j of a
+ * match: "<path>-<j>" (a group of that schema has one path). */
+static char *old_schema_id(const struct dev_instance *inst, unsigned j)
+{
+	char *id = NULL;
+	if (asprintf(&id, "%s-%u", inst->n_nodes ? inst->nodes[0].host_path : "", j) < 0)
+		return NULL;
+	return id;
+}
+
+/* Appends a node below a directory Device to the ','-joined list *data. */
+static int join_node(void *data, const char *path, const struct stat *st)
+{
+	(void)st;
+	char **list = data, *more = NULL;
+	if (asprintf(&more, "%s%s%s", *list ? *list : "", *list ? "," : "", path) < 0)
+		return -ENOMEM;
+	free(*list);
+	*list = more;
+	return 0;
+}
+
+/* A literal Device path that is a directory (generic-device-plugin's
+ * /dev/snd): the nodes below it now become the fact DIR_NODES (Allocate's
+ * USBDP_<NAME>_<k>_DIR_NODES), so that a node coming or going below it
+ * changes the device, and its CDI spec, which lists them, is rewritten. */
+static int add_dir_nodes_fact(struct dev_instance *inst, const struct used_path *used,
+			      size_t n_used)
+{
+	char *list = NULL;
+	int r = 0;
+	for (size_t k = 0; r == 0 && k < n_used; k++) {
+		const struct cfg_path *p = used[k].cfg;
+		if (p->type == CFG_PATH_DEVICE && !has_meta(p->path, strlen(p->path)) &&
+		    is_dir(inst->nodes[k].host_path))
+			r = dev_dir_walk(inst->nodes[k].host_path, join_node, &list);
+	}
+	if (r == 0 && list)
+		r = dev_instance_add_env(inst, "DIR_NODES", list);
+	free(list);
+	return r;
+}
+
 /* Fills the zeroed *inst as instance i. On error returns -ENOMEM and leaves
  * what it allocated in *inst for dev_instance_clear. */
 static int instance_build(struct dev_instance *inst, const struct used_path *used, size_t n_used,
-			  size_t i, size_t group_index, unsigned count)
+			  size_t i, size_t group_index, unsigned count, bool old_ids)
 {
 	inst->nodes = calloc(n_used ? n_used : 1, sizeof(*inst->nodes));
 	if (!inst->nodes)
@@ -454,9 +497,9 @@ static int instance_build(struct dev_instance *inst, const struct used_path *use
 		return -ENOMEM;
 	inst->count = count;
 	for (unsigned j = 0; j < count; j++)
-		if (!(inst->ids[j] = instance_id(inst, j)))
+		if (!(inst->ids[j] = old_ids ? old_schema_id(inst, j) : instance_id(inst, j)))
 			return -ENOMEM;
-	return 0;
+	return add_dir_nodes_fact(inst, used, n_used);
 }
 
 /* m * limit, saturating. */
@@ -512,7 +555,8 @@ int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_insta
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
-			r = instance_build(&insts[i], used, n_used, i, group_index, g->count);
+			r = instance_build(&insts[i], used, n_used, i, group_index, g->count,
+					   g->old_ids);
 			if (r < 0) {
 				dev_instances_free(insts, n);
 				goto out;
@@ -647,6 +691,36 @@ static int dirs_merge(char ***dirs, size_t *n_dirs, struct strv *found)
 out:
 	free(refs);
 	free(keep);
+	return r;
+}
+
+/* Literal paths only: a stat each, where a glob would read its directories
+ * again on every rescan for a case nobody configures. */
+int paths_device_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
+{
+	struct strv found = {0};
+	int r = 0;
+
+	if (!g || !dirs || !n_dirs || (g->n_paths > 0 && !g->paths) || (*n_dirs > 0 && !*dirs))
+		return -EINVAL;
+	for (size_t k = 0; r == 0 && k < g->n_paths; k++) {
+		const char *p = g->paths[k].path;
+		struct components c;
+		if (!p || g->paths[k].type != CFG_PATH_DEVICE || has_meta(p, strlen(p)))
+			continue;
+		r = components_split(p, &c);
+		char *dir = r == 0 && c.n > 0 ? components_join(&c, c.n, true) : NULL;
+		components_free(&c);
+		if (r == 0 && c.n > 0 && !dir)
+			r = -ENOMEM;
+		else if (dir && is_dir(dir))
+			r = strv_push(&found, dir);
+		else
+			free(dir);
+	}
+	if (r == 0)
+		r = dirs_merge(dirs, n_dirs, &found);
+	strv_clear(&found);
 	return r;
 }
 

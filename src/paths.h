@@ -49,4 +49,10 @@ bool paths_pattern_valid(const char *pattern);
  * Duplicates are not added twice. Returns 0 or -ENOMEM. */
 int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
 
+/* Appends, the same way, every directory that a Device path of g matches
+ * (generic-device-plugin's /dev/snd): such a device is healthy while a
+ * node is below it, so the directory itself must be watched. 0, -EINVAL
+ * or -ENOMEM. */
+int paths_device_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
+
 #endif

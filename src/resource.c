@@ -127,12 +127,13 @@ struct resource *resource_new(struct resource_env *env, const struct cfg_device 
 	r->env = env;
 	env->live++; /* resource_release undoes it */
 	int e = config_device_copy(&r->dev, dev);
-	if (e == 0 && (asprintf(&r->full_name, "%s/%s", env->cfg->domain, dev->name) < 0 ||
+	const char *domain = dev->domain ? dev->domain : env->cfg->domain;
+	if (e == 0 && (asprintf(&r->full_name, "%s/%s", domain, dev->name) < 0 ||
 		       (origin && !(r->origin = strdup(origin)))))
 		e = -ENOMEM;
 	if (e == 0 && env->cfg->cdi) {
 		char kind[CDI_KIND_MAX];
-		e = cdi_kind(env->cfg->domain, dev->name, kind, sizeof(kind));
+		e = cdi_kind(domain, dev->name, kind, sizeof(kind));
 		if (e < 0)
 			log_error(
 			    "resource=%s not served: no CDI kind can be made of it err=\"%s\"",

@@ -95,6 +95,8 @@ int scan_watch_dirs(const struct resource *r, char ***dirs, size_t *n_dirs)
 		const struct cfg_group *grp = &dev->groups[g];
 		if (grp->n_paths)
 			e = paths_watch_dirs(grp, dirs, n_dirs);
+		if (e == 0 && grp->n_paths)
+			e = paths_device_dirs(grp, dirs, n_dirs);
 		if (e == 0 && grp->virt && grp->virt->device_file_prefix)
 			e = watch_prefix_dir(grp->virt->device_file_prefix, dirs, n_dirs);
 	}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int one(const struct cfg_group *g, const char *node, unsigned i, struct dev_instance *inst)
 {
@@ -26,9 +27,22 @@ static int one(const struct cfg_group *g, const char *node, unsigned i, struct d
 	}
 	if (!v->device_file_prefix)
 		return 0;
-	char *path = NULL;
-	if (asprintf(&path, "%s%u", v->device_file_prefix, i) < 0)
+	/* The simple device plugin's code maps /dev/F-<ID>, its README
+	 * /dev/F-<i>: whichever a node has (the ID's when neither). */
+	char *path = NULL, *by_index = NULL;
+	struct stat st;
+	if (asprintf(&path, "%s%s", v->device_file_prefix, inst->ids[0]) < 0)
 		return -ENOMEM;
+	if (lstat(path, &st) < 0) {
+		if (asprintf(&by_index, "%s%u", v->device_file_prefix, i) < 0)
+			by_index = NULL; /* then the ID's */
+		else if (lstat(by_index, &st) == 0) {
+			free(path);
+			path = by_index;
+			by_index = NULL;
+		}
+		free(by_index);
+	}
 	int r = dev_instance_add_device(inst, path, "rw");
 	free(path);
 	return r;

@@ -161,14 +161,18 @@ def test_sdm_go_regexp_syntax(fakedev, kubelet, sdm):
 
 
 def test_sdm_format_flag_and_names_it_cannot_register(fakedev, kubelet, sdm):
-    fakedev.add("by-id/usb:odd")  # ':' cannot be in a resource name
+    fakedev.add("by-id/usb:odd")  # ':' becomes '_', as smarter-device-manager maps it
+    fakedev.add("by-id/odd.")     # by-id_odd_ ends in '_': the kubelet would refuse it
     fakedev.add("ttyUSB0")
     plugin = sdm("- devicematch: ^by-id/\n  nummaxdevices: 2\n"
                  "- devicematch: ^ttyUSB0$\n  nummaxdevices: 2\n",
                  fmt="smarter-device-manager")
     kubelet.wait_plugin("smarter-devices/ttyUSB0").stream.wait(lambda d: len(d) == 2)
-    plugin.wait_log(r'devicematch file skipped file=/dev/by-id/usb:odd .*not a valid resource')
-    assert list(kubelet.plugins) == ["smarter-devices/ttyUSB0"]
+    kubelet.wait_plugin("smarter-devices/by-id_usb_odd").stream.wait(lambda d: len(d) == 2)
+    plugin.wait_log(r'devicematch file skipped file=/dev/by-id/odd\. .*name=by-id_odd_: the '
+                    r'kubelet refuses it')
+    assert sorted(kubelet.plugins) == ["smarter-devices/by-id_usb_odd",
+                                       "smarter-devices/ttyUSB0"]
 
 
 # ---- virtual devices ----
@@ -180,36 +184,39 @@ def virtual(name="sim", count=3, **extra):
 
 
 def test_virtual_devices_list_and_allocate_without_files(kubelet, run_plugin):
-    run_plugin(virtual(envPrefix="SIM_DEVICE_", annotationPrefix="sim.example.com/dev-"),
+    # the prefixes mean what the simple device plugin's mean
+    run_plugin(virtual(envPrefix="SIM_DEVICE", annotationPrefix="sim.example.com/dev"),
                env={"NODE_NAME": "Worker-7"})
     pl = kubelet.wait_plugin("example.com/sim")
     ids = ["sim-worker-7-0", "sim-worker-7-1", "sim-worker-7-2"]
     pl.stream.wait(lambda d: d == {i: "Healthy" for i in ids})
     c = pl.allocate([ids[2], ids[0]]).container_responses[0]
     assert not c.devices and not c.mounts and not c.cdi_devices
-    assert c.envs["SIM_DEVICE_0"] == ids[2] and c.envs["SIM_DEVICE_1"] == ids[0]
+    assert c.envs["SIM_DEVICE_" + ids[2]] == "/dev/" + ids[2]
+    assert c.envs["SIM_DEVICE_" + ids[0]] == "/dev/" + ids[0]
     assert c.envs["USBDP_SIM_IDS"] == ids[2] + "," + ids[0]
-    assert dict(c.annotations) == {"sim.example.com/dev-0": ids[2],
-                                   "sim.example.com/dev-1": ids[0]}
+    assert dict(c.annotations) == {"sim.example.com/dev-" + ids[2]: "",
+                                   "sim.example.com/dev-" + ids[0]: ""}
     pl.prestart(ids)  # nothing to check, nothing to fail
 
 
 def test_virtual_device_file_prefix_maps_a_file(devdir, kubelet, run_plugin):
-    devdir.add("sim0")
+    # an absolute prefix is taken as it is; device i is <prefix>-<ID>
+    devdir.add("sim-sim-n1-0")
     run_plugin(virtual(count=2, deviceFilePrefix=devdir.p("sim")), env={"NODE_NAME": "n1"})
     pl = kubelet.wait_plugin("example.com/sim")
     pl.stream.wait(lambda d: d == {"sim-n1-0": "Healthy", "sim-n1-1": "Unhealthy"},
-                   what="sim1 has no file yet")
-    devdir.add("sim1")
+                   what="sim-sim-n1-1 has no file yet")
+    devdir.add("sim-1")  # or <prefix>-<i>, as the simulator's README has it
     pl.stream.wait(lambda d: d == {"sim-n1-0": "Healthy", "sim-n1-1": "Healthy"})
     c = pl.allocate(["sim-n1-1"]).container_responses[0]
-    assert [d.host_path for d in c.devices] == [devdir.p("sim1")]
+    assert [d.host_path for d in c.devices] == [devdir.p("sim-1")]
 
 
 def test_simulator_from_environment_alone(kubelet, plugin_dir, start_raw, tmp_path):
     env = {"USBDP_VIRTUAL_RESOURCE": "fake-gpu", "USBDP_VIRTUAL_COUNT": "4",
-           "USBDP_VIRTUAL_ID_PREFIX": "gpu", "USBDP_VIRTUAL_ENV_PREFIX": "FAKE_GPU_",
-           "USBDP_VIRTUAL_ANNOTATION_PREFIX": "fake.example.com/gpu-",
+           "USBDP_VIRTUAL_ID_PREFIX": "gpu", "USBDP_VIRTUAL_ENV_PREFIX": "FAKE_GPU",
+           "USBDP_VIRTUAL_ANNOTATION_PREFIX": "fake.example.com/gpu",
            "DOMAIN": "sim.example.com", "PLUGIN_DIRECTORY": plugin_dir,
            "NODE_NAME": "node-a", "LISTEN": "127.0.0.1:0"}
     os.chdir(str(tmp_path))  # no ./config.yaml to find
@@ -217,8 +224,8 @@ def test_simulator_from_environment_alone(kubelet, plugin_dir, start_raw, tmp_pa
     pl = kubelet.wait_plugin("sim.example.com/fake-gpu")
     pl.stream.wait(lambda d: d == {"gpu-node-a-%d" % i: "Healthy" for i in range(4)})
     c = pl.allocate(["gpu-node-a-3"]).container_responses[0]
-    assert c.envs["FAKE_GPU_0"] == "gpu-node-a-3"
-    assert c.annotations["fake.example.com/gpu-0"] == "gpu-node-a-3"
+    assert c.envs["FAKE_GPU_gpu-node-a-3"] == "/dev/gpu-node-a-3"
+    assert c.annotations["fake.example.com/gpu-gpu-node-a-3"] == ""
 
 
 def test_simulator_environment_errors_are_named(plugin_dir, start_raw):

@@ -261,7 +261,8 @@ def test_old_schema_is_accepted_with_a_warning(devdir, kubelet, run_plugin):
     plugin = run_plugin({"type": "serial", "count": 2,
                          "paths": [devdir.p("ttyUSB*"), devdir.p("ttyACM*")]})
     pl = kubelet.wait_plugin(RES)
-    want = {sha1_id(j, devdir.p(n)): "Healthy" for n in ("ttyUSB0", "ttyACM0") for j in (0, 1)}
+    # the IDs its versions of that schema gave: <match>-<slot>
+    want = {"%s-%d" % (devdir.p(n), j): "Healthy" for n in ("ttyUSB0", "ttyACM0") for j in (0, 1)}
     pl.stream.wait(lambda d: d == want)
     plugin.wait_log(r"level=warn .*deprecated")
 

@@ -109,7 +109,8 @@ TEST(defaults)
 {
 	struct config c;
 	EXPECT_OK(&c, "--device", DEV_FUSE);
-	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	/* generic-device-plugin's --device flags, no domain: its domain */
+	CHECK_STR(c.domain, CONFIG_GDP_DOMAIN);
 	CHECK_STR(c.listen, ":8080");
 	CHECK_STR(c.plugin_dir, "/var/lib/kubelet/device-plugins/");
 	CHECK_INT(c.log_level, LOG_LEVEL_INFO);
@@ -1065,12 +1066,18 @@ TEST(old_schema)
 		CHECK_INT(g->paths[0].type, CFG_PATH_DEVICE);
 		CHECK_STR(g->paths[0].permissions, "mrw");
 		CHECK_INT(g->paths[0].limit, 1);
+		CHECK(g->old_ids); /* <path>-<slot>, as then */
 	}
 	CHECK_STR(c.devices[0].groups[0].paths[0].path, "/dev/ttyUSB*");
 	CHECK_STR(c.devices[0].groups[1].paths[0].path, "/dev/ttyACM*");
 	CHECK_CONTAINS(log, "level=warn");
 	CHECK_CONTAINS(log, "--device #1: deprecated device schema {type, count, paths}");
+	CHECK_CONTAINS(log, "device IDs <path>-<slot> as before");
 	free(log);
+	config_free(&c);
+	/* The new schema's groups keep the new IDs. */
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK(!c.devices[0].groups[0].old_ids);
 	config_free(&c);
 
 	/* From a file, the warning names the file and line. */
@@ -1406,11 +1413,11 @@ TEST(config_format_choice)
 	/* A bad value names where it came from. */
 	setenv("CONFIG_FORMAT", "smarter", 1);
 	EXPECT_ERR("$CONFIG_FORMAT: unknown format \"smarter\" (allowed: auto, "
-		   "generic-device-plugin, smarter-device-manager)",
+		   "generic-device-plugin, smarter-device-manager, simple-device-plugin)",
 		   "--config", gdp);
 	unsetenv("CONFIG_FORMAT");
 	EXPECT_ERR("--config-format: unknown format \"SDM\" (allowed: auto, "
-		   "generic-device-plugin, smarter-device-manager)",
+		   "generic-device-plugin, smarter-device-manager, simple-device-plugin)",
 		   "--config", gdp, "--config-format", "SDM");
 	EXPECT_ERR("--config-format: missing value", "--config", gdp, "--config-format");
 
@@ -1617,8 +1624,8 @@ TEST(virtual_groups)
 		   "        virtual:\n"
 		   "          count: 3\n"
 		   "          idPrefix: ' sim '\n"
-		   "          envPrefix: SIM_\n"
-		   "          annotationPrefix: sim.example.com/\n"
+		   "          envPrefix: SIM\n"
+		   "          annotationPrefix: sim.example.com/dev\n"
 		   "          deviceFilePrefix: /dev/sim\n");
 	struct config c;
 	EXPECT_OK(&c, "--config", path);
@@ -1627,7 +1634,7 @@ TEST(virtual_groups)
 	if (g->virt) {
 		CHECK_INT(g->virt->count, 3);
 		CHECK_STR(g->virt->id_prefix, "sim"); /* trimmed */
-		CHECK_STR(g->virt->device_file_prefix, "/dev/sim");
+		CHECK_STR(g->virt->device_file_prefix, "/dev/sim-");
 	}
 	CHECK_INT(g->count, 2);
 	CHECK_INT(g->n_paths, 0);
@@ -1636,10 +1643,11 @@ TEST(virtual_groups)
 	CHECK_INT(g->n_env, 1);
 	CHECK_INT(g->n_annotations, 1);
 	if (g->n_env == 1 && g->n_annotations == 1) {
-		CHECK_STR(g->env[0].key, "SIM_{index}");
-		CHECK_STR(g->env[0].value, "{id}");
-		CHECK_STR(g->annotations[0].key, "sim.example.com/{index}");
-		CHECK_STR(g->annotations[0].value, "{id}");
+		/* the simple device plugin's meaning of each prefix */
+		CHECK_STR(g->env[0].key, "SIM_{id}");
+		CHECK_STR(g->env[0].value, "/dev/{id}");
+		CHECK_STR(g->annotations[0].key, "sim.example.com/dev-{id}");
+		CHECK_STR(g->annotations[0].value, "");
 	}
 	config_free(&c);
 
@@ -1664,13 +1672,25 @@ TEST(virtual_groups)
 	g = &c.devices[0].groups[0];
 	CHECK_INT(g->n_env, 2);
 	if (g->n_env == 2) {
-		CHECK_STR(g->env[0].key, "A{{B}}_{index}");
+		CHECK_STR(g->env[0].key, "A{{B}}__{id}");
 		CHECK_STR(g->env[1].key, "MORE");
 	}
 	if (g->n_annotations == 1)
-		CHECK_STR(g->annotations[0].key, "x/{{{index}");
+		CHECK_STR(g->annotations[0].key, "x/{{-{id}");
 	if (g->virt)
 		CHECK(g->virt->device_file_prefix == NULL); /* empty: none */
+	config_free(&c);
+
+	/* A relative deviceFilePrefix is below /dev, as the simulator has it;
+	 * empty or null prefixes add nothing. */
+	EXPECT_OK(&c, "--device",
+		  VIRT_DEV("{\"virtual\": {\"deviceFilePrefix\": \"sim/x\", \"envPrefix\": "
+			   "\"\", \"annotationPrefix\": null}}"));
+	g = &c.devices[0].groups[0];
+	if (g->virt)
+		CHECK_STR(g->virt->device_file_prefix, "/dev/sim/x-");
+	CHECK_INT(g->n_env, 0);
+	CHECK_INT(g->n_annotations, 0);
 	config_free(&c);
 }
 
@@ -1687,9 +1707,9 @@ TEST(virtual_errors)
 		   VIRT_DEV("{\"virtual\": {\"idPrefix\": \"a/b\"}}"));
 	EXPECT_ERR("--device #1: groups[0].virtual.idPrefix: \"\" must be a non-empty", "--device",
 		   VIRT_DEV("{\"virtual\": {\"idPrefix\": \"  \"}}"));
-	EXPECT_ERR("--device #1: groups[0].virtual.deviceFilePrefix: must be an absolute path "
-		   "(start with '/'), got \"dev/sim\"",
-		   "--device", VIRT_DEV("{\"virtual\": {\"deviceFilePrefix\": \"dev/sim\"}}"));
+	EXPECT_ERR("--device #1: groups[0].virtual.deviceFilePrefix: \"../sim\" must name a file "
+		   "below /dev (no \"..\", no trailing '/')",
+		   "--device", VIRT_DEV("{\"virtual\": {\"deviceFilePrefix\": \"../sim\"}}"));
 	EXPECT_ERR("--device #1: groups[0].virtual.idprefix: unknown key (did you mean "
 		   "\"idPrefix\"?)",
 		   "--device", VIRT_DEV("{\"virtual\": {\"idprefix\": \"x\"}}"));
@@ -1706,8 +1726,6 @@ TEST(virtual_errors)
 		   "--device", VIRT_DEV("{\"virtual\": {\"envPrefix\": \"1X_\"}}"));
 	EXPECT_ERR("--device #1: groups[0].virtual.envPrefix: \"A=\" cannot start", "--device",
 		   VIRT_DEV("{\"virtual\": {\"envPrefix\": \"A=\"}}"));
-	EXPECT_ERR("--device #1: groups[0].virtual.annotationPrefix: must not be empty", "--device",
-		   VIRT_DEV("{\"virtual\": {\"annotationPrefix\": \"\"}}"));
 	EXPECT_ERR("--device #1: groups[0].idPrefix: unknown key (it belongs in an entry of the "
 		   "group's paths, usb or virtual)",
 		   "--device", VIRT_DEV("{\"virtual\": {}, \"idPrefix\": \"x\"}"));
@@ -1719,9 +1737,9 @@ TEST(virtual_errors)
 		   "    groups:\n"
 		   "      - virtual:\n"
 		   "          count: 2\n"
-		   "          deviceFilePrefix: sim\n");
+		   "          deviceFilePrefix: sim/\n");
 	snprintf(want, sizeof(want),
-		 "%s:6: devices[0].groups[0].virtual.deviceFilePrefix: must be an absolute path",
+		 "%s:6: devices[0].groups[0].virtual.deviceFilePrefix: \"sim/\" must name a file",
 		 path);
 	EXPECT_ERR(want, "--config", path);
 }
@@ -1866,14 +1884,14 @@ TEST(env_virtual_resource)
 		if (g->virt) {
 			CHECK_INT(g->virt->count, 4);
 			CHECK_STR(g->virt->id_prefix, "s");
-			CHECK_STR(g->virt->device_file_prefix, "/dev/sim");
+			CHECK_STR(g->virt->device_file_prefix, "/dev/sim-");
 		}
 		CHECK_INT(g->count, 1);
 		if (g->n_env == 1)
-			CHECK_STR(g->env[0].key, "SIM_{index}");
+			CHECK_STR(g->env[0].key, "SIM__{id}");
 		CHECK_INT(g->n_env, 1);
 		if (g->n_annotations == 1)
-			CHECK_STR(g->annotations[0].key, "sim.io/{index}");
+			CHECK_STR(g->annotations[0].key, "sim.io/-{id}");
 		CHECK_INT(g->n_annotations, 1);
 	}
 	config_free(&c);
@@ -1944,10 +1962,161 @@ TEST(env_virtual_errors)
 	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.envPrefix: \"9X\" cannot start",
 		   "--log-level", "info");
 	unsetenv("USBDP_VIRTUAL_ENV_PREFIX");
-	setenv("USBDP_VIRTUAL_DEVICE_FILE_PREFIX", "dev/sim", 1);
-	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.deviceFilePrefix: must be an absolute path",
+	setenv("USBDP_VIRTUAL_DEVICE_FILE_PREFIX", "dev/../sim", 1);
+	EXPECT_ERR("$USBDP_VIRTUAL_*: groups[0].virtual.deviceFilePrefix: \"dev/../sim\" must name",
 		   "--log-level", "info");
 	unset_virt_vars();
+}
+
+/* ---- the simple device plugin's variables and rendered file ---- */
+
+static const char *const sim_vars[] = {"RESOURCE_NAME",	    "NUMBER_DEVICES", "PLUGIN_NAME",
+				       "DEVICE_ID_PREFIX",  "ENV_PREFIX",     "ANNOTATION_PREFIX",
+				       "DEVICE_FILE_PREFIX"};
+
+static void unset_sim_vars(void)
+{
+	for (size_t i = 0; i < sizeof(sim_vars) / sizeof(sim_vars[0]); i++)
+		unsetenv(sim_vars[i]);
+}
+
+/* The one device of a simulator config, checked against what is given. */
+static void check_sim(const struct config *c, const char *domain, const char *name, unsigned count,
+		      const char *id_prefix, size_t n_env, size_t n_ann, const char *file_prefix)
+{
+	CHECK_INT(c->n_devices, 1);
+	if (c->n_devices != 1)
+		return;
+	const struct cfg_device *d = &c->devices[0];
+	CHECK_STR(d->name, name);
+	if (domain)
+		CHECK_STR(d->domain, domain);
+	else
+		CHECK(d->domain == NULL);
+	const struct cfg_group *g = &d->groups[0];
+	CHECK(g->virt != NULL);
+	if (!g->virt)
+		return;
+	CHECK_INT(g->virt->count, count);
+	CHECK_STR(g->virt->id_prefix, id_prefix);
+	if (file_prefix)
+		CHECK_STR(g->virt->device_file_prefix, file_prefix);
+	else
+		CHECK(g->virt->device_file_prefix == NULL);
+	CHECK_INT(g->n_env, n_env);
+	CHECK_INT(g->n_annotations, n_ann);
+}
+
+TEST(simulator_variables)
+{
+	struct config c;
+	unset_sim_vars();
+	/* Its defaults, once any of its variables is set. */
+	setenv("NUMBER_DEVICES", "2", 1);
+	EXPECT_OK(&c, "--log-level", "info");
+	check_sim(&c, "example.com", "simple-device", 2, "simple-device", 0, 0, NULL);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN); /* the others' domain is untouched */
+	config_free(&c);
+	setenv("RESOURCE_NAME", "nvidia.com/gpu", 1);
+	setenv("NUMBER_DEVICES", "3", 1);
+	setenv("DEVICE_ID_PREFIX", "gpu-device", 1);
+	setenv("ENV_PREFIX", "GPU_DEVICE", 1);
+	setenv("ANNOTATION_PREFIX", "sim.example.com/gpu", 1);
+	setenv("DEVICE_FILE_PREFIX", "/gpu", 1);
+	setenv("PLUGIN_NAME", "other", 1);
+	EXPECT_OK(&c, "--log-level", "info");
+	check_sim(&c, "nvidia.com", "gpu", 3, "gpu-device", 1, 1, "/dev/gpu-");
+	const struct cfg_group *g = &c.devices[0].groups[0];
+	if (g->n_env == 1 && g->n_annotations == 1) {
+		CHECK_STR(g->env[0].key, "GPU_DEVICE_{id}");
+		CHECK_STR(g->env[0].value, "/dev/{id}");
+		CHECK_STR(g->annotations[0].key, "sim.example.com/gpu-{id}");
+		CHECK_STR(g->annotations[0].value, "");
+	}
+	config_free(&c);
+	/* No domain in the name: the plugin's. */
+	setenv("RESOURCE_NAME", "gpu", 1);
+	EXPECT_OK(&c, "--domain", "sim.example.com");
+	check_sim(&c, NULL, "gpu", 3, "gpu-device", 1, 1, "/dev/gpu-");
+	config_free(&c);
+	/* Beside --device flags. */
+	EXPECT_OK(&c, "--domain", "x.io", "--device", DEV_FUSE);
+	CHECK_INT(c.n_devices, 2);
+	config_free(&c);
+
+	setenv("NUMBER_DEVICES", "0", 1);
+	EXPECT_ERR("$NUMBER_DEVICES: expected a number of devices from 1 to 10000, got \"0\"",
+		   "--log-level", "info");
+	setenv("NUMBER_DEVICES", "2", 1);
+	setenv("RESOURCE_NAME", "Nvidia.com/gpu", 1);
+	EXPECT_ERR("$RESOURCE_NAME: \"Nvidia.com\" is not a valid DNS-1123 subdomain",
+		   "--log-level", "info");
+	setenv("RESOURCE_NAME", "k8s.kubernetes.io/gpu", 1);
+	EXPECT_ERR("$RESOURCE_NAME: \"k8s.kubernetes.io\" is reserved", "--log-level", "info");
+	unset_sim_vars();
+}
+
+TEST(simulator_file)
+{
+	struct config c;
+	char path[128], want[256];
+	unset_sim_vars();
+	/* As its deploy step renders its template with its defaults. */
+	write_file(path, sizeof(path), "device_plugin_config.yaml",
+		   "resourceName: example.com/simple-device\n"
+		   "numberDevicesOnNode: 2\n"
+		   "pluginName: simple-device-plugin\n"
+		   "deviceIDPrefix: simple-device\n"
+		   "annotationPrefix: \n"
+		   "envPrefix: \n"
+		   "deviceFilePrefix: \n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_INT(c.format, CFG_FORMAT_SIM);
+	check_sim(&c, "example.com", "simple-device", 2, "simple-device", 0, 0, NULL);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	config_free(&c);
+	/* Keys left out: its defaults; and the format can be named. */
+	write_file(path, sizeof(path), "sim2.yaml", "numberDevicesOnNode: 4\nenvPrefix: SIM\n");
+	EXPECT_OK(&c, "--config", path, "--config-format", "simple-device-plugin");
+	check_sim(&c, "example.com", "simple-device", 4, "simple-device", 1, 0, NULL);
+	config_free(&c);
+	write_file(path, sizeof(path), "sim3.yaml", "resourceName: a.io/x\nnumberDevices: 4\n");
+	snprintf(want, sizeof(want), "%s:2: numberDevices: unknown key", path);
+	EXPECT_ERR(want, "--config", path);
+	write_file(path, sizeof(path), "sim4.yaml",
+		   "resourceName: a.io/x\nnumberDevicesOnNode: x\n");
+	snprintf(want, sizeof(want),
+		 "%s:2: numberDevicesOnNode: expected a number of devices from 1 to 10000", path);
+	EXPECT_ERR(want, "--config", path);
+	EXPECT_ERR("--config-format: simple-device-plugin: no config file (give --config)",
+		   "--config-format", "simple-device-plugin");
+}
+
+TEST(gdp_domain_kept)
+{
+	struct config c;
+	char path[128];
+	unsetenv("DOMAIN");
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK_STR(c.domain, CONFIG_GDP_DOMAIN);
+	config_free(&c);
+	EXPECT_OK(&c, "--device", DEV_FUSE, "--domain", CONFIG_DEFAULT_DOMAIN);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	config_free(&c);
+	setenv("DOMAIN", "x.example", 1);
+	EXPECT_OK(&c, "--device", DEV_FUSE);
+	CHECK_STR(c.domain, "x.example");
+	config_free(&c);
+	unsetenv("DOMAIN");
+	write_file(path, sizeof(path), "dom.yaml", "domain: y.example\n");
+	EXPECT_OK(&c, "--config", path, "--device", DEV_FUSE);
+	CHECK_STR(c.domain, "y.example");
+	config_free(&c);
+	/* Our own file, no domain: ours. */
+	write_file(path, sizeof(path), "ours.yaml", "devices: [" DEV_FUSE "]\n");
+	EXPECT_OK(&c, "--config", path);
+	CHECK_STR(c.domain, CONFIG_DEFAULT_DOMAIN);
+	config_free(&c);
 }
 
 /* ---- CDI, node name ---- */
@@ -2160,6 +2329,9 @@ int main(int argc, char **argv)
 	RUN(env_key_leading_digit_before_placeholder);
 	RUN(env_virtual_resource);
 	RUN(env_virtual_errors);
+	RUN(simulator_variables);
+	RUN(simulator_file);
+	RUN(gdp_domain_kept);
 	RUN(cdi_settings);
 	RUN(cdi_yaml_booleans);
 	RUN(node_name);

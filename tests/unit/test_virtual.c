@@ -5,9 +5,11 @@
 #include "virtual.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct cfg_group group(struct cfg_virtual *v, unsigned count)
 {
@@ -84,28 +86,54 @@ TEST(keys_sortable)
 	dev_instances_free(in, n);
 }
 
+/* Creates an empty file at dir/name. */
+static void touch(const char *dir, const char *name)
+{
+	char p[256];
+	if (snprintf(p, sizeof(p), "%s/%s", dir, name) >= (int)sizeof(p))
+		abort();
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Device i is <prefix><ID> (the simple device plugin's code), or
+ * <prefix><i> (its README) when only that one exists. */
 TEST(device_file_prefix)
 {
-	char prefix[] = "sim", file[] = "/dev/sim";
+	char dir[] = "/tmp/test_virtual.XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char prefix[] = "sim", file[300], want[320];
+	snprintf(file, sizeof(file), "%s/sim-", dir);
+	touch(dir, "sim-1");
 	struct cfg_virtual v = {.count = 2, .id_prefix = prefix, .device_file_prefix = file};
 	struct cfg_group g = group(&v, 1);
 	struct dev_instance *in = NULL;
 	size_t n = 0;
-	CHECK_INT(virtual_expand(&g, "n", &in, &n), 0);
-	CHECK_INT(n, 2);
-	char want[32];
-	for (size_t i = 0; i < n && i < 2; i++) {
-		CHECK_INT(in[i].n_nodes, 1);
-		if (in[i].n_nodes != 1)
-			continue;
-		snprintf(want, sizeof(want), "/dev/sim%zu", i);
-		CHECK_STR(in[i].nodes[0].host_path, want);
-		CHECK_STR(in[i].nodes[0].container_path, want);
-		CHECK_STR(in[i].nodes[0].permissions, "rw");
-		CHECK(!in[i].nodes[0].mount);
-		CHECK(in[i].nodes[0].host_path != in[i].nodes[0].container_path); /* two copies */
+	for (int round = 0; round < 2; round++) {
+		CHECK_INT(virtual_expand(&g, "n", &in, &n), 0);
+		CHECK_INT(n, 2);
+		for (size_t i = 0; i < n && i < 2; i++) {
+			CHECK_INT(in[i].n_nodes, 1);
+			if (in[i].n_nodes != 1)
+				continue;
+			if (i == 1 && round == 0)
+				snprintf(want, sizeof(want), "%s/sim-1", dir);
+			else
+				snprintf(want, sizeof(want), "%s/sim-sim-n-%zu", dir, i);
+			CHECK_STR(in[i].nodes[0].host_path, want);
+			CHECK_STR(in[i].nodes[0].container_path, want);
+			CHECK_STR(in[i].nodes[0].permissions, "rw");
+			CHECK(!in[i].nodes[0].mount);
+			CHECK(in[i].nodes[0].host_path != in[i].nodes[0].container_path);
+		}
+		dev_instances_free(in, n);
+		touch(dir, "sim-sim-n-1"); /* both: the ID's wins */
 	}
-	dev_instances_free(in, n);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
 }
 
 TEST(invalid)
@@ -155,7 +183,7 @@ TEST(from_config)
 	if (n == 2) {
 		CHECK_STR(in[1].ids[0], "s-worker.a-1-0");
 		CHECK_STR(in[1].ids[1], "s-worker.a-1-1");
-		CHECK_STR(in[1].nodes[0].host_path, "/dev/s1");
+		CHECK_STR(in[1].nodes[0].host_path, "/dev/s-s-worker.a-1-0");
 	}
 	dev_instances_free(in, n);
 	config_free(&c);
