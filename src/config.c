@@ -447,11 +447,26 @@ static int find_config(const struct flags *f, char **out, char *err, size_t errl
 
 static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) at the path must not block the
+	 * start or, on SIGHUP, the event loop; only regular files are read
+	 * (a ConfigMap's symlinks lead to one). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		errbuf_put(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		errbuf_put(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		errbuf_put(err, errlen, "%s: not a regular file (a config file must be one)", path);
+		return -EINVAL;
 	}
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap + 1);

@@ -244,3 +244,35 @@ def test_start_cleans_what_a_killed_run_left(devdir, plugin_dir, kubelet, start_
     wait_until(lambda: nfd.exists(), 5, "the NFD file written")
     assert second.stop() == 0
     assert not nfd.exists(), "NFD labels left after a clean stop"
+
+
+def test_a_fifo_as_config_is_refused_not_waited_on(devdir, plugin_dir, kubelet, start_raw,
+                                                   tmp_path):
+    """Item 7: a FIFO as the config file hung the start without a word, and
+    on SIGHUP froze the event loop while /healthz said 200. Now: refused at
+    once at start; refused by a reload, which keeps the running config and
+    a loop that still follows devices and stops on SIGTERM."""
+    import signal
+    import subprocess
+    from conftest import BIN, WRAP
+    fifo = str(tmp_path / "config.yaml")
+    os.mkfifo(fifo)
+    p = subprocess.run(WRAP + [BIN, "--config", fifo, "--plugin-directory", plugin_dir],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not a regular file" in p.stderr, (p.returncode, p.stderr)
+    os.unlink(fifo)
+    devdir.add("ttyUSB0")
+    with open(fifo, "w") as f:
+        json.dump({"devices": [{"name": "serial",
+                                "groups": [{"paths": [{"path": devdir.p("ttyUSB*")}]}]}]}, f)
+    plugin = start_raw(["--config", fifo, "--plugin-directory", plugin_dir, "--domain", DOMAIN,
+                        "--listen", "127.0.0.1:0"])
+    pl = kubelet.wait_plugin(DOMAIN + "/serial")
+    pl.stream.wait(lambda d: len(d) == 1)
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    mark = plugin.mark()
+    plugin.proc.send_signal(signal.SIGHUP)
+    plugin.wait_log(r"level=error reload refused: .*not a regular file", start=mark)
+    devdir.add("ttyUSB1")
+    pl.stream.wait(lambda d: len(d) == 2, what="the loop still follows devices")
