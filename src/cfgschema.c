@@ -242,8 +242,67 @@ static int get_name(const struct cfg_src *s, const struct cfg_node *n, const cha
 }
 
 /* A trimmed absolute path (path, mountPath). */
+/* A container path made plain in place: "//" and "/./" collapse, ".."
+ * takes the previous component away; a trailing '/' (a directory) stays.
+ * -EINVAL when ".." climbs above '/'. */
+static int normalize_path(char *p)
+{
+	size_t len = strlen(p);
+	bool dir = len > 1 && p[len - 1] == '/';
+	char *out = p; /* p[0] == '/' */
+	size_t o = 0;
+	for (char *c = p; *c;) {
+		while (*c == '/')
+			c++;
+		if (!*c)
+			break;
+		char *end = strchr(c, '/');
+		size_t n = end ? (size_t)(end - c) : strlen(c);
+		if (n == 1 && c[0] == '.') {
+			/* nothing */
+		} else if (n == 2 && c[0] == '.' && c[1] == '.') {
+			if (o == 0)
+				return -EINVAL;
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			o--; /* the '/' before it */
+		} else {
+			out[o++] = '/';
+			memmove(out + o, c, n);
+			o += n;
+		}
+		c += n;
+	}
+	if (o == 0 || dir)
+		out[o++] = '/';
+	out[o] = '\0';
+	return 0;
+}
+
+/* A mountPath made plain; one inside /proc or /sys would put a host file
+ * over the kernel's view in the container: refused. */
+static int check_mount_path(const struct cfg_src *s, const struct cfg_node *n, const char *path,
+			    const char *leaf, char *p)
+{
+	char *raw = strdup(p);
+	if (!raw)
+		return -ENOMEM;
+	int r = 0;
+	if (normalize_path(p) < 0)
+		r = cfgval_fail(s, n, path, leaf, "\"%s\" climbs above '/' with \"..\"", raw);
+	else if (!strcmp(p, "/") || !strncmp(p, "/proc/", 6) || !strcmp(p, "/proc") ||
+		 !strncmp(p, "/sys/", 5) || !strcmp(p, "/sys"))
+		r = cfgval_fail(s, n, path, leaf,
+				"\"%s\" is %s: no device belongs there in a container", raw,
+				!strcmp(p, "/") ? "the root" : "inside /proc or /sys");
+	else if (strcmp(raw, p) != 0)
+		log_info("config: %s.%s \"%s\" is taken as \"%s\"", path, leaf, raw, p);
+	free(raw);
+	return r;
+}
+
 static int get_abs_path(const struct cfg_src *s, const struct cfg_node *n, const char *path,
-			const char *leaf, bool required, char **out)
+			const char *leaf, bool required, bool mount, char **out)
 {
 	const char *raw;
 	int r = cfgval_get_string(s, n, path, leaf, &raw);
@@ -262,6 +321,8 @@ static int get_abs_path(const struct cfg_src *s, const struct cfg_node *n, const
 	else if (*p != '/')
 		r = cfgval_fail(s, n, path, leaf,
 				"must be an absolute path (start with '/'), got \"%s\"", p);
+	else if (mount) /* a container path */
+		r = check_mount_path(s, n, path, leaf, p);
 	if (r < 0) {
 		free(p);
 		return r;
@@ -291,7 +352,7 @@ static bool glob_valid(char *pattern)
 static int get_glob(const struct cfg_src *s, const struct cfg_node *n, const char *path,
 		    const char *leaf, char **out)
 {
-	int r = get_abs_path(s, n, path, leaf, true, out);
+	int r = get_abs_path(s, n, path, leaf, true, false, out);
 	if (r < 0)
 		return r;
 	if (!glob_valid(*out)) {
@@ -413,7 +474,7 @@ static int parse_path(const struct cfg_src *s, const struct cfg_node *map, const
 	    (r = get_glob(s, n, path, "path", &p->path)) < 0)
 		return r;
 	if ((n = cfgval_field(map, "mountPath")) &&
-	    (r = get_abs_path(s, n, path, "mountPath", false, &p->mount_path)) < 0)
+	    (r = get_abs_path(s, n, path, "mountPath", false, true, &p->mount_path)) < 0)
 		return r;
 	return parse_path_options(s, map, path, p);
 }
@@ -543,7 +604,7 @@ static int parse_usb(const struct cfg_src *s, const struct cfg_node *map, const 
 	if (*port && !(u->port = cfgval_dup_trim(port)))
 		return -ENOMEM;
 	if ((n = cfgval_field(map, "mountPath")) &&
-	    (r = get_abs_path(s, n, path, "mountPath", false, &u->mount_path)) < 0)
+	    (r = get_abs_path(s, n, path, "mountPath", false, true, &u->mount_path)) < 0)
 		return r;
 	if (u->mount_path && u->mount_path[strlen(u->mount_path) - 1] != '/')
 		return cfgval_fail(

@@ -236,6 +236,32 @@ TEST(usb_globs_checked_at_load)
 	config_free(&c);
 }
 
+/* Issue 12 item 18: mountPath is made plain, and /proc, /sys and the root
+ * are refused; "/dev/x" and "/dev/../dev/x" are one container path. */
+TEST(mount_paths_normalized)
+{
+	EXPECT_ERR("mountPath: \"/dev/../proc/x\" is inside /proc or /sys", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"paths\":[{\"path\":\"/dev/null\","
+		   "\"mountPath\":\"/dev/../proc/x\"}]}]}");
+	EXPECT_ERR("mountPath: \"/sys\" is inside /proc or /sys", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"paths\":[{\"path\":\"/dev/null\","
+		   "\"mountPath\":\"/sys\"}]}]}");
+	EXPECT_ERR("mountPath: \"/../x\" climbs above '/'", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"paths\":[{\"path\":\"/dev/null\","
+		   "\"mountPath\":\"/../x\"}]}]}");
+	EXPECT_ERR("mountPath: \"/dev/..\" is the root", "--device",
+		   "{\"name\":\"x\",\"groups\":[{\"paths\":[{\"path\":\"/dev/null\","
+		   "\"mountPath\":\"/dev/..\"}]}]}");
+	struct config c;
+	EXPECT_OK(&c, "--device",
+		  "{\"name\":\"x\",\"groups\":[{\"paths\":[{\"path\":\"/dev/null\","
+		  "\"mountPath\":\"/dev/../dev//x/./y\"},{\"path\":\"/dev/zero\","
+		  "\"mountPath\":\"/dev/serial/./\"}]}]}");
+	CHECK_STR(c.devices[0].groups[0].paths[0].mount_path, "/dev/x/y");
+	CHECK_STR(c.devices[0].groups[0].paths[1].mount_path, "/dev/serial/");
+	config_free(&c);
+}
+
 TEST(bad_domains)
 {
 	EXPECT_ERR("--domain: \"Squat.ai\" is not a valid DNS-1123 subdomain", "--domain",
@@ -433,7 +459,7 @@ TEST(file_settings_errors)
 
 	EXPECT_ERR("/nonexistent/x.yaml: cannot open: No such file or directory", "--config",
 		   "/nonexistent/x.yaml");
-	EXPECT_ERR(": cannot read: Is a directory", "--config", tmpdir);
+	EXPECT_ERR(": not a regular file (a config file must be one)", "--config", tmpdir);
 }
 
 TEST(device_alias_key)
@@ -2288,6 +2314,7 @@ int main(int argc, char **argv)
 	RUN(grace_periods);
 	RUN(bad_flags);
 	RUN(usb_globs_checked_at_load);
+	RUN(mount_paths_normalized);
 	RUN(bad_domains);
 	RUN(help_and_version);
 	RUN(no_devices);
