@@ -11,11 +11,14 @@ short, and the result applied. The shipped DaemonSet is applied again at
 the end (kubectl's three-way merge takes the additions out) and the RBAC
 objects deleted, so that whatever runs later sees the shipped manifests.
 
-Independent of test_cluster.py's order: it makes its own ttyUSB node and
-checks first that it is the only free ttyusb on the node."""
+Independent of test_cluster.py's order: it makes its own ttyUSB nodes
+(/dev/ttyUSB92, ...), as many as it takes for the scheduler to see exactly
+one free ttyusb on the node (Pods of earlier tests hold some, and a Pod
+whose device is gone still counts)."""
 
 import copy
 import datetime
+import glob
 import os
 import re
 import time
@@ -24,15 +27,19 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import (CACHE, DOMAIN, DS, MANIFEST, NAMESPACE, ROOT, STATUS_CYCLE, TEST_NS, figure, pod_ready,
+from conftest import (CACHE, DOMAIN, DS, MANIFEST, NAMESPACE, ROOT, STATUS_CYCLE, TEST_NS, Seen, figure, pod_ready,
                       wait_until)
 
 EVICT_DIR = os.path.join(ROOT, "manifests", "variants", "evict")
 EVICT_AFTER = 20.0
 TTYUSB = f"{DOMAIN}/ttyusb"
 USB_MAJOR = 188
-DEVICE = "/dev/ttyUSB92"  # far above what a real adapter gets first
 DEPLOY = "evict-me"
+
+
+def minor(path):
+    return int(re.search(r"(\d+)$", path).group(1))
+
 # scripts/e2e/cluster.sh's kubelet --root-dir ($E2E_CACHE/run/kubelet).
 KUBELET_ROOT = os.path.join(CACHE, "run", "kubelet")
 
@@ -193,16 +200,38 @@ def deployment(node):
     }
 
 
-def free_ttyusb(k, node):
-    """Allocatable ttyusb on the node minus what its live Pods ask for."""
-    alloc = k.resources(node)[1].get(TTYUSB, 0)
+def ttyusb_requests(k, node):
+    """What the scheduler counts as taken: the ttyusb limits of the node's
+    live Pods (a Pod whose device is gone still counts)."""
     used = 0
     for p in k.json("get", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={node}")["items"]:
         if p["status"].get("phase") in ("Succeeded", "Failed"):
             continue
         for c in p["spec"]["containers"]:
             used += int(c.get("resources", {}).get("limits", {}).get(TTYUSB, 0))
-    return alloc - used
+    return used
+
+
+def make_one_free(k, node, devnodes):
+    """Makes ttyUSB nodes until the scheduler sees exactly one free ttyusb
+    on the node (Pods of earlier tests may hold some, or count for ones
+    that are gone); returns the paths made."""
+    present = glob.glob("/dev/ttyUSB*")
+    wait_until(f"allocatable {TTYUSB} = the {len(present)} /dev/ttyUSB* nodes present",
+               lambda: k.resources(node)[1].get(TTYUSB, 0) == len(present) or Seen(k.resources(node)),
+               STATUS_CYCLE + 20)
+    need = ttyusb_requests(k, node) + 1 - len(present)
+    if need < 1:
+        pytest.skip(f"{node} has free {TTYUSB} devices of its own ({present}): the replacement would not wait")
+    made = [f"/dev/ttyUSB{92 + i}" for i in range(need)]
+    for path in made:
+        devnodes.add(path, USB_MAJOR, minor(path))
+    want = len(present) + need
+    k.wait_resources(node, f"allocatable {TTYUSB} {want} after mknod {made}",
+                     lambda cap, alloc: alloc.get(TTYUSB) == want, STATUS_CYCLE + 20)
+    free = want - ttyusb_requests(k, node)
+    assert free == 1, f"expected one free {TTYUSB} for the scheduler on {node}, got {free}"
+    return made
 
 
 def deploy_pods(k):
@@ -221,11 +250,7 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
     again, and then runs."""
     k, node = evicting.kube, evicting.node
     hostname = k.node(node)["metadata"]["labels"]["kubernetes.io/hostname"]
-    devnodes.add(DEVICE, USB_MAJOR, 92)
-    wait_until(f"one free {TTYUSB} on {node} after mknod {DEVICE} (no other free one)",
-               lambda: free_ttyusb(k, node) >= 1 or None, STATUS_CYCLE + 20)
-    assert free_ttyusb(k, node) == 1, \
-        f"{node} has other free {TTYUSB} devices: the replacement would not wait; node: {k.resources(node)}"
+    made = make_one_free(k, node, devnodes)
 
     k.apply(deployment(hostname))
 
@@ -235,10 +260,11 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
 
     old = wait_until(f"Deployment {DEPLOY}'s Pod Running", one_running, 60)
     old_name, old_uid = old["metadata"]["name"], old["metadata"]["uid"]
-    out = wait_until(f"{old_name} prints its device", lambda: re.search(r"files=\S+", k.logs(old_name)), 30)
-    assert out.group(0) == f"files={DEVICE}", f"{old_name} got {out.group(0)}, not {DEVICE}"
+    out = wait_until(f"{old_name} prints its device", lambda: re.search(r"files=(\S+)", k.logs(old_name)), 30)
+    device = out.group(1)
+    assert device in made, f"{old_name} got {device}, not one of the free ones made: {made}"
 
-    t_rm = devnodes.remove(DEVICE)
+    t_rm = devnodes.remove(device)
     wall_rm = devnodes.when
 
     def evicted():
@@ -255,7 +281,7 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
         return None
 
     try:
-        how = wait_until(f"{old_name} evicted within EVICT_AFTER ({EVICT_AFTER:.0f} s) + 30 s of rm {DEVICE}",
+        how = wait_until(f"{old_name} evicted within EVICT_AFTER ({EVICT_AFTER:.0f} s) + 30 s of rm {device}",
                          evicted, EVICT_AFTER + 30, interval=0.1)
     except AssertionError as e:
         raise AssertionError(f"{e}\nthe plugin's evict log lines:\n"
@@ -263,7 +289,7 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
     t_ev = time.monotonic()
     assert t_ev - t_rm >= EVICT_AFTER - 1, \
         f"{old_name} {how} {t_ev - t_rm:.1f} s after rm, before EVICT_AFTER ({EVICT_AFTER:.0f} s)"
-    figure(f"rm {DEVICE} -> Pod evicted ({how}; EVICT_AFTER {EVICT_AFTER:.0f} s)", t_ev - t_rm)
+    figure(f"rm {device} -> Pod evicted ({how}; EVICT_AFTER {EVICT_AFTER:.0f} s)", t_ev - t_rm)
     figure("deadline (rm + EVICT_AFTER) -> Pod evicted", t_ev - t_rm - EVICT_AFTER)
 
     log = plugin_log(k, node)
@@ -272,7 +298,14 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
     assert done, "the plugin does not log the eviction:\n" + \
         "\n".join(l for l in log.splitlines() if "evict" in l)
     figure("deadline -> evicted (the plugin's after_deadline=)", float(done.group(3)))
-    figure(f"rm {DEVICE} -> the plugin's 'evicted' log line", log_time(done.group(1)) - wall_rm)
+    print("the plugin's evict log lines:\n" + "\n".join(l for l in log.splitlines() if "evict" in l))
+    server = k.json("version")["serverVersion"]
+    if (int(server["major"]), int(re.match(r"\d+", server["minor"]).group(0))) < (1, 22):
+        # policy/v1 Eviction came with 1.22: the plugin must have switched.
+        assert "using policy/v1beta1" in log, \
+            f"API server {server['gitVersion']} has no policy/v1 Eviction, yet the plugin does not log " \
+            "the switch to policy/v1beta1:\n" + "\n".join(l for l in log.splitlines() if "evict" in l)
+    figure(f"rm {device} -> the plugin's 'evicted' log line", log_time(done.group(1)) - wall_rm)
 
     pod_ev = wait_until(f"a DeviceGone Event on Pod {TEST_NS}/{old_name}",
                         lambda: events(k, TEST_NS, "Pod", old_name), 20)
@@ -306,18 +339,19 @@ def test_gone_device_evicts_and_replacement_waits(evicting, devnodes):
             f"the replacement {new_name} was scheduled with no device on the node: {p['status']}"
         time.sleep(0.5)
 
-    t_mk = devnodes.add(DEVICE, USB_MAJOR, 92)
+    t_mk = devnodes.add(device, USB_MAJOR, minor(device))
 
     def new_running():
         p = k.pod(new_name)
         assert p["status"].get("phase") not in ("Failed", "Succeeded"), f"{new_name} ended: {p['status']}"
         return p if p["status"].get("phase") == "Running" else None
 
-    wait_until(f"the replacement {new_name} Running after mknod {DEVICE}", new_running, STATUS_CYCLE + 60, interval=0.1)
-    figure(f"mknod {DEVICE} again -> the replacement Pod Running", time.monotonic() - t_mk)
-    out = wait_until(f"{new_name} prints its device", lambda: re.search(r"files=\S+", k.logs(new_name)), 30)
-    assert out.group(0) == f"files={DEVICE}", f"{new_name} got {out.group(0)}, not {DEVICE}"
+    wait_until(f"the replacement {new_name} Running after mknod {device}", new_running, STATUS_CYCLE + 60, interval=0.1)
+    figure(f"mknod {device} again -> the replacement Pod Running", time.monotonic() - t_mk)
+    out = wait_until(f"{new_name} prints its device", lambda: re.search(r"files=(\S+)", k.logs(new_name)), 30)
+    assert out.group(1) in made, f"{new_name} got {out.group(1)}, not one of {made}"
 
     k.out("-n", TEST_NS, "delete", "deployment", DEPLOY, "--wait=false")
     wait_until(f"Deployment {DEPLOY}'s Pods gone", lambda: not deploy_pods(k), 60)
-    devnodes.remove(DEVICE)
+    for path in made:
+        devnodes.remove(path)
