@@ -127,7 +127,8 @@ static bool update_watches(struct daemon *d)
 	const char *err_dir;
 	size_t added =
 	    dirwatch_sync(d->dw, dirs, n_dirs, DEV_EVENTS, on_dev_event, d, &err, &err_dir);
-	if (err)
+	/* A kernel limit is said once by dirwatch (and polled around). */
+	if (err && err != -EMFILE && err != -ENOSPC)
 		log_warn("cannot watch dir=%s err=\"%s\"", err_dir, strerror(-err));
 	for (size_t i = 0; i < n_dirs; i++)
 		free(dirs[i]);

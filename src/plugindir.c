@@ -161,7 +161,8 @@ struct plugindir *plugindir_new(struct loop *loop, struct dirwatch *dw, const ch
 		errno = n < 0 || (size_t)n >= sizeof(pd->kubelet_sock) ? ENAMETOOLONG : ENOMEM;
 		return NULL;
 	}
-	(void)watch_dir(pd); /* a failure retries by itself */
+	(void)kubelet_changed(pd); /* the kubelet there now is not a restart */
+	(void)watch_dir(pd);	   /* a failure retries by itself */
 	return pd;
 }
 

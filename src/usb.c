@@ -784,7 +784,7 @@ static void watch_bus_dirs(struct usb_watch *w)
 	int err;
 	const char *err_dir;
 	dirwatch_sync(w->dw, dirs, n, BUS_EVENTS, on_bus_event, w, &err, &err_dir);
-	if (err)
+	if (err && err != -EMFILE && err != -ENOSPC) /* a limit: said once by dirwatch */
 		log_warn("usb: cannot watch dir=%s err=\"%s\"", err_dir, strerror(-err));
 }
 

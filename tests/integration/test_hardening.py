@@ -108,11 +108,15 @@ def test_without_inotify_it_polls_says_so_and_keeps_up(open_devdir, plugin_dir, 
     pl = kubelet.wait_plugin(DOMAIN + "/serial")
     pl.stream.wait(lambda d: len(d) == 1)
     wait_until(lambda: _health(port)[0] == 200, 5, "/healthz 200 once registered")
+    # polling took the kubelet that was there for what it is, not a restart
+    assert kubelet.count(DOMAIN + "/serial") == 1, "registered again without a restart"
     status, body = _health(port)
     assert status == 200 and "degraded: no inotify instance" in body, (status, body)
     assert _metric(port, "usbdp_degraded") == 1
     devdir.add("ttyUSB1")
     pl.stream.wait(lambda d: len(d) == 2, timeout=3, what="the new file, found by polling")
+    # said once, not at every poll
+    assert len([l for l in plugin.log().splitlines() if "cannot watch" in l]) == 0
     count = kubelet.count(DOMAIN + "/serial")
     mask = os.umask(0)  # the new kubelet.sock too
     try:
