@@ -85,7 +85,9 @@ def test_reloads_that_swap_resources_leave_usage_flat(devdir, tmp_path, kubelet,
     print("after %d reloads: RSS %d KiB -> %d KiB, fds %d -> %d, threads %d -> %d" % (
         n, base[0], end[0], base[1], end[1], base[2], end[2]))
     assert end[1] <= base[1], "descriptors grew: %d -> %d" % (base[1], end[1])
-    assert end[2] <= base[2], "threads grew: %d -> %d" % (base[2], end[2])
+    # gRPC core starts and stops executor threads on demand (a few at most):
+    # flat means not growing with the reloads (800 of them here)
+    assert end[2] <= base[2] + 2, "threads grew: %d -> %d" % (base[2], end[2])
     if not WRAP and not _instrumented(pid):  # make test runs it so (Makefile)
         assert end[0] - base[0] < 1024, "RSS grew %d KiB over %d reloads" % (
             end[0] - base[0], n - n // 5)
