@@ -291,6 +291,9 @@ char *metrics_render(struct metrics *m, size_t *len)
 	per_resource(&b, m, "usbdp_cdi_failing", "gauge",
 		     "1 while the resource's CDI spec cannot be written (its list is held back).",
 		     offsetof(struct metrics_res, failing));
+	per_resource(&b, m, "usbdp_devices_withheld", "gauge",
+		     "Devices found but not listed: over the limits a resource's list keeps to.",
+		     offsetof(struct metrics_res, withheld));
 	per_resource(&b, m, "usbdp_listandwatch_streams", "gauge", "Open ListAndWatch streams.",
 		     offsetof(struct metrics_res, streams));
 	per_resource(&b, m, "usbdp_allocate_calls_total", "counter", "Allocate calls answered.",
@@ -364,6 +367,20 @@ void metrics_set_degraded(struct metrics *m, const char *why)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* Over-limit resources: still ready (they serve the devices that fit, and
+ * a restart would find the same files), one line each. */
+static void health_withheld(struct buf *b, struct metrics *m)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->n_res; i++) {
+		uint64_t n = LOAD(m->res[i]->withheld);
+		if (n)
+			put(b, "over limit: %s: %llu devices not listed\n", m->res[i]->name,
+			    (unsigned long long)n);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
 char *metrics_health(struct metrics *m, bool *ready)
 {
 	struct buf b;
@@ -388,6 +405,7 @@ char *metrics_health(struct metrics *m, bool *ready)
 	pthread_mutex_unlock(&m->mu);
 	if (*ready)
 		put(&b, "ok\n");
+	health_withheld(&b, m);
 	/* Still ready: the plugin works, only later; a restart cannot help. */
 	if (degraded)
 		put(&b, "degraded: %s\n", degraded);

@@ -21,7 +21,8 @@ struct metrics_res {
 	_Atomic uint64_t registrations, registration_errors;
 	_Atomic uint64_t allocate_calls, allocate_errors;
 	_Atomic uint64_t devices, healthy, streams;
-	_Atomic uint64_t failing; /* its CDI spec cannot be written */
+	_Atomic uint64_t failing;  /* its CDI spec cannot be written */
+	_Atomic uint64_t withheld; /* devices not listed: over the limits (sizelimits.h) */
 };
 
 #define METRICS_N_BUCKETS 12

@@ -16,6 +16,7 @@
 #include "kubelet.h"
 #include "log.h"
 #include "server.h"
+#include "sizelimits.h"
 
 #define REGISTER_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS	    500
@@ -56,6 +57,7 @@ struct resource {
 	int64_t cdi_retry_ms;
 	/* metrics */
 	struct metrics_res *m;
+	size_t withheld; /* devices over the limits in the last list (sizelimits.h) */
 	/* teardown: destroyed, and what must still call back */
 	bool dying;
 	bool server_live;
@@ -449,6 +451,23 @@ static void on_cdi_retry(struct loop *loop, void *data)
 	resource_publish(data);
 }
 
+/* Over the limits or back under them: said once each way, not per list. */
+static void say_withheld(struct resource *r, const struct snapshot *snap)
+{
+	atomic_store(&r->m->withheld, snap->n_withheld);
+	if (snap->n_withheld && !r->withheld)
+		log_error("resource over its limits resource=%s listed=%zu withheld=%zu "
+			  "max_devices=%d max_list_bytes=%d: the devices first in table order "
+			  "are listed, the others not until there is room; narrow the globs "
+			  "or lower count",
+			  r->full_name, snap->n_devices, snap->n_withheld, LIMIT_DEVICES,
+			  LIMIT_LIST_BYTES);
+	else if (!snap->n_withheld && r->withheld)
+		log_info("resource back under its limits resource=%s listed=%zu", r->full_name,
+			 snap->n_devices);
+	r->withheld = snap->n_withheld;
+}
+
 bool resource_publish(struct resource *r)
 {
 	uint64_t gen = table_generation(r->table);
@@ -463,6 +482,7 @@ bool resource_publish(struct resource *r)
 		  (unsigned long long)gen, snap->n_devices, snap->n_healthy);
 	atomic_store(&r->m->devices, snap->n_devices);
 	atomic_store(&r->m->healthy, snap->n_healthy);
+	say_withheld(r, snap);
 	/* A device named in no spec must not reach the kubelet: Allocate
 	 * would name a CDI device the runtime cannot find. The last list
 	 * stays; the write is retried after 1 s, doubling to 30 s. */

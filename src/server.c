@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "sizelimits.h"
 
 /* The largest request accepted: 1 MiB holds ~20,000 device IDs. */
 #define SERVER_MAX_REQUEST (1 << 20)
@@ -749,6 +750,16 @@ void server_publish(struct server *srv, struct snapshot *snap)
 	/* Serialise once, outside the lock; every stream shares the bytes. */
 	size_t len = 0;
 	uint8_t *bytes = list_bytes(snap, &len);
+	if (bytes && len > LIMIT_LIST_BYTES) {
+		/* The table keeps lists under the limit: this is a bug, and a
+		 * list the kubelet refuses would leave it with no devices. */
+		log_error("list not sent resource=%s bytes=%zu max_list_bytes=%d: the last one "
+			  "stays",
+			  srv->full_name, len, LIMIT_LIST_BYTES);
+		free(bytes);
+		snapshot_unref(snap);
+		return;
+	}
 	grpc_byte_buffer *msg = bytes ? rpc_buffer_from(bytes, len) : NULL;
 	pthread_mutex_lock(&srv->mu);
 	struct snapshot *old = srv->snap;

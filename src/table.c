@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sizelimits.h"
 
 struct entry {
 	struct dev_instance inst;
@@ -328,6 +329,39 @@ static int cmp_dev_stable(const void *a, const void *b)
 	return x->instance < y->instance ? -1 : x->instance > y->instance;
 }
 
+/* Table order: by instance (group, then key), then slot. */
+static int cmp_dev_table(const void *a, const void *b)
+{
+	const struct snap_device *x = a, *y = b;
+	if (x->instance != y->instance)
+		return x->instance < y->instance ? -1 : 1;
+	return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* Keeps the devices that fit the limits, first in table order, so the
+ * same ones stay listed whatever their health (each is counted at its
+ * largest encoding); s->devices stays sorted by ID. */
+static void cap_devices(struct snapshot *s)
+{
+	size_t bytes = 0, n = 0;
+	for (size_t i = 0; i < s->n_devices; i++)
+		bytes += limit_list_entry_bytes(strlen(s->devices[i].id));
+	if (s->n_devices <= LIMIT_DEVICES && bytes <= LIMIT_LIST_BYTES)
+		return;
+	qsort(s->devices, s->n_devices, sizeof(*s->devices), cmp_dev_table);
+	bytes = 0;
+	while (n < s->n_devices && n < LIMIT_DEVICES) {
+		size_t b = limit_list_entry_bytes(strlen(s->devices[n].id));
+		if (bytes + b > LIMIT_LIST_BYTES)
+			break;
+		bytes += b;
+		n++;
+	}
+	s->n_withheld = s->n_devices - n;
+	s->n_devices = n;
+	qsort(s->devices, n, sizeof(*s->devices), cmp_dev);
+}
+
 const struct snap_device *snapshot_find(const struct snapshot *s, const char *id)
 {
 	if (!s || !id)
@@ -379,7 +413,8 @@ struct snapshot *table_snapshot(const struct table *t)
 		s->devices[u++] = s->devices[i];
 	}
 	s->n_devices = u;
-	for (size_t i = 0; i < u; i++)
+	cap_devices(s);
+	for (size_t i = 0; i < s->n_devices; i++)
 		if (s->devices[i].instance->healthy)
 			s->n_healthy++;
 	return s;

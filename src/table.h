@@ -35,6 +35,10 @@ struct snapshot {
 	struct snap_device *devices; /* sorted by id, unique */
 	size_t n_devices;
 	size_t n_healthy; /* devices listed Healthy */
+	/* Devices over the limits (sizelimits.h: LIMIT_DEVICES, and
+	 * LIMIT_LIST_BYTES of encoded list) and so not listed: those last in
+	 * table order. */
+	size_t n_withheld;
 };
 
 /* NULL is a no-op for both; an unref without a reference aborts. */
@@ -79,7 +83,10 @@ typedef void (*table_shared_cb)(void *data, const char *path, size_t r1, const c
 int table_shared_nodes(const struct table *const *ts, size_t n_tables, table_shared_cb fn,
 		       void *data);
 
-/* A new snapshot (caller owns the reference), NULL on ENOMEM. */
+/* A new snapshot (caller owns the reference), NULL on ENOMEM. It lists the
+ * devices in table order (by group, then key; slots in order) while they
+ * fit the limits of sizelimits.h, and counts the rest in n_withheld: a glob
+ * that matches more than foreseen never makes a list the kubelet refuses. */
 struct snapshot *table_snapshot(const struct table *t);
 
 #endif

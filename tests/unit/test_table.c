@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "deviceplugin.pb-c.h"
 #include "log.h"
+#include "sizelimits.h"
 #include "table.h"
 
 static char dir[64];
@@ -220,6 +222,110 @@ TEST(nodes_shared_across_resources)
 	rm("u");
 }
 
+/* One instance "<file>" with count IDs of id_len bytes: "<file>-<slot>"
+ * padded with 'x' after the file name. */
+static struct dev_instance *long_ids(const char *file, unsigned count, size_t id_len)
+{
+	struct dev_instance *a = insts(1, &file, 1);
+	free(a->ids[0]);
+	free(a->ids);
+	a->ids = calloc(count, sizeof(*a->ids));
+	a->count = count;
+	for (unsigned j = 0; j < count; j++) {
+		char tail[16];
+		int n = snprintf(tail, sizeof(tail), "-%05u", j);
+		size_t head = id_len - (size_t)n;
+		a->ids[j] = malloc(id_len + 1);
+		memset(a->ids[j], 'x', head);
+		memcpy(a->ids[j], file, strlen(file) < head ? strlen(file) : head);
+		memcpy(a->ids[j] + head, tail, (size_t)n + 1);
+	}
+	return a;
+}
+
+/* The encoded ListAndWatchResponse of the snapshot's devices, each with
+ * health "Unhealthy" (what the limit counts). */
+static size_t packed_unhealthy(const struct snapshot *s, size_t extra_id_len)
+{
+	size_t n = s->n_devices + (extra_id_len ? 1 : 0);
+	V1beta1__Device *devs = calloc(n, sizeof(*devs));
+	V1beta1__Device **ptrs = calloc(n, sizeof(*ptrs));
+	char *extra = calloc(extra_id_len + 1, 1);
+	memset(extra, 'y', extra_id_len);
+	for (size_t i = 0; i < n; i++) {
+		v1beta1__device__init(&devs[i]);
+		devs[i].id = i < s->n_devices ? (char *)s->devices[i].id : extra;
+		devs[i].health = "Unhealthy";
+		ptrs[i] = &devs[i];
+	}
+	V1beta1__ListAndWatchResponse msg = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
+	msg.n_devices = n;
+	msg.devices = ptrs;
+	size_t len = protobuf_c_message_get_packed_size(&msg.base);
+	free(devs);
+	free(ptrs);
+	free(extra);
+	return len;
+}
+
+TEST(entry_bytes_as_protobuf_packs_them)
+{
+	static const size_t lens[] = {1, 40, 100, 116, 117, 127, 128, 200, 16383, 16384, 70000};
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct snapshot s = {.n_devices = 0};
+		CHECK_INT(packed_unhealthy(&s, lens[i]), limit_list_entry_bytes(lens[i]));
+	}
+}
+
+TEST(snapshot_keeps_to_the_device_limit)
+{
+	struct table *t = table_new(names[0], 1000);
+	const char *abc[] = {"c", "a", "b"}; /* the table orders them by key */
+	CHECK_INT(table_update_group(t, 0, insts(3, abc, 4000), 3, 1), 1);
+	struct snapshot *s = table_snapshot(t);
+	CHECK_INT(s->n_devices, LIMIT_DEVICES);
+	CHECK_INT(s->n_withheld, 12000 - LIMIT_DEVICES);
+	/* the first in table order: every slot of a and b, then c's first */
+	CHECK(snapshot_find(s, "a-3999") && snapshot_find(s, "b-0"));
+	CHECK(snapshot_find(s, "c-1999") != NULL);
+	CHECK(snapshot_find(s, "c-2000") == NULL);
+	int sorted = 1;
+	for (size_t i = 1; i < s->n_devices; i++)
+		sorted &= strcmp(s->devices[i - 1].id, s->devices[i].id) < 0;
+	CHECK(sorted);
+	snapshot_unref(s);
+	/* c goes (dropped at once: grace 0): back under, nothing withheld */
+	table_set_grace(t, 0);
+	const char *ab[] = {"a", "b"};
+	CHECK_INT(table_update_group(t, 0, insts(2, ab, 4000), 2, 2), 1);
+	table_expire(t, 3);
+	s = table_snapshot(t);
+	CHECK_INT(s->n_devices, 8000);
+	CHECK_INT(s->n_withheld, 0);
+	snapshot_unref(s);
+	table_free(t);
+}
+
+TEST(snapshot_keeps_to_the_list_bytes_limit)
+{
+	struct table *t = table_new(names[0], 1000);
+	enum { ID_LEN = 600, COUNT = 8000 }; /* some 4.8 MB of list */
+	CHECK_INT(table_update_group(t, 0, long_ids("L", COUNT, ID_LEN), 1, 1), 1);
+	struct snapshot *s = table_snapshot(t);
+	CHECK(s->n_devices > 0 && s->n_devices < COUNT);
+	CHECK_INT(s->n_devices + s->n_withheld, COUNT);
+	CHECK(packed_unhealthy(s, 0) <= LIMIT_LIST_BYTES);
+	CHECK(packed_unhealthy(s, ID_LEN) > LIMIT_LIST_BYTES); /* one more would not fit */
+	/* the first slots, in order */
+	size_t last = 0;
+	for (size_t i = 0; i < s->n_devices; i++)
+		if (s->devices[i].slot > last)
+			last = s->devices[i].slot;
+	CHECK_INT(last + 1, s->n_devices);
+	snapshot_unref(s);
+	table_free(t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_NONE);
@@ -239,6 +345,9 @@ int main(void)
 	RUN(groups_are_separate_and_ids_unique);
 	RUN(snapshot_outlives_table_changes);
 	RUN(nodes_shared_across_resources);
+	RUN(entry_bytes_as_protobuf_packs_them);
+	RUN(snapshot_keeps_to_the_device_limit);
+	RUN(snapshot_keeps_to_the_list_bytes_limit);
 	rmdir(dir);
 	return CHECK_SUMMARY();
 }
