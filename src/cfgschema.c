@@ -14,10 +14,12 @@
 
 #include "gore.h"
 #include "pathmatch.h"
+#include "sizelimits.h"
 #include "tmpl.h"
 
-#define MAX_COUNT 10000 /* count slots per instance (ListAndWatch stays small) */
-#define MAX_NAME  63	/* Kubernetes' limit for the name part of a resource */
+/* count slots per instance: more could never all be listed */
+#define MAX_COUNT LIMIT_DEVICES
+#define MAX_NAME  63 /* Kubernetes' limit for the name part of a resource */
 
 /* ---- devices ---- */
 
@@ -1029,6 +1031,19 @@ static int devlist_grow(struct cfgschema_devlist *l)
 	return 0;
 }
 
+/* The fewest devices d lists once each of its groups matches anything: a
+ * virtual group's instances are all there, a path or USB group has at
+ * least one (a glob may match more: the table caps those at run time). */
+static uint64_t least_devices(const struct cfg_device *d)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < d->n_groups; i++) {
+		const struct cfg_group *g = &d->groups[i];
+		n += (uint64_t)g->count * (g->virt ? g->virt->count : 1);
+	}
+	return n;
+}
+
 int cfgschema_devlist_add(struct cfgschema_devlist *l, const struct cfg_src *s,
 			  const struct cfg_node *node, const char *key, size_t index)
 {
@@ -1048,6 +1063,18 @@ int cfgschema_devlist_add(struct cfgschema_devlist *l, const struct cfg_src *s,
 		return r;
 	}
 	l->lines[l->n++] = name_node ? name_node->line : 0;
+	if (l->n > LIMIT_RESOURCES)
+		return cfgval_fail(s, name_node, path, leaf,
+				   "\"%s\" is resource number %zu: at most %d may be configured "
+				   "(each is a socket, a gRPC server and a registration)",
+				   d->name, l->n, LIMIT_RESOURCES);
+	uint64_t least = least_devices(d);
+	if (least > LIMIT_DEVICES)
+		return cfgval_fail(s, node, path, "groups",
+				   "resource \"%s\" offers at least %llu devices (count times "
+				   "instances, summed over its groups, once each group matches one "
+				   "device): more than the %d a resource may list",
+				   d->name, (unsigned long long)least, LIMIT_DEVICES);
 	for (size_t j = 0; j + 1 < l->n; j++) {
 		if (strcmp(l->v[j].name, d->name) != 0)
 			continue;

@@ -721,6 +721,42 @@ TEST(unknown_keys)
 		   "{\"name\": \"a\", \"colour\": 1, \"groups\": []}");
 }
 
+TEST(size_limits)
+{
+	/* 257 resources: the one over the limit is named */
+	enum { N = 257 };
+	char *argv[1 + 2 * N];
+	argv[0] = "usb-device-plugin";
+	for (int i = 0; i < N; i++) {
+		argv[1 + 2 * i] = "--device";
+		if (asprintf(&argv[2 + 2 * i],
+			     "{\"name\": \"r%d\", \"groups\": [{\"paths\": [{\"path\": "
+			     "\"/dev/x%d\"}]}]}",
+			     i, i) < 0)
+			abort();
+	}
+	struct config c;
+	char err[512];
+	CHECK(config_load(&c, 1 + 2 * N, argv, err, sizeof(err)) < 0);
+	CHECK_CONTAINS(err, "--device #257: name: \"r256\" is resource number 257: at most 256");
+	CHECK_INT(config_load(&c, 1 + 2 * (N - 1), argv, err, sizeof(err)), 0);
+	config_free(&c);
+	for (int i = 0; i < N; i++)
+		free(argv[2 + 2 * i]);
+	/* devices per resource: count x instances over the groups */
+	EXPECT_ERR(
+	    "--device #1: groups: resource \"v\" offers at least 10001 devices", "--device",
+	    "{\"name\": \"v\", \"groups\": [{\"virtual\": {\"count\": 1}, \"count\": 10000}, "
+	    "{\"virtual\": {\"count\": 1}}]}");
+	EXPECT_ERR("offers at least 20000 devices", "--device",
+		   "{\"type\": \"old\", \"count\": 10000, \"paths\": [\"/dev/a\", \"/dev/b\"]}");
+	struct config ok;
+	EXPECT_OK(
+	    &ok, "--device",
+	    "{\"name\": \"v\", \"groups\": [{\"virtual\": {\"count\": 100}, \"count\": 100}]}");
+	config_free(&ok);
+}
+
 TEST(wrong_types)
 {
 	EXPECT_ERR("--device #1: groups: expected a list, got a map", "--device",
@@ -2329,6 +2365,7 @@ int main(int argc, char **argv)
 	RUN(json_file);
 	RUN(unknown_keys);
 	RUN(wrong_types);
+	RUN(size_limits);
 	RUN(names);
 	RUN(duplicate_names);
 	RUN(groups);
