@@ -2,8 +2,8 @@
  * them is refused at start and on reload; what only the files found at run
  * time can exceed (a glob matching more files than foreseen) is cut to the
  * limit, said in the log, on /metrics and on /healthz. */
-#ifndef UDP_LIMIT_H
-#define UDP_LIMIT_H
+#ifndef UDP_SIZELIMITS_H
+#define UDP_SIZELIMITS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -23,6 +23,9 @@ import grpc
 # upper bound. UDP_SLOW overrides it.
 SLOW = float(os.environ.get("UDP_SLOW") or (10.0 if os.environ.get("UDP_WRAP") else 3.0))
 
+# The most the kubelet's gRPC client receives in one message.
+KUBELET_MAX_RECEIVE = 4 * 1024 * 1024
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 GEN = os.path.join(ROOT, "build", "pygen")
@@ -125,7 +128,11 @@ class Plugin:
         self.request = request
         self.resource = request.resource_name
         self.endpoint = request.endpoint
-        self.channel = grpc.insecure_channel("unix:" + os.path.join(plugin_dir, request.endpoint))
+        # the kubelet's client receives at most 4 MiB a message (grpc-go's
+        # default): a longer list must fail here as it fails there
+        self.channel = grpc.insecure_channel(
+            "unix:" + os.path.join(plugin_dir, request.endpoint),
+            options=[("grpc.max_receive_message_length", KUBELET_MAX_RECEIVE)])
         self.stream = None
 
     def _unary(self, method, req_type, resp_type):
