@@ -27,7 +27,9 @@ typedef void (*devmatch_cb)(void *data, const char *name, size_t match);
 /* Walks root and calls fn(data, name, i) for every entry below it (files,
  * directories, symlinks; depth first, each directory in strcmp order)
  * whose relative name one of m[0..n) matches, i the first that does.
- * Entries whose name starts with '.' are skipped, with what is below them
+ * Skipped, with what is below them: /dev/shm and /dev/mqueue (root/shm,
+ * root/mqueue), any directory a user other than root can write
+ * (pathtrust.h), and entries whose name starts with '.'
  * (udev's temporary files); symlinked directories are not entered; at
  * most DEVMATCH_MAX_DEPTH levels. m must be the same expressions as in the
  * previous scan, or devmatch_forget called since. Returns 0 or a negative

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "pathmatch.h"
+#include "pathtrust.h"
 
 struct strv {
 	char **v;
@@ -536,6 +537,8 @@ int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_insta
 			goto out;
 		}
 		r = go_glob(p->path, &found[k]);
+		if (r == 0) /* only what root put there (pathtrust.h) */
+			r = pathtrust_filter(found[k].v, &found[k].n);
 		if (r < 0)
 			goto out;
 		m = found[k].n;
