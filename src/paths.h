@@ -55,7 +55,14 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
  * or -ENOMEM. */
 int paths_device_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
 
-/* Whether an inotify event for entry name of directory dir (one that
+/* The invariant that lets an event be judged by its name alone: what
+ * paths_expand gives for g is a function of the entries of the
+ * directories paths_watch_dirs gives (and of the nodes below a matched
+ * Device directory) whose names g's components can match; an entry no
+ * component can match is never read beyond its name, so its coming, going
+ * or changing leaves the expansion as it was.
+ *
+ * Whether an inotify event for entry name of directory dir (one that
  * paths_watch_dirs or paths_device_dirs gave, as it spelled it) can change
  * what paths_expand, paths_watch_dirs or paths_device_dirs give for g:
  * true when dir/name is, component by component, a possible match of some
