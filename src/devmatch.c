@@ -317,6 +317,57 @@ int devmatch_watch_dirs(const struct devmatch *dm, char ***dirs, size_t *n_dirs)
 	return 0;
 }
 
+/* ---- which events matter ---- */
+
+/* dir/name relative to root into rel: 1, or 0 when it is not below root
+ * (or too long to be a name devmatch_scan could give). */
+static int relative(const char *root, const char *dir, const char *name, char *rel, size_t len)
+{
+	size_t rl = strlen(root);
+	while (rl > 1 && root[rl - 1] == '/')
+		rl--;
+	if (strncmp(dir, root, rl) != 0 || (dir[rl] != '\0' && dir[rl] != '/'))
+		return 0;
+	const char *sub = dir[rl] ? dir + rl + 1 : "";
+	int n = snprintf(rel, len, "%s%s%s", sub, *sub ? "/" : "", name);
+	return n >= 0 && (size_t)n < len;
+}
+
+bool devmatch_event_new_name(const char *root, const struct cfg_match *m, size_t n, const char *dir,
+			     const char *name, bool is_dir)
+{
+	char rel[PATH_MAX];
+	if (!dir || !name || !*name)
+		return true;
+	if (!relative(root, dir, name, rel, sizeof(rel)))
+		return false;
+	/* devmatch_scan never reports a hidden name, nor one below it. */
+	for (const char *c = rel; c; c = strchr(c, '/') ? strchr(c, '/') + 1 : NULL)
+		if (c[0] == '.')
+			return false;
+	if (is_dir) /* what is below it is found by walking it */
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (cfg_match_matches(&m[i], rel))
+			return true;
+	return false;
+}
+
+bool devmatch_event_matters(const char *root, const struct cfg_group *g, const char *dir,
+			    const char *name)
+{
+	char rel[PATH_MAX];
+	if (!g || !g->dev_name || !dir || !name || !*name)
+		return true;
+	if (!relative(root, dir, name, rel, sizeof(rel)))
+		return false;
+	/* The file itself, a directory above it, or a node below it. */
+	size_t a = strlen(rel), b = strlen(g->dev_name);
+	size_t k = a < b ? a : b;
+	return strncmp(rel, g->dev_name, k) == 0 &&
+	       (a == b || (a < b ? g->dev_name[a] == '/' : rel[b] == '/'));
+}
+
 /* ---- the instance of one matched file ---- */
 
 /* Every character or block device below dir, as nodes, in walk order. */

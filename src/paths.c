@@ -743,6 +743,64 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
 	return r;
 }
 
+/* ---- which events matter ---- */
+
+/* Whether name can be what component comp (len bytes) matches, in
+ * go_glob's or watch_pattern's walk: pathmatch, and the hidden-'.' rule of
+ * match_level (for a literal component it changes nothing: a name equal to
+ * it starts with '.' only if it does). A malformed component is taken to
+ * match: paths_expand fails on it, and a retry is what the event asks. */
+static bool component_may_match(const char *comp, size_t len, const char *name)
+{
+	char buf[256];
+	if (len >= sizeof(buf))
+		return true;
+	memcpy(buf, comp, len);
+	buf[len] = '\0';
+	if (name[0] == '.' && comp[0] != '.')
+		return false;
+	return pathmatch(buf, name) != 0;
+}
+
+/* Whether path dir/name (dir normalised, as paths_watch_dirs gives it) is
+ * a prefix of a possible match of pattern, a match, or below one. */
+static int pattern_may_reach(const char *pattern, const struct components *ev, bool *hit)
+{
+	struct components c;
+	int r = components_split(pattern, &c);
+	if (r < 0) {
+		components_free(&c);
+		return r;
+	}
+	*hit = c.absolute == ev->absolute;
+	for (size_t i = 0; *hit && i < c.n && i < ev->n; i++) {
+		char name[256];
+		if (ev->len[i] >= sizeof(name))
+			break; /* no file name is that long: taken to match */
+		memcpy(name, ev->s[i], ev->len[i]);
+		name[ev->len[i]] = '\0';
+		*hit = component_may_match(c.s[i], c.len[i], name);
+	}
+	components_free(&c);
+	return 0;
+}
+
+bool paths_event_matters(const struct cfg_group *g, const char *dir, const char *name)
+{
+	if (!g || !dir || !name || !*name || strchr(name, '/'))
+		return true; /* the directory itself: anything may have changed */
+	char *path = path_join(dir, name);
+	struct components ev;
+	bool hit = false;
+	int r = path ? components_split(path, &ev) : -ENOMEM;
+	for (size_t k = 0; r == 0 && !hit && k < g->n_paths; k++)
+		r = g->paths[k].path ? pattern_may_reach(g->paths[k].path, &ev, &hit) : -EINVAL;
+	if (path)
+		components_free(&ev);
+	free(path);
+	return hit || r < 0;
+}
+
 bool paths_pattern_valid(const char *pattern)
 {
 	char *copy = pattern ? strdup(pattern) : NULL;
