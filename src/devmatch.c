@@ -437,7 +437,7 @@ int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_inst
 	if (asprintf(&path, "%s/%s", root, g->dev_name) < 0)
 		return -ENOMEM;
 	size_t trusted = 1; /* a link in /dev may lead out of root's files */
-	int r = pathtrust_filter(&path, &trusted);
+	int r = pathtrust_filter(&path, NULL, &trusted);
 	if (r < 0 || trusted == 0) {
 		if (r < 0)
 			free(path);

@@ -13,8 +13,11 @@
 #include "pathmatch.h"
 #include "pathtrust.h"
 
+/* Paths, each with its type as readdir gave it (DT_UNKNOWN when not
+ * known): pathtrust needs no stat for a plain entry of a root directory. */
 struct strv {
 	char **v;
+	unsigned char *type;
 	size_t n, cap;
 };
 
@@ -23,26 +26,64 @@ static void strv_clear(struct strv *s)
 	for (size_t i = 0; i < s->n; i++)
 		free(s->v[i]);
 	free(s->v);
+	free(s->type);
 	memset(s, 0, sizeof(*s));
 }
 
 /* Takes ownership of str (freed on failure). 0 or -ENOMEM. */
-static int strv_push(struct strv *s, char *str)
+static int strv_push_typed(struct strv *s, char *str, unsigned char type)
 {
 	if (!str)
 		return -ENOMEM;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 8;
 		char **v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v) {
+		if (v)
+			s->v = v;
+		unsigned char *t = v ? realloc(s->type, cap) : NULL;
+		if (!t) {
 			free(str);
 			return -ENOMEM;
 		}
-		s->v = v;
+		s->type = t;
 		s->cap = cap;
 	}
+	s->type[s->n] = type;
 	s->v[s->n++] = str;
+	return 0;
+}
+
+static int strv_push(struct strv *s, char *str)
+{
+	return strv_push_typed(s, str, DT_UNKNOWN);
+}
+
+struct typed {
+	char *path;
+	unsigned char type;
+};
+
+static int compare_typed(const void *a, const void *b)
+{
+	return strcmp(((const struct typed *)a)->path, ((const struct typed *)b)->path);
+}
+
+/* Sorts s by path with strcmp, types along. 0 or -ENOMEM. */
+static int strv_sort(struct strv *s)
+{
+	if (s->n < 2)
+		return 0;
+	struct typed *t = malloc(s->n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		t[i] = (struct typed){s->v[i], s->type[i]};
+	qsort(t, s->n, sizeof(*t), compare_typed);
+	for (size_t i = 0; i < s->n; i++) {
+		s->v[i] = t[i].path;
+		s->type[i] = t[i].type;
+	}
+	free(t);
 	return 0;
 }
 
@@ -251,17 +292,12 @@ static int match_level(const struct strv *dirs, const char *comp, size_t len, bo
 				free(path);
 				continue;
 			}
-			r = strv_push(next, path);
+			r = strv_push_typed(next, path, e->d_type);
 		}
 		closedir(dir);
 	}
 	free(pattern);
 	return r;
-}
-
-static int compare_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Fills the empty *out with the sorted matches of pattern. Returns 0 or a
@@ -299,8 +335,7 @@ static int go_glob(const char *pattern, struct strv *out)
 	if (r == 0) {
 		*out = cur;
 		memset(&cur, 0, sizeof(cur));
-		if (out->n > 1)
-			qsort(out->v, out->n, sizeof(*out->v), compare_strp);
+		r = strv_sort(out);
 	}
 out:
 	strv_clear(&cur);
@@ -538,7 +573,7 @@ int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_insta
 		}
 		r = go_glob(p->path, &found[k]);
 		if (r == 0) /* only what root put there (pathtrust.h) */
-			r = pathtrust_filter(found[k].v, &found[k].n);
+			r = pathtrust_filter(found[k].v, found[k].type, &found[k].n);
 		if (r < 0)
 			goto out;
 		m = found[k].n;

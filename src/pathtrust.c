@@ -1,5 +1,6 @@
 #include "pathtrust.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -37,6 +38,27 @@ void pathtrust_memo_clear(struct pathtrust_memo *m)
 	m->dir = NULL;
 }
 
+/* The name of path when it is an entry of the memo's directory. */
+static const char *memo_entry(const struct pathtrust_memo *m, const char *path)
+{
+	size_t ml = m && m->dir ? strlen(m->dir) : 0;
+	if (ml == 0 || strncmp(path, m->dir, ml) != 0 || path[ml] != '/')
+		return NULL;
+	const char *name = path + ml + 1;
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return NULL;
+	return name;
+}
+
+/* True when path, of readdir type type, is a plain (not link) entry of
+ * the memo's directory and that directory is root's alone: trusted
+ * without a stat. */
+static bool known_plain(const struct pathtrust_memo *m, const char *path, unsigned char type)
+{
+	return type != DT_UNKNOWN && type != DT_LNK && memo_entry(m, path) &&
+	       !pathtrust_others_write(&m->st);
+}
+
 /* A resolution in progress: cur is the resolved directory so far (""
  * stands for "/"), rest what is still to walk. */
 struct walk {
@@ -60,8 +82,7 @@ static int set_cur(struct walk *w, const char *dir, size_t len, const struct sta
 static int start(struct walk *w, const char *path, const struct pathtrust_memo *memo)
 {
 	size_t ml = memo && memo->dir ? strlen(memo->dir) : 0;
-	if (ml > 0 && strncmp(path, memo->dir, ml) == 0 && path[ml] == '/' &&
-	    !strchr(path + ml + 1, '/')) {
+	if (memo_entry(memo, path)) {
 		if (strlen(path + ml) >= sizeof(w->rest))
 			return -ENAMETOOLONG;
 		strcpy(w->rest, path + ml);
@@ -205,7 +226,7 @@ int pathtrust_check(const char *path, struct pathtrust_memo *memo, char *why, si
 	if (r == 0 && memo && final_in_cur && (!memo->dir || strcmp(memo->dir, w->cur) != 0)) {
 		char *dir = strdup(w->cur);
 		if (dir) { /* else: no memo, only slower */
-			free(memo->dir);
+			pathtrust_memo_clear(memo);
 			memo->dir = dir;
 			memo->st = w->cur_st;
 		}
@@ -224,14 +245,17 @@ static bool first_refusal(const char *path)
 	return once_first(refused, path);
 }
 
-int pathtrust_filter(char **paths, size_t *n)
+int pathtrust_filter(char **paths, unsigned char *types, size_t *n)
 {
 	struct pathtrust_memo memo = {0};
 	size_t kept = 0;
 	int r = 0;
 	for (size_t i = 0; i < *n; i++) {
 		char why[512] = "";
-		int e = r < 0 ? 0 : pathtrust_check(paths[i], &memo, why, sizeof(why));
+		unsigned char type = types ? types[i] : DT_UNKNOWN;
+		int e = 0;
+		if (r == 0 && !known_plain(&memo, paths[i], type))
+			e = pathtrust_check(paths[i], &memo, why, sizeof(why));
 		if (e == -ENOMEM || e == -EMFILE || e == -ENFILE) {
 			r = e;
 			e = 0;
@@ -239,6 +263,8 @@ int pathtrust_filter(char **paths, size_t *n)
 		/* Unresolvable (a dangling link ...) but everything on the way was
 		 * root's: kept, only root can complete it; its health tells. */
 		if (e != -EPERM) {
+			if (types)
+				types[kept] = type;
 			paths[kept++] = paths[i];
 			continue;
 		}

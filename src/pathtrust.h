@@ -23,7 +23,9 @@
 #include <sys/stat.h>
 
 /* The last directory a check went through, so that checking many files of
- * one directory costs one lstat each. Valid for one scan only: zero it
+ * one directory costs no stat each: in a directory only root can write,
+ * an entry is root's, and readdir's type says whether it is a link (whose
+ * target is then checked in full). Valid for one scan only: zero it
  * before (modes change between scans). */
 struct pathtrust_memo {
 	char *dir; /* resolved, trusted; malloc'd */
@@ -47,10 +49,12 @@ bool pathtrust_others_write(const struct stat *dir);
 
 /* Drops from paths[0..*n) (malloc'd strings, order kept) every path that
  * is not trusted (-EPERM), freeing them, and logs each refused path with
- * its reason once per process. A path that cannot be resolved but whose
- * every name on the way is root's (a dangling link) is kept: only root can
- * complete it, and its health says what is wrong. 0, or -ENOMEM, -EMFILE,
- * -ENFILE (paths from the failure on are kept unchecked: scan again). */
-int pathtrust_filter(char **paths, size_t *n);
+ * its reason once per process. types, when not NULL, holds each path's
+ * type as readdir gave it (DT_*; DT_UNKNOWN when not known) and is
+ * compacted alike. A path that cannot be resolved but whose every name on
+ * the way is root's (a dangling link) is kept: only root can complete it,
+ * and its health says what is wrong. 0, or -ENOMEM, -EMFILE, -ENFILE
+ * (paths from the failure on are kept unchecked: scan again). */
+int pathtrust_filter(char **paths, unsigned char *types, size_t *n);
 
 #endif

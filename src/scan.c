@@ -60,6 +60,38 @@ static bool wanted(const struct resource *r, size_t g, bool usb, const struct sc
 	return false;
 }
 
+/* True when the file at path is one an event named, or lies below it, or
+ * holds it (a Device directory): its health may have changed. */
+static bool event_touches(const struct scan_event *ev, const char *path)
+{
+	size_t dl = strlen(ev->dir), nl = strlen(ev->name), pl = strlen(path);
+	while (dl > 1 && ev->dir[dl - 1] == '/')
+		dl--;
+	if (pl >= dl && strncmp(path, ev->dir, dl) == 0 && (path[dl] == '\0' || path[dl] == '/')) {
+		if (path[dl] == '\0') /* the directory itself */
+			return true;
+		const char *rest = path + dl + 1;
+		return nl == 0 ||
+		       (strncmp(rest, ev->name, nl) == 0 && (rest[nl] == '\0' || rest[nl] == '/'));
+	}
+	/* below a node that is a directory */
+	return dl > pl && strncmp(ev->dir, path, pl) == 0 && ev->dir[pl] == '/';
+}
+
+struct events {
+	const struct scan_event *ev;
+	size_t n;
+};
+
+static bool touched(void *data, const char *path)
+{
+	const struct events *evs = data;
+	for (size_t i = 0; i < evs->n; i++)
+		if (event_touches(&evs->ev[i], path))
+			return true;
+	return false;
+}
+
 static int scan(struct resource *r, bool usb, const struct usb_watch *w, const struct config *cfg,
 		const char *node_name, int64_t now_us, const struct scan_event *ev, size_t n_ev)
 {
@@ -81,7 +113,9 @@ static int scan(struct resource *r, bool usb, const struct usb_watch *w, const s
 			failed = e;
 			continue;
 		}
-		e = table_update_group(resource_table(r), g, insts, n, now_us);
+		struct events evs = {ev, n_ev};
+		e = table_update_group_touched(resource_table(r), g, insts, n, now_us,
+					       ev ? touched : NULL, &evs);
 		if (e < 0) {
 			log_error("table update failed resource=%s group=%zu err=\"%s\"",
 				  resource_full_name(r), g, strerror(-e));

@@ -1,6 +1,7 @@
 /* pathtrust: the "root put it there" rule, on a real tree in /tmp whose
  * owners and modes are set as another user's files would be (chown needs
  * root: skipped otherwise). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -191,11 +192,32 @@ TEST(filter_keeps_order_and_drops_only_refused)
 	size_t n = 5;
 	for (size_t i = 0; i < n; i++)
 		must((v[i] = strdup(at(rels[i]))) != NULL, "strdup");
-	CHECK_INT(pathtrust_filter(v, &n), 0);
+	CHECK_INT(pathtrust_filter(v, NULL, &n), 0);
 	CHECK_INT((int)n, 3);
 	CHECK_STR(v[0], at("safe/dev"));
 	CHECK_STR(v[1], at("safe/none")); /* all root's on the way: kept */
 	CHECK_STR(v[2], at("sticky/mine"));
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
+TEST(readdir_types_give_the_same_verdicts)
+{
+	/* the types readdir gives: a plain entry of a root-only directory is
+	 * taken without a stat, a link still has its target checked */
+	const char *rels[] = {"safe/dev", "safe/lnk", "via/out", "sticky/theirs", "sticky/mine"};
+	unsigned char types[] = {DT_CHR, DT_LNK, DT_LNK, DT_CHR, DT_CHR};
+	char *v[5];
+	size_t n = 5;
+	for (size_t i = 0; i < n; i++)
+		must((v[i] = strdup(at(rels[i]))) != NULL, "strdup");
+	CHECK_INT(pathtrust_filter(v, types, &n), 0);
+	CHECK_INT((int)n, 3);
+	CHECK_STR(v[0], at("safe/dev"));
+	CHECK_STR(v[1], at("safe/lnk"));
+	CHECK_STR(v[2], at("sticky/mine"));
+	CHECK_INT(types[1], DT_LNK);
+	CHECK_INT(types[2], DT_CHR);
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 }
@@ -214,6 +236,7 @@ int main(void)
 	RUN(relative_paths_start_at_the_working_directory);
 	RUN(the_memo_gives_the_same_verdicts);
 	RUN(filter_keeps_order_and_drops_only_refused);
+	RUN(readdir_types_give_the_same_verdicts);
 	if (root[0] && nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		fprintf(stderr, "test_pathtrust: could not remove %s\n", root);
 	return CHECK_SUMMARY();
