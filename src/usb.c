@@ -1,6 +1,7 @@
 #include "usb.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libudev.h>
 #include <libusb.h>
@@ -142,11 +143,10 @@ static struct usb_dev *owner_of(const struct usb_watch *w, const char *syspath)
 	return best;
 }
 
-/* A hex attribute of 1-4 digits (idVendor, bDeviceClass ...); -1 when
+/* A hex value of 1-4 digits (idVendor, bDeviceClass ...); -1 when
  * missing or malformed. */
-static int32_t hex_attr(struct udev_device *ud, const char *name, const char *port)
+static int32_t parse_hex(const char *v, const char *name, const char *port)
 {
-	const char *v = udev_device_get_sysattr_value(ud, name);
 	if (!v)
 		return -1;
 	char *end;
@@ -160,6 +160,11 @@ static int32_t hex_attr(struct udev_device *ud, const char *name, const char *po
 		return -1;
 	}
 	return (int32_t)x;
+}
+
+static int32_t hex_attr(struct udev_device *ud, const char *name, const char *port)
+{
+	return parse_hex(udev_device_get_sysattr_value(ud, name), name, port);
 }
 
 static int dec_attr(struct udev_device *ud, const char *name)
@@ -245,6 +250,16 @@ static void drop_lost(struct usb_dev *d, const char *subsystem)
 	d->n_nodes = j;
 }
 
+/* Notes an interface class of d (each once). cls < 0: none. */
+static void add_if_class(struct usb_dev *d, int32_t cls)
+{
+	bool seen = false;
+	for (size_t i = 0; i < d->m.n_if; i++)
+		seen = seen || d->if_class[i] == cls;
+	if (cls >= 0 && !seen && d->m.n_if < sizeof(d->if_class))
+		d->if_class[d->m.n_if++] = (uint8_t)cls;
+}
+
 /* Whether the nearest usb_device above child c is d (and not a device
  * plugged into a hub that d is). */
 static bool belongs_to(struct udev_device *c, const struct usb_dev *d)
@@ -275,12 +290,7 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 		const char *type = udev_device_get_devtype(c);
 		const char *sub = udev_device_get_subsystem(c);
 		if (type && strcmp(type, "usb_interface") == 0 && belongs_to(c, d)) {
-			int32_t cls = hex_attr(c, "bInterfaceClass", d->port);
-			bool seen = false;
-			for (size_t i = 0; i < d->m.n_if; i++)
-				seen = seen || d->if_class[i] == cls;
-			if (cls >= 0 && !seen && d->m.n_if < sizeof(d->if_class))
-				d->if_class[d->m.n_if++] = (uint8_t)cls;
+			add_if_class(d, hex_attr(c, "bInterfaceClass", d->port));
 		} else if (type && strcmp(type, "usb_device") == 0) {
 			/* a device behind a hub: its own record, not our child */
 		} else if (udev_device_get_devnode(c) && belongs_to(c, d)) {
@@ -325,8 +335,11 @@ static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 }
 
 /* Reads everything about usb_device ud into a fresh record. bound_hint:
- * the event said so ("bind"), whatever the driver link says yet. */
-static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, bool bound_hint)
+ * the event said so ("bind"), whatever the driver link says yet.
+ * children: walk its children too (a scan finds them for every device at
+ * once instead: see scan). */
+static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, bool bound_hint,
+				bool children)
 {
 	struct usb_dev *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -368,7 +381,8 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 	 * bound device's uevent carries; umockdev testbeds have only that). */
 	d->bound = bound_hint || udev_device_get_driver(ud) != NULL ||
 		   udev_device_get_property_value(ud, "DRIVER") != NULL;
-	read_children(w, ud, d);
+	if (children)
+		read_children(w, ud, d);
 	return d;
 }
 
@@ -473,57 +487,183 @@ static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
 		forget(w, syspath);
 		return;
 	}
-	struct usb_dev *d = read_dev(w, ud, bound_hint);
+	struct usb_dev *d = read_dev(w, ud, bound_hint, true);
 	udev_device_unref(ud);
 	if (d)
 		store(w, d);
 }
 
-/* Enumerates every usb_device now; forgets records whose device is gone. */
+static int cmp_syspath(const void *a, const void *b)
+{
+	return strcmp((*(struct usb_dev *const *)a)->syspath,
+		      (*(struct usb_dev *const *)b)->syspath);
+}
+
+/* The record of v (n, sorted by syspath) at exactly syspath, or NULL. */
+static struct usb_dev *find_sorted(struct usb_dev **v, size_t n, const char *syspath)
+{
+	struct usb_dev key = {.syspath = (char *)syspath}, *k = &key;
+	struct usb_dev **hit = n ? bsearch(&k, v, n, sizeof(*v), cmp_syspath) : NULL;
+	return hit ? *hit : NULL;
+}
+
+/* The record of v (sorted) nearest above syspath: the usb_device that a
+ * child at syspath belongs to (and not a hub above it), or NULL. */
+static struct usb_dev *owner_sorted(struct usb_dev **v, size_t n, const char *syspath)
+{
+	char buf[4096];
+	int len = snprintf(buf, sizeof(buf), "%s", syspath);
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return NULL;
+	char *slash;
+	while ((slash = strrchr(buf, '/')) && slash > buf) {
+		*slash = '\0';
+		struct usb_dev *d = find_sorted(v, n, buf);
+		if (d)
+			return d;
+	}
+	return NULL;
+}
+
+/* The device nodes of every device below the usb_devices of v (sorted):
+ * /sys/dev/{char,block} links every node's device, so one pass over them
+ * finds them all, where a child enumeration per device would walk every
+ * sysfs directory below it (every bus twice, through its root hub). */
+static void scan_nodes(struct usb_watch *w, struct usb_dev **v, size_t n)
+{
+	static const char *const dirs[] = {"/sys/dev/char", "/sys/dev/block"};
+	for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
+		DIR *dp = opendir(dirs[k]);
+		if (!dp)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(dp))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char link[300], target[4096], sp[4096];
+			int m = snprintf(link, sizeof(link), "%s/%s", dirs[k], de->d_name);
+			if (m < 0 || (size_t)m >= sizeof(link))
+				continue;
+			ssize_t t = readlink(link, target, sizeof(target) - 1);
+			if (t <= 0)
+				continue;
+			target[t] = '\0';
+			/* "../../devices/..." relative to /sys/dev/<kind> */
+			const char *rel = target;
+			while (strncmp(rel, "../", 3) == 0)
+				rel += 3;
+			m = snprintf(sp, sizeof(sp), "/sys/%s", rel);
+			if (m < 0 || (size_t)m >= sizeof(sp) || find_sorted(v, n, sp))
+				continue; /* a usb_device's own node: its bus_node */
+			struct usb_dev *d = owner_sorted(v, n, sp);
+			if (!d)
+				continue;
+			struct udev_device *c = udev_device_new_from_syspath(w->udev, sp);
+			if (!c)
+				continue;
+			const char *node = udev_device_get_devnode(c);
+			if (node && add_node(d, node, udev_device_get_subsystem(c),
+					     udev_device_get_devnum(c)) < 0)
+				log_error("usb: out of memory reading the nodes of port=%s",
+					  d->port);
+			udev_device_unref(c);
+		}
+		closedir(dp);
+	}
+}
+
+/* Enumerates every usb_device now; forgets records whose device is gone.
+ * One enumeration of the usb subsystem gives the devices and their
+ * interfaces, one pass over /sys/dev their nodes; then every record is
+ * complete before it is stored (so a rescan finds what really changed). */
 static int scan(struct usb_watch *w)
 {
 	struct udev_enumerate *e = udev_enumerate_new(w->udev);
 	if (!e)
 		return -ENOMEM;
 	udev_enumerate_add_match_subsystem(e, "usb");
-	udev_enumerate_add_match_property(e, "DEVTYPE", "usb_device");
 	udev_enumerate_scan_devices(e);
+	struct usb_dev **fresh = NULL;
+	size_t n_fresh = 0, cap = 0;
+	struct iface {
+		char *syspath, *cls;
+	} *ifs = NULL;
+	size_t n_ifs = 0, cap_ifs = 0;
+	int r = 0;
 	struct udev_list_entry *it;
-	char **seen = NULL;
-	w->scanning = true; /* IDs once every device is in: in port order */
-	size_t n_seen = 0;
 	udev_list_entry_foreach(it, udev_enumerate_get_list_entry(e))
 	{
-		const char *sp = udev_list_entry_get_name(it);
-		char **s2 = realloc(seen, (n_seen + 1) * sizeof(*s2));
-		if (s2) {
-			seen = s2;
-			seen[n_seen] = strdup(sp);
-			if (seen[n_seen])
-				n_seen++;
-		}
-		struct udev_device *ud = udev_device_new_from_syspath(w->udev, sp);
+		struct udev_device *ud =
+		    udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(it));
 		if (!ud)
 			continue;
-		struct usb_dev *d = read_dev(w, ud, false);
+		const char *type = udev_device_get_devtype(ud);
+		if (type && strcmp(type, "usb_device") == 0) {
+			struct usb_dev *d = read_dev(w, ud, false, false);
+			if (d && n_fresh == cap) {
+				cap = cap ? 2 * cap : 64;
+				struct usb_dev **a = realloc(fresh, cap * sizeof(*a));
+				if (!a) {
+					dev_free(d);
+					d = NULL;
+				} else {
+					fresh = a;
+				}
+			}
+			if (d)
+				fresh[n_fresh++] = d;
+			else
+				r = -ENOMEM;
+		} else if (type && strcmp(type, "usb_interface") == 0) {
+			const char *cls = udev_device_get_sysattr_value(ud, "bInterfaceClass");
+			if (n_ifs == cap_ifs) {
+				cap_ifs = cap_ifs ? 2 * cap_ifs : 64;
+				struct iface *a = realloc(ifs, cap_ifs * sizeof(*a));
+				if (a)
+					ifs = a;
+				else
+					cap_ifs = n_ifs;
+			}
+			if (n_ifs < cap_ifs) {
+				ifs[n_ifs].syspath = strdup(udev_device_get_syspath(ud));
+				ifs[n_ifs].cls = cls ? strdup(cls) : NULL;
+				if (ifs[n_ifs].syspath && (!cls || ifs[n_ifs].cls))
+					n_ifs++;
+				else
+					free(ifs[n_ifs].syspath);
+			}
+			if (n_ifs < cap_ifs && !ifs[n_ifs].syspath)
+				r = -ENOMEM;
+		}
 		udev_device_unref(ud);
-		if (d)
-			store(w, d);
 	}
 	udev_enumerate_unref(e);
-	w->scanning = false;
+	if (n_fresh)
+		qsort(fresh, n_fresh, sizeof(*fresh), cmp_syspath);
+	/* interfaces in syspath order, as a device's own child walk finds them */
+	for (size_t i = 0; i < n_ifs; i++) {
+		struct usb_dev *d = owner_sorted(fresh, n_fresh, ifs[i].syspath);
+		if (d)
+			add_if_class(d, parse_hex(ifs[i].cls, "bInterfaceClass", d->port));
+		free(ifs[i].syspath);
+		free(ifs[i].cls);
+	}
+	free(ifs);
+	scan_nodes(w, fresh, n_fresh);
+	if (r < 0)
+		log_error("usb: out of memory enumerating devices: some are missing");
+	/* the records whose device is gone */
 	for (size_t i = 0; i < w->n_devs;) {
-		bool found = false;
-		for (size_t j = 0; j < n_seen && !found; j++)
-			found = strcmp(seen[j], w->devs[i]->syspath) == 0;
-		if (found)
+		if (find_sorted(fresh, n_fresh, w->devs[i]->syspath))
 			i++;
 		else
 			forget(w, w->devs[i]->syspath); /* moves the last one to i */
 	}
-	for (size_t j = 0; j < n_seen; j++)
-		free(seen[j]);
-	free(seen);
+	w->scanning = true; /* IDs once every device is in: in port order */
+	for (size_t i = 0; i < n_fresh; i++)
+		store(w, fresh[i]);
+	w->scanning = false;
+	free(fresh);
 	assign_ids(w);
 	return 0;
 }
@@ -681,7 +821,7 @@ static int LIBUSB_CALL on_hotplug(libusb_context *ctx, libusb_device *dev,
 		const char *sp = udev_device_get_syspath(ud);
 		struct usb_dev *known = find_dev(w, sp, NULL);
 		if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED && !known) {
-			struct usb_dev *d = read_dev(w, ud, false);
+			struct usb_dev *d = read_dev(w, ud, false, true);
 			if (d)
 				store(w, d);
 		}
