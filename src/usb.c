@@ -74,6 +74,8 @@ struct usb_watch {
 	bool hotplug_ok;
 	struct dirwatch *dw; /* /dev/bus/usb, the safety net (borrowed; may be NULL) */
 	bool changed;
+	/* when the event that made the first untold change arrived, or 0 */
+	int64_t changed_since_us;
 	unsigned settle_retries;
 	int64_t last_monitor_event_us;
 	bool removed;	       /* a device or a node went since the last notify */
@@ -687,8 +689,10 @@ static void tell(struct usb_watch *w)
 	free(w->hold_dev);
 	w->hold_dev = NULL;
 	if (w->changed) {
+		int64_t since = w->changed_since_us ? w->changed_since_us : loop_now_us();
 		w->changed = false;
-		w->cb(w->cb_data);
+		w->changed_since_us = 0;
+		w->cb(w->cb_data, since);
 	}
 }
 
@@ -696,6 +700,14 @@ static void on_hold(struct loop *loop, void *data)
 {
 	(void)loop;
 	tell(data);
+}
+
+/* The work that started at t (an event's arrival) changed something that
+ * is not told yet: the change is timed from the first such t. */
+static void note_since(struct usb_watch *w, int64_t t)
+{
+	if (w->changed && !w->changed_since_us)
+		w->changed_since_us = t;
 }
 
 static void notify(struct usb_watch *w)
@@ -781,9 +793,13 @@ static void on_monitor(struct loop *loop, int fd, uint32_t events, void *data)
 	/* A bounded batch: in a storm the loop gets back control (and the
 	 * kubelet an update) every MONITOR_BATCH events; the fd stays
 	 * readable, so the rest comes on the next iteration. */
-	for (int i = 0; i < MONITOR_BATCH && (ud = udev_monitor_receive_device(w->mon)); i++) {
+	for (int i = 0; i < MONITOR_BATCH; i++) {
+		int64_t t = loop_now_us(); /* the event's arrival, before reading it */
+		if (!(ud = udev_monitor_receive_device(w->mon)))
+			break;
 		on_uevent(w, ud);
 		udev_device_unref(ud);
+		note_since(w, t);
 	}
 	notify(w);
 }
@@ -843,7 +859,9 @@ static void on_libusb(struct loop *loop, int fd, uint32_t events, void *data)
 	(void)events;
 	struct usb_watch *w = data;
 	struct timeval zero = {0, 0};
+	int64_t t = loop_now_us();
 	libusb_handle_events_timeout_completed(w->usb, &zero, NULL);
+	note_since(w, t);
 	notify(w);
 }
 
@@ -946,7 +964,9 @@ static void on_scan_timer(struct loop *loop, void *data)
 {
 	struct usb_watch *w = data;
 	int64_t asked = w->last_monitor_event_us;
+	int64_t t = loop_now_us();
 	scan(w);
+	note_since(w, t);
 	if (w->mode != USB_MODE_INOTIFY && w->changed &&
 	    loop_now_us() - asked > MONITOR_GRACE_US - 1000) {
 		log_warn("usb: a change appeared in /dev/bus/usb that no %s event reported: events "
@@ -1035,6 +1055,7 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct u
 	int64_t t0 = loop_now_us();
 	scan(w);
 	w->changed = w->removed = false;
+	w->changed_since_us = 0;
 	free(w->hold_dev);
 	w->hold_dev = NULL;
 	log_info("usb enumeration devices=%zu ms=%.1f events=%s udev_db=%s", w->n_devs,
