@@ -76,6 +76,8 @@ struct usb_watch {
 	bool changed;
 	/* when the event that made the first untold change arrived, or 0 */
 	int64_t changed_since_us;
+	char **verify; /* syspaths whose children are to be walked (on_verify) */
+	size_t n_verify;
 	unsigned settle_retries;
 	int64_t last_monitor_event_us;
 	bool removed;	       /* a device or a node went since the last notify */
@@ -333,7 +335,33 @@ static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 		if (strcmp(a->nodes[i].path, b->nodes[i].path) ||
 		    a->nodes[i].gone != b->nodes[i].gone)
 			return false;
-	return memcmp(a->if_class, b->if_class, a->m.n_if) == 0;
+	/* the same classes, whichever order they were found in (events or a
+	 * walk of sysfs) */
+	for (size_t i = 0; i < a->m.n_if; i++)
+		if (!memchr(b->if_class, a->if_class[i], b->m.n_if))
+			return false;
+	return true;
+}
+
+/* Gives d the children old has (nodes, interface classes). */
+static int copy_children(struct usb_dev *d, const struct usb_dev *old)
+{
+	memcpy(d->if_class, old->if_class, old->m.n_if);
+	d->m.n_if = old->m.n_if;
+	if (!old->n_nodes)
+		return 0;
+	d->nodes = calloc(old->n_nodes, sizeof(*d->nodes));
+	if (!d->nodes)
+		return -ENOMEM;
+	for (size_t i = 0; i < old->n_nodes; i++) {
+		d->nodes[i] = old->nodes[i];
+		d->nodes[i].path = strdup(old->nodes[i].path);
+		d->nodes[i].subsystem = strdup(old->nodes[i].subsystem);
+		d->n_nodes++;
+		if (!d->nodes[i].path || !d->nodes[i].subsystem)
+			return -ENOMEM; /* dev_free frees the part copied */
+	}
+	return 0;
 }
 
 /* Reads everything about usb_device ud into a fresh record. bound_hint:
@@ -481,7 +509,7 @@ static bool is_usb_device(struct udev_device *ud)
 }
 
 /* Re-reads the usb_device at syspath from sysfs (or forgets it when it is
- * gone). */
+ * gone), its children too. */
 static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
 {
 	struct udev_device *ud = udev_device_new_from_syspath(w->udev, syspath);
@@ -490,6 +518,83 @@ static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
 		return;
 	}
 	struct usb_dev *d = read_dev(w, ud, bound_hint, true);
+	udev_device_unref(ud);
+	if (d)
+		store(w, d);
+}
+
+static void note_since(struct usb_watch *w, int64_t t);
+static void notify(struct usb_watch *w);
+
+/* The walks of sysfs that bind events put off (see on_bind): done once the
+ * list the bind made is out (timers due now would run before the loop's
+ * idle callback, which publishes it). */
+#define VERIFY_DELAY_US 1000
+
+static void on_verify(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct usb_watch *w = data;
+	int64_t t = loop_now_us();
+	char **v = w->verify;
+	size_t n = w->n_verify;
+	w->verify = NULL;
+	w->n_verify = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct usb_dev *d = find_dev(w, v[i], NULL);
+		if (d) /* else gone meanwhile */
+			refresh(w, v[i], d->bound);
+		free(v[i]);
+	}
+	free(v);
+	note_since(w, t);
+	notify(w);
+}
+
+static int verify_later(struct usb_watch *w, const char *syspath)
+{
+	for (size_t i = 0; i < w->n_verify; i++)
+		if (strcmp(w->verify[i], syspath) == 0)
+			return 0;
+	char **v = realloc(w->verify, (w->n_verify + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->verify = v;
+	if (!(v[w->n_verify] = strdup(syspath)))
+		return -ENOMEM;
+	if (loop_timer_set(w->loop, loop_now_us() + VERIFY_DELAY_US, on_verify, w) < 0) {
+		free(v[w->n_verify]);
+		return -ENOMEM;
+	}
+	w->n_verify++;
+	return 0;
+}
+
+/* The "bind" of usb_device syspath: the device settles. The kernel binds
+ * it after every interface probed and made its nodes, each with its own
+ * uevents, so a device whose plug we followed has its children in its
+ * record already: only its own attributes are read again, and the walk of
+ * its children in sysfs, which costs more than everything else on the way
+ * to the kubelet, is done right after the list is out (on_verify; a child
+ * whose event was lost is added then). A device we know nothing of is read
+ * whole. */
+static void on_bind(struct usb_watch *w, const char *syspath)
+{
+	struct usb_dev *old = find_dev(w, syspath, NULL);
+	if (!old) {
+		refresh(w, syspath, true);
+		return;
+	}
+	struct udev_device *ud = udev_device_new_from_syspath(w->udev, syspath);
+	if (!ud) {
+		forget(w, syspath);
+		return;
+	}
+	struct usb_dev *d = read_dev(w, ud, true, false);
+	if (d && (copy_children(d, old) < 0 || verify_later(w, syspath) < 0)) {
+		dev_free(d); /* out of memory: the walk now, then */
+		d = read_dev(w, ud, true, true);
+	}
 	udev_device_unref(ud);
 	if (d)
 		store(w, d);
@@ -755,8 +860,21 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 				d->bound = false;
 				removal(w, sp);
 			}
-		} else /* add, bind, change */
-			refresh(w, sp, strcmp(action, "bind") == 0);
+		} else if (strcmp(action, "bind") == 0)
+			on_bind(w, sp);
+		else /* add, change */
+			refresh(w, sp, false);
+		return;
+	}
+	const char *type = udev_device_get_devtype(ud);
+	if (type && strcmp(type, "usb_interface") == 0) {
+		/* its class, for the bind of its device (on_bind) */
+		struct usb_dev *d = owner_of(w, sp);
+		if (d && strcmp(action, "remove") != 0 && strcmp(action, "unbind") != 0) {
+			size_t n = d->m.n_if;
+			add_if_class(d, hex_attr(ud, "bInterfaceClass", d->port));
+			w->changed |= d->m.n_if != n;
+		}
 		return;
 	}
 	const char *node = udev_device_get_devnode(ud);
@@ -1078,6 +1196,10 @@ void usb_watch_free(struct usb_watch *w)
 		return;
 	loop_timer_cancel(w->loop, on_scan_timer, w);
 	loop_timer_cancel(w->loop, on_hold, w);
+	loop_timer_cancel(w->loop, on_verify, w);
+	for (size_t i = 0; i < w->n_verify; i++)
+		free(w->verify[i]);
+	free(w->verify);
 	if (w->usb) {
 		libusb_set_pollfd_notifiers(w->usb, NULL, NULL, NULL);
 		const struct libusb_pollfd **fds = libusb_get_pollfds(w->usb);
