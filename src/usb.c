@@ -541,9 +541,20 @@ static void on_verify(struct loop *loop, void *data)
 	w->verify = NULL;
 	w->n_verify = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct usb_dev *d = find_dev(w, v[i], NULL);
-		if (d) /* else gone meanwhile */
-			refresh(w, v[i], d->bound);
+		struct usb_dev *old = find_dev(w, v[i], NULL);
+		struct udev_device *ud =
+		    old ? udev_device_new_from_syspath(w->udev, v[i]) : NULL; /* !old: gone */
+		struct usb_dev *d = ud ? read_dev(w, ud, old->bound, true) : NULL;
+		if (ud)
+			udev_device_unref(ud);
+		if (d && !same_record(old, d))
+			log_warn("usb device port=%s: sysfs differs from what its uevents told "
+				 "(uevents lost?): updated",
+				 d->port);
+		if (d)
+			store(w, d);
+		else if (old && !ud)
+			forget(w, v[i]);
 		free(v[i]);
 	}
 	free(v);
@@ -708,13 +719,14 @@ static int scan(struct usb_watch *w)
 		if (type && strcmp(type, "usb_device") == 0) {
 			struct usb_dev *d = read_dev(w, ud, false, false);
 			if (d && n_fresh == cap) {
-				cap = cap ? 2 * cap : 64;
-				struct usb_dev **a = realloc(fresh, cap * sizeof(*a));
-				if (!a) {
+				size_t c = cap ? 2 * cap : 64;
+				struct usb_dev **a = realloc(fresh, c * sizeof(*a));
+				if (a) {
+					fresh = a;
+					cap = c;
+				} else {
 					dev_free(d);
 					d = NULL;
-				} else {
-					fresh = a;
 				}
 			}
 			if (d)
@@ -724,23 +736,24 @@ static int scan(struct usb_watch *w)
 		} else if (type && strcmp(type, "usb_interface") == 0) {
 			const char *cls = udev_device_get_sysattr_value(ud, "bInterfaceClass");
 			if (n_ifs == cap_ifs) {
-				cap_ifs = cap_ifs ? 2 * cap_ifs : 64;
-				struct iface *a = realloc(ifs, cap_ifs * sizeof(*a));
-				if (a)
+				size_t c = cap_ifs ? 2 * cap_ifs : 64;
+				struct iface *a = realloc(ifs, c * sizeof(*a));
+				if (a) {
 					ifs = a;
-				else
-					cap_ifs = n_ifs;
+					cap_ifs = c;
+				}
 			}
-			if (n_ifs < cap_ifs) {
-				ifs[n_ifs].syspath = strdup(udev_device_get_syspath(ud));
-				ifs[n_ifs].cls = cls ? strdup(cls) : NULL;
-				if (ifs[n_ifs].syspath && (!cls || ifs[n_ifs].cls))
-					n_ifs++;
-				else
-					free(ifs[n_ifs].syspath);
-			}
-			if (n_ifs < cap_ifs && !ifs[n_ifs].syspath)
+			char *sp = n_ifs < cap_ifs ? strdup(udev_device_get_syspath(ud)) : NULL;
+			char *c = sp && cls ? strdup(cls) : NULL;
+			if (sp && (!cls || c)) {
+				ifs[n_ifs].syspath = sp;
+				ifs[n_ifs].cls = c;
+				n_ifs++;
+			} else {
+				free(sp);
+				free(c);
 				r = -ENOMEM;
+			}
 		}
 		udev_device_unref(ud);
 	}
