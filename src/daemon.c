@@ -336,12 +336,12 @@ static void on_dev_event(void *data, const char *dir, const char *name, uint32_t
 	}
 }
 
-static void on_usb_changed(void *data)
+static void on_usb_changed(void *data, int64_t since_us)
 {
 	struct daemon *d = data;
 	d->usb_dirty = true; /* matched once per loop iteration, in on_idle */
-	if (!d->pending_since_us)
-		d->pending_since_us = loop_now_us();
+	if (!d->pending_since_us || since_us < d->pending_since_us)
+		d->pending_since_us = since_us; /* the uevent's arrival */
 }
 
 static bool wants_usb(const struct daemon *d)
