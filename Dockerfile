@@ -23,7 +23,7 @@ COPY scripts/setup.sh scripts/setup.sh
 RUN scripts/setup.sh --release && rm -rf /var/lib/apt/lists/*
 # Debian's source package of cJSON (a private apt state,
 # no deb-src line needed): cached while the sources change.
-COPY scripts/sysroot.sh scripts/sysroot.sh
+COPY scripts/sysroot.sh scripts/apt-sources.sh scripts/
 RUN scripts/sysroot.sh --source
 
 COPY Makefile VERSION ./

@@ -105,30 +105,7 @@ need() { # need PACKAGE... : apt-get install what dpkg does not have
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The Debian mirror apt uses here, for a suite: "URI SUITE" lines from
-# sources.list (one-line format) and *.sources (deb822), type deb only.
-apt_sources() {
-	local f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -r "$f" ] || continue
-		awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) while ($i !~ /\]$/) i++; if ($i ~ /^\[/ || $i ~ /\]$/) i++;
-			print $i, $(i + 1) }' "$f"
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		awk 'function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no")
-				for (u in uris) for (s in suites) print uris[u], suites[s];
-				types = ""; enabled = ""; delete uris; delete suites }
-			/^[ \t]*$/ { flush(); next }
-			/^#/ { next }
-			{ key = tolower($1); sub(/:$/, "", key); $1 = "" ; sub(/^ +/, "") }
-			key == "types" { types = $0 }
-			key == "enabled" { enabled = tolower($0) }
-			key == "uris" { n = split($0, a, / +/); for (j = 1; j <= n; j++) uris[j] = a[j] }
-			key == "suites" { n = split($0, a, / +/); for (j = 1; j <= n; j++) suites[j] = a[j] }
-			END { flush() }' "$f"
-	done
-}
+. scripts/apt-sources.sh # apt_sources (we are at the top of the checkout)
 
 http_get() { # http_get PORT PATH: the whole answer of 127.0.0.1:PORT, CRs removed
 	(

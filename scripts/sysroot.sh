@@ -48,35 +48,12 @@ fi
 
 say() { printf 'sysroot: %s\n' "$*" >&2; }
 
-# This machine's Debian mirror for bookworm, bookworm-updates and
-# bookworm-security (deb822 .sources and one-line .list files).
-sources() {
-	local f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -r "$f" ] || continue
-		awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) while ($i !~ /\]$/) i++; if ($i ~ /^\[/ || $i ~ /\]$/) i++;
-			print $i, $(i + 1) }' "$f"
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		awk 'function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no")
-				for (u in uris) for (s in suites) print uris[u], suites[s];
-				types = ""; enabled = ""; delete uris; delete suites }
-			/^[ \t]*$/ { flush(); next }
-			/^#/ { next }
-			{ key = tolower($1); sub(/:$/, "", key); $1 = "" ; sub(/^ +/, "") }
-			key == "types" { types = $0 }
-			key == "enabled" { enabled = tolower($0) }
-			key == "uris" { n = split($0, a, / +/); for (j = 1; j <= n; j++) uris[j] = a[j] }
-			key == "suites" { n = split($0, a, / +/); for (j = 1; j <= n; j++) suites[j] = a[j] }
-			END { flush() }' "$f"
-	done
-}
+. scripts/apt-sources.sh # apt_sources (we are at the top of the checkout)
 
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || { say "no $keyring: apt-get install debian-archive-keyring"; exit 1; }
 mkdir -p "$state/lists/partial" "$state/archives/partial" "$state/etc/preferences.d"
-sources | awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u |
+apt_sources | awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u |
 	awk -v t="$type" -v k="$keyring" -v a="$apt_arch" '{ print t, "[arch=" a " signed-by=" k "]", $1, $2, "main" }' \
 		>"$state/etc/sources.list"
 [ -s "$state/etc/sources.list" ] || { say "no Debian bookworm mirror in /etc/apt/sources.list{,.d}"; exit 1; }

@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cdi.h"
@@ -45,6 +46,10 @@
  * before the completion queue is drained the hard way (rpc_free). */
 #define STOP_WAIT_MS 5000
 
+/* Events whose entry can matter are kept for the rescan (which then reads
+ * only what they can have changed); beyond this many, it reads it all. */
+#define EVENTS_MAX 64
+
 #define DEV_EVENTS                                                                                 \
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |     \
 	 IN_ATTRIB)
@@ -69,8 +74,12 @@ struct daemon {
 	struct once *warned; /* shared-node warnings given */
 	struct evict *evict; /* NULL unless --evict-after */
 	int sig_fd;
-	bool stopping; /* resources are being let go: no scans, no reloads */
-	bool rescan, usb_dirty;
+	bool stopping;		/* resources are being let go: no scans, no reloads */
+	bool rescan, usb_dirty; /* rescan: every file-system group */
+	bool events_due;	/* the rate limit let the kept events through */
+	bool events_all;	/* an event that no list of names can say */
+	struct scan_event events[EVENTS_MAX];
+	size_t n_events;
 	int64_t last_rescan_us;
 	int64_t scan_retry_ms;	  /* after a failed scan: the next retry's delay */
 	int64_t pending_since_us; /* first device event not yet published */
@@ -140,7 +149,8 @@ static bool update_watches(struct daemon *d)
  * the file system's: paths, devicematch and virtual). */
 static void on_scan_retry(struct loop *loop, void *data);
 
-static void scan_groups(struct daemon *d, bool usb)
+/* With ev (usb false), only the groups one of ev[0..n_ev) matters to. */
+static void scan_groups(struct daemon *d, bool usb, const struct scan_event *ev, size_t n_ev)
 {
 	size_t n_res;
 	struct resource *const *res = resources_list(d->rs, &n_res);
@@ -148,7 +158,9 @@ static void scan_groups(struct daemon *d, bool usb)
 	bool failed = false;
 	for (size_t r = 0; r < n_res; r++)
 		failed |=
-		    scan_resource(res[r], usb, d->usb, current(d), d->cfg->node_name, now) < 0;
+		    (ev ? scan_resource_events(res[r], current(d), d->cfg->node_name, now, ev, n_ev)
+			: scan_resource(res[r], usb, d->usb, current(d), d->cfg->node_name, now)) <
+		    0;
 	/* A scan that failed (descriptors or memory ran out) is tried again:
 	 * the device that appeared meanwhile must not wait for another event.
 	 * 100 ms, doubling to 5 s; a scan that works resets it. */
@@ -175,7 +187,18 @@ static void on_rescan(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct daemon *d = data;
-	d->rescan = true; /* done, then published, by on_idle */
+	d->events_due = true; /* done, then published, by on_idle */
+}
+
+static void drop_events(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_events; i++) {
+		free(d->events[i].dir);
+		free(d->events[i].name);
+	}
+	d->n_events = 0;
+	d->events_all = false;
+	d->events_due = false;
 }
 
 static void arm_rescan(struct daemon *d, int64_t at)
@@ -217,13 +240,73 @@ static void on_degraded_poll(struct loop *loop, void *data)
 	check_degraded(d);
 }
 
-static void scan_paths(struct daemon *d)
+/* Whether a kept event can change the directories to watch: an entry
+ * that is (or was: deleted, moved away) a directory, or a symbolic link
+ * to one. One stat, of that entry only. */
+static bool changes_dirs(const struct scan_event *ev)
 {
-	derived_sync(d->derived, current(d), resources_n_derived(d->rs), on_find, on_derived, d);
-	scan_groups(d, false);
-	if (update_watches(d)) /* once more, for what came before the watch */
+	if (ev->mask & (IN_ISDIR | IN_DELETE | IN_MOVED_FROM))
+		return true;
+	char path[PATH_MAX];
+	struct stat st;
+	int n = snprintf(path, sizeof(path), "%s/%s", ev->dir, ev->name);
+	return n < 0 || (size_t)n >= sizeof(path) || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+/* Every file-system group (ev NULL), or only those the events ev[0..n)
+ * matter to: the walk of /dev for devicematch entries and the update of
+ * the watches only when one of them can need it. */
+static void scan_paths(struct daemon *d, const struct scan_event *ev, size_t n)
+{
+	bool sync = !ev, dirs = !ev;
+	for (size_t i = 0; i < n; i++) {
+		sync = sync || derived_event_matters(current(d), ev[i].dir, ev[i].name,
+						     ev[i].mask & IN_ISDIR);
+		dirs = dirs || changes_dirs(&ev[i]);
+	}
+	if (sync)
+		derived_sync(d->derived, current(d), resources_n_derived(d->rs), on_find,
+			     on_derived, d);
+	scan_groups(d, false, ev, n);
+	if (dirs && update_watches(d)) { /* once more, for what came before the watch */
+		d->events_all = true;
 		arm_rescan(d, loop_now_us());
+	}
 	check_degraded(d);
+}
+
+/* Whether an event of a watched directory can change any resource: a
+ * group it matters to, or a devicematch entry that may match it. */
+static bool event_matters(struct daemon *d, const struct scan_event *ev)
+{
+	if (derived_event_matters(current(d), ev->dir, ev->name, ev->mask & IN_ISDIR))
+		return true;
+	size_t n_res;
+	struct resource *const *res = resources_list(d->rs, &n_res);
+	for (size_t r = 0; r < n_res; r++)
+		for (size_t g = 0; g < resource_device(res[r])->n_groups; g++)
+			if (scan_group_matters(res[r], g, ev))
+				return true;
+	return false;
+}
+
+/* Keeps the event for the next rescan; false when it cannot be (then the
+ * rescan reads everything). */
+static bool keep_event(struct daemon *d, const char *dir, const char *name, uint32_t mask)
+{
+	if (d->events_all || d->n_events == EVENTS_MAX)
+		return false;
+	struct scan_event *ev = &d->events[d->n_events];
+	ev->dir = strdup(dir);
+	ev->name = strdup(name);
+	if (!ev->dir || !ev->name) {
+		free(ev->dir);
+		free(ev->name);
+		return false;
+	}
+	ev->mask = mask;
+	d->n_events++;
+	return true;
 }
 
 static void on_dev_event(void *data, const char *dir, const char *name, uint32_t mask)
@@ -234,6 +317,16 @@ static void on_dev_event(void *data, const char *dir, const char *name, uint32_t
 			mask & (IN_CREATE | IN_MOVED_TO)     ? HP_ADD
 			: mask & (IN_DELETE | IN_MOVED_FROM) ? HP_REMOVE
 							     : HP_OTHER);
+	/* Lost events, a directory gone, moved or changed itself: no list of
+	 * names says what changed, so everything is read again. */
+	bool whole =
+	    !dir || !*name ||
+	    (mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT));
+	struct scan_event ev = {(char *)dir, (char *)name, mask};
+	if (!whole && !event_matters(d, &ev))
+		return; /* no glob, no devicematch entry can see that name */
+	if (whole || !keep_event(d, dir, name, mask))
+		d->events_all = true;
 	if (!d->pending_since_us)
 		d->pending_since_us = loop_now_us();
 	if (!loop_timer_armed(d->loop, on_rescan, d)) {
@@ -243,12 +336,12 @@ static void on_dev_event(void *data, const char *dir, const char *name, uint32_t
 	}
 }
 
-static void on_usb_changed(void *data)
+static void on_usb_changed(void *data, int64_t since_us)
 {
 	struct daemon *d = data;
 	d->usb_dirty = true; /* matched once per loop iteration, in on_idle */
-	if (!d->pending_since_us)
-		d->pending_since_us = loop_now_us();
+	if (!d->pending_since_us || since_us < d->pending_since_us)
+		d->pending_since_us = since_us; /* the uevent's arrival */
 }
 
 static bool wants_usb(const struct daemon *d)
@@ -273,7 +366,7 @@ static int start_usb(struct daemon *d)
 	d->usb = usb_watch_new(d->loop, d->dw, d->ids, d->metrics, on_usb_changed, d);
 	if (!d->usb)
 		return -errno;
-	scan_groups(d, true);
+	scan_groups(d, true, NULL, 0);
 	return 0;
 }
 
@@ -359,19 +452,35 @@ static void on_idle(struct loop *loop, void *data)
 	/* The events a scan takes in are timed from the first of them to the
 	 * publication of what they changed. */
 	int64_t since = 0;
-	if (d->rescan || d->usb_dirty) {
+	if (d->rescan || d->events_due || d->usb_dirty) {
 		since = d->pending_since_us;
 		d->pending_since_us = 0;
 	}
-	if (d->rescan) {
+	if (d->rescan || (d->events_due && d->events_all)) {
 		d->rescan = false;
+		drop_events(d);
 		d->last_rescan_us = loop_now_us();
-		scan_paths(d);
+		scan_paths(d, NULL, 0);
+	} else if (d->events_due && d->n_events) {
+		/* Taken out first: the scan may keep new events. */
+		struct scan_event ev[EVENTS_MAX];
+		size_t n = d->n_events;
+		memcpy(ev, d->events, n * sizeof(*ev));
+		d->n_events = 0;
+		d->events_due = false;
+		d->last_rescan_us = loop_now_us();
+		scan_paths(d, ev, n);
+		for (size_t i = 0; i < n; i++) {
+			free(ev[i].dir);
+			free(ev[i].name);
+		}
+	} else {
+		d->events_due = false;
 	}
 	bool usb_changed = d->usb_dirty;
 	if (d->usb_dirty) {
 		d->usb_dirty = false;
-		scan_groups(d, true);
+		scan_groups(d, true, NULL, 0);
 	}
 	if (publish(d) && since)
 		metrics_latency(d->metrics, (double)(loop_now_us() - since) / 1e6);
@@ -530,7 +639,7 @@ static int setup(struct daemon *d)
 	for (size_t r = 0; r < d->cfg->n_devices; r++)
 		if (!resources_add(d->rs, &d->cfg->devices[r], NULL))
 			return -errno;
-	scan_paths(d);
+	scan_paths(d, NULL, 0);
 	if ((e = start_usb(d)) < 0)
 		return e;
 	/* What a killed earlier run left: specs of resources gone from the
@@ -601,6 +710,7 @@ static void teardown(struct daemon *d)
 	/* Drains the completion queue: the last callbacks run here, and so do
 	 * the frees of resources that were still shutting down. */
 	rpc_free(d->rpc);
+	drop_events(d);
 	usb_watch_free(d->usb);
 	usbids_close(d->ids);
 	plugindir_free(d->pd);

@@ -187,3 +187,9 @@ int derived_watch_dirs(const struct derived *dv, char ***dirs, size_t *n_dirs)
 {
 	return dv->dm ? devmatch_watch_dirs(dv->dm, dirs, n_dirs) : 0;
 }
+
+bool derived_event_matters(const struct config *cfg, const char *dir, const char *name, bool is_dir)
+{
+	return cfg->n_matches && devmatch_event_new_name(CONFIG_SDM_DEV_DIR, cfg->matches,
+							 cfg->n_matches, dir, name, is_dir);
+}

@@ -46,4 +46,10 @@ int derived_reload(struct derived *dv, const struct config *cfg, const struct re
 /* Appends the directories to watch (see devmatch_watch_dirs). */
 int derived_watch_dirs(const struct derived *dv, char ***dirs, size_t *n_dirs);
 
+/* Whether an inotify event (see devmatch_event_new_name) can make
+ * derived_sync with cfg find a file it has not seen: false lets a rescan
+ * skip the walk of /dev. */
+bool derived_event_matters(const struct config *cfg, const char *dir, const char *name,
+			   bool is_dir);
+
 #endif

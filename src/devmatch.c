@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pathtrust.h"
+
 /* ---- directory listings ---- */
 
 struct entry {
@@ -217,6 +219,19 @@ static int add_dir(struct devmatch *dm, const char *path)
 	return (a[dm->n_dirs] = strdup(path)) ? (dm->n_dirs++, 0) : -ENOMEM;
 }
 
+/* Whether the directory path (rel below the root, at depth) is matched
+ * and walked:
+ * not /dev/shm and /dev/mqueue (every user's files, and their churn), nor
+ * any directory a user other than root can write -- what is in it is not
+ * root's, and a device never is. */
+static bool enterable(const char *path, const char *rel, unsigned depth)
+{
+	struct stat st;
+	if (depth == 1 && (strcmp(rel, "shm") == 0 || strcmp(rel, "mqueue") == 0))
+		return false;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && !pathtrust_others_write(&st);
+}
+
 /* Walks the directory in w->path (len long). */
 static int walk(struct walker *w, size_t len, unsigned depth)
 {
@@ -232,6 +247,10 @@ static int walk(struct walker *w, size_t len, unsigned depth)
 		w->path[len] = '/';
 		memcpy(w->path + len + 1, ents[i].name, nl + 1);
 		const char *rel = w->path + w->root_len + 1;
+		if (ents[i].dir && !enterable(w->path, rel, depth)) {
+			w->path[len] = '\0'; /* neither matched nor walked */
+			continue;
+		}
 		int v = judge(w, rel);
 		if (v == -ENOMEM)
 			r = v;
@@ -298,6 +317,57 @@ int devmatch_watch_dirs(const struct devmatch *dm, char ***dirs, size_t *n_dirs)
 	return 0;
 }
 
+/* ---- which events matter ---- */
+
+/* dir/name relative to root into rel: 1, or 0 when it is not below root
+ * (or too long to be a name devmatch_scan could give). */
+static int relative(const char *root, const char *dir, const char *name, char *rel, size_t len)
+{
+	size_t rl = strlen(root);
+	while (rl > 1 && root[rl - 1] == '/')
+		rl--;
+	if (strncmp(dir, root, rl) != 0 || (dir[rl] != '\0' && dir[rl] != '/'))
+		return 0;
+	const char *sub = dir[rl] ? dir + rl + 1 : "";
+	int n = snprintf(rel, len, "%s%s%s", sub, *sub ? "/" : "", name);
+	return n >= 0 && (size_t)n < len;
+}
+
+bool devmatch_event_new_name(const char *root, const struct cfg_match *m, size_t n, const char *dir,
+			     const char *name, bool is_dir)
+{
+	char rel[PATH_MAX];
+	if (!dir || !name || !*name)
+		return true;
+	if (!relative(root, dir, name, rel, sizeof(rel)))
+		return false;
+	/* devmatch_scan never reports a hidden name, nor one below it. */
+	for (const char *c = rel; c; c = strchr(c, '/') ? strchr(c, '/') + 1 : NULL)
+		if (c[0] == '.')
+			return false;
+	if (is_dir) /* what is below it is found by walking it */
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (cfg_match_matches(&m[i], rel))
+			return true;
+	return false;
+}
+
+bool devmatch_event_matters(const char *root, const struct cfg_group *g, const char *dir,
+			    const char *name)
+{
+	char rel[PATH_MAX];
+	if (!g || !g->dev_name || !dir || !name || !*name)
+		return true;
+	if (!relative(root, dir, name, rel, sizeof(rel)))
+		return false;
+	/* The file itself, a directory above it, or a node below it. */
+	size_t a = strlen(rel), b = strlen(g->dev_name);
+	size_t k = a < b ? a : b;
+	return strncmp(rel, g->dev_name, k) == 0 &&
+	       (a == b || (a < b ? g->dev_name[a] == '/' : rel[b] == '/'));
+}
+
 /* ---- the instance of one matched file ---- */
 
 /* Every character or block device below dir, as nodes, in walk order. */
@@ -315,10 +385,11 @@ static int add_dir_nodes(struct dev_instance *inst, const char *dir, unsigned de
 			r = -ENOMEM;
 			break;
 		}
-		if (ents[i].dir && depth < DEVMATCH_MAX_DEPTH)
-			r = add_dir_nodes(inst, p, depth + 1);
-		else if (!ents[i].dir && lstat(p, &st) == 0 &&
-			 (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+		if (ents[i].dir && depth < DEVMATCH_MAX_DEPTH) {
+			if (enterable(p, "", 0))
+				r = add_dir_nodes(inst, p, depth + 1);
+		} else if (!ents[i].dir && lstat(p, &st) == 0 &&
+			   (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
 			r = dev_instance_add_device(inst, p, "rw");
 		free(p);
 	}
@@ -365,6 +436,13 @@ int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_inst
 		return -EINVAL;
 	if (asprintf(&path, "%s/%s", root, g->dev_name) < 0)
 		return -ENOMEM;
+	size_t trusted = 1; /* a link in /dev may lead out of root's files */
+	int r = pathtrust_filter(&path, NULL, &trusted);
+	if (r < 0 || trusted == 0) {
+		if (r < 0)
+			free(path);
+		return r;
+	}
 	bool dir = false;
 	if (lstat(path, &st) == 0) {
 		dir = S_ISDIR(st.st_mode);
@@ -373,7 +451,7 @@ int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_inst
 		return 0;
 	} /* else listed, and its health says why */
 	struct dev_instance *inst = calloc(1, sizeof(*inst));
-	int r = inst ? build(path, dir, g, inst) : -ENOMEM;
+	r = inst ? build(path, dir, g, inst) : -ENOMEM;
 	free(path);
 	if (r < 0) {
 		dev_instances_free(inst, 1);

@@ -4,6 +4,7 @@
 #ifndef UDP_DEVMATCH_H
 #define UDP_DEVMATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -27,7 +28,9 @@ typedef void (*devmatch_cb)(void *data, const char *name, size_t match);
 /* Walks root and calls fn(data, name, i) for every entry below it (files,
  * directories, symlinks; depth first, each directory in strcmp order)
  * whose relative name one of m[0..n) matches, i the first that does.
- * Entries whose name starts with '.' are skipped, with what is below them
+ * Skipped, with what is below them: /dev/shm and /dev/mqueue (root/shm,
+ * root/mqueue), any directory a user other than root can write
+ * (pathtrust.h), and entries whose name starts with '.'
  * (udev's temporary files); symlinked directories are not entered; at
  * most DEVMATCH_MAX_DEPTH levels. m must be the same expressions as in the
  * previous scan, or devmatch_forget called since. Returns 0 or a negative
@@ -50,5 +53,21 @@ int devmatch_watch_dirs(const struct devmatch *dm, char ***dirs, size_t *n_dirs)
  * gives. No instance when the file does not exist. 0 or -ENOMEM. */
 int devmatch_expand(const char *root, const struct cfg_group *g, struct dev_instance **out,
 		    size_t *n_out);
+
+/* Whether an inotify event for entry name of directory dir (is_dir: the
+ * entry is a directory, IN_ISDIR) can make devmatch_scan of root with
+ * m[0..n) report a name it would not have reported before, or stop
+ * reporting one: dir/name lies below root, no component of its relative
+ * name starts with '.', and it is a directory (a walk finds what is below)
+ * or one of the expressions matches its relative name. True for an empty
+ * name (the directory itself). */
+bool devmatch_event_new_name(const char *root, const struct cfg_match *m, size_t n, const char *dir,
+			     const char *name, bool is_dir);
+
+/* Whether such an event can change what devmatch_expand(root, g) gives:
+ * dir/name is root/<g->dev_name>, a directory above it or an entry below
+ * it. True for an empty name. */
+bool devmatch_event_matters(const char *root, const struct cfg_group *g, const char *dir,
+			    const char *name);
 
 #endif

@@ -11,9 +11,13 @@
 #include <sys/stat.h>
 
 #include "pathmatch.h"
+#include "pathtrust.h"
 
+/* Paths, each with its type as readdir gave it (DT_UNKNOWN when not
+ * known): pathtrust needs no stat for a plain entry of a root directory. */
 struct strv {
 	char **v;
+	unsigned char *type;
 	size_t n, cap;
 };
 
@@ -22,26 +26,64 @@ static void strv_clear(struct strv *s)
 	for (size_t i = 0; i < s->n; i++)
 		free(s->v[i]);
 	free(s->v);
+	free(s->type);
 	memset(s, 0, sizeof(*s));
 }
 
 /* Takes ownership of str (freed on failure). 0 or -ENOMEM. */
-static int strv_push(struct strv *s, char *str)
+static int strv_push_typed(struct strv *s, char *str, unsigned char type)
 {
 	if (!str)
 		return -ENOMEM;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 8;
 		char **v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v) {
+		if (v)
+			s->v = v;
+		unsigned char *t = v ? realloc(s->type, cap) : NULL;
+		if (!t) {
 			free(str);
 			return -ENOMEM;
 		}
-		s->v = v;
+		s->type = t;
 		s->cap = cap;
 	}
+	s->type[s->n] = type;
 	s->v[s->n++] = str;
+	return 0;
+}
+
+static int strv_push(struct strv *s, char *str)
+{
+	return strv_push_typed(s, str, DT_UNKNOWN);
+}
+
+struct typed {
+	char *path;
+	unsigned char type;
+};
+
+static int compare_typed(const void *a, const void *b)
+{
+	return strcmp(((const struct typed *)a)->path, ((const struct typed *)b)->path);
+}
+
+/* Sorts s by path with strcmp, types along. 0 or -ENOMEM. */
+static int strv_sort(struct strv *s)
+{
+	if (s->n < 2)
+		return 0;
+	struct typed *t = malloc(s->n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		t[i] = (struct typed){s->v[i], s->type[i]};
+	qsort(t, s->n, sizeof(*t), compare_typed);
+	for (size_t i = 0; i < s->n; i++) {
+		s->v[i] = t[i].path;
+		s->type[i] = t[i].type;
+	}
+	free(t);
 	return 0;
 }
 
@@ -250,17 +292,12 @@ static int match_level(const struct strv *dirs, const char *comp, size_t len, bo
 				free(path);
 				continue;
 			}
-			r = strv_push(next, path);
+			r = strv_push_typed(next, path, e->d_type);
 		}
 		closedir(dir);
 	}
 	free(pattern);
 	return r;
-}
-
-static int compare_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Fills the empty *out with the sorted matches of pattern. Returns 0 or a
@@ -298,8 +335,7 @@ static int go_glob(const char *pattern, struct strv *out)
 	if (r == 0) {
 		*out = cur;
 		memset(&cur, 0, sizeof(cur));
-		if (out->n > 1)
-			qsort(out->v, out->n, sizeof(*out->v), compare_strp);
+		r = strv_sort(out);
 	}
 out:
 	strv_clear(&cur);
@@ -536,6 +572,8 @@ int paths_expand(const struct cfg_group *g, size_t group_index, struct dev_insta
 			goto out;
 		}
 		r = go_glob(p->path, &found[k]);
+		if (r == 0) /* only what root put there (pathtrust.h) */
+			r = pathtrust_filter(found[k].v, found[k].type, &found[k].n);
 		if (r < 0)
 			goto out;
 		m = found[k].n;
@@ -738,6 +776,64 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs)
 		r = dirs_merge(dirs, n_dirs, &found);
 	strv_clear(&found);
 	return r;
+}
+
+/* ---- which events matter ---- */
+
+/* Whether name can be what component comp (len bytes) matches, in
+ * go_glob's or watch_pattern's walk: pathmatch, and the hidden-'.' rule of
+ * match_level (for a literal component it changes nothing: a name equal to
+ * it starts with '.' only if it does). A malformed component is taken to
+ * match: paths_expand fails on it, and a retry is what the event asks. */
+static bool component_may_match(const char *comp, size_t len, const char *name)
+{
+	char buf[256];
+	if (len >= sizeof(buf))
+		return true;
+	memcpy(buf, comp, len);
+	buf[len] = '\0';
+	if (name[0] == '.' && comp[0] != '.')
+		return false;
+	return pathmatch(buf, name) != 0;
+}
+
+/* Whether path dir/name (dir normalised, as paths_watch_dirs gives it) is
+ * a prefix of a possible match of pattern, a match, or below one. */
+static int pattern_may_reach(const char *pattern, const struct components *ev, bool *hit)
+{
+	struct components c;
+	int r = components_split(pattern, &c);
+	if (r < 0) {
+		components_free(&c);
+		return r;
+	}
+	*hit = c.absolute == ev->absolute;
+	for (size_t i = 0; *hit && i < c.n && i < ev->n; i++) {
+		char name[256];
+		if (ev->len[i] >= sizeof(name))
+			break; /* no file name is that long: taken to match */
+		memcpy(name, ev->s[i], ev->len[i]);
+		name[ev->len[i]] = '\0';
+		*hit = component_may_match(c.s[i], c.len[i], name);
+	}
+	components_free(&c);
+	return 0;
+}
+
+bool paths_event_matters(const struct cfg_group *g, const char *dir, const char *name)
+{
+	if (!g || !dir || !name || !*name || strchr(name, '/'))
+		return true; /* the directory itself: anything may have changed */
+	char *path = path_join(dir, name);
+	struct components ev;
+	bool hit = false;
+	int r = path ? components_split(path, &ev) : -ENOMEM;
+	for (size_t k = 0; r == 0 && !hit && k < g->n_paths; k++)
+		r = g->paths[k].path ? pattern_may_reach(g->paths[k].path, &ev, &hit) : -EINVAL;
+	if (path)
+		components_free(&ev);
+	free(path);
+	return hit || r < 0;
 }
 
 bool paths_pattern_valid(const char *pattern)

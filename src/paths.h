@@ -55,4 +55,23 @@ int paths_watch_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
  * or -ENOMEM. */
 int paths_device_dirs(const struct cfg_group *g, char ***dirs, size_t *n_dirs);
 
+/* The invariant that lets an event be judged by its name alone: what
+ * paths_expand gives for g is a function of the entries of the
+ * directories paths_watch_dirs gives (and of the nodes below a matched
+ * Device directory) whose names g's components can match; an entry no
+ * component can match is never read beyond its name, so its coming, going
+ * or changing leaves the expansion as it was.
+ *
+ * Whether an inotify event for entry name of directory dir (one that
+ * paths_watch_dirs or paths_device_dirs gave, as it spelled it) can change
+ * what paths_expand, paths_watch_dirs or paths_device_dirs give for g:
+ * true when dir/name is, component by component, a possible match of some
+ * path's leading components (an intermediate directory of a glob, the
+ * literal prefix, a match), or lies below a match (a Device directory's
+ * nodes). Component matching is paths_expand's: pathmatch, a wildcard
+ * never matching a leading '.'. Errs towards true: an empty name (the
+ * directory itself), a malformed pattern, no memory. False means a rescan
+ * of g cannot see anything new because of this event. */
+bool paths_event_matters(const struct cfg_group *g, const char *dir, const char *name);
+
 #endif

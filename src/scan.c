@@ -44,14 +44,62 @@ static int expand_group(const struct resource *r, const struct cfg_group *g, siz
 	return paths_expand(g, gi, insts, n);
 }
 
-int scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const struct config *cfg,
-		  const char *node_name, int64_t now_us)
+/* Whether group g is to be scanned: of the kind asked for and, with
+ * events, one of them matters to it. */
+static bool wanted(const struct resource *r, size_t g, bool usb, const struct scan_event *ev,
+		   size_t n_ev)
+{
+	const struct cfg_group *grp = &resource_device(r)->groups[g];
+	if (usb != (grp->n_usb > 0))
+		return false;
+	if (!ev)
+		return true;
+	for (size_t i = 0; i < n_ev; i++)
+		if (scan_group_matters(r, g, &ev[i]))
+			return true;
+	return false;
+}
+
+/* True when the file at path is one an event named, or lies below it, or
+ * holds it (a Device directory): its health may have changed. */
+static bool event_touches(const struct scan_event *ev, const char *path)
+{
+	size_t dl = strlen(ev->dir), nl = strlen(ev->name), pl = strlen(path);
+	while (dl > 1 && ev->dir[dl - 1] == '/')
+		dl--;
+	if (pl >= dl && strncmp(path, ev->dir, dl) == 0 && (path[dl] == '\0' || path[dl] == '/')) {
+		if (path[dl] == '\0') /* the directory itself */
+			return true;
+		const char *rest = path + dl + 1;
+		return nl == 0 ||
+		       (strncmp(rest, ev->name, nl) == 0 && (rest[nl] == '\0' || rest[nl] == '/'));
+	}
+	/* below a node that is a directory */
+	return dl > pl && strncmp(ev->dir, path, pl) == 0 && ev->dir[pl] == '/';
+}
+
+struct events {
+	const struct scan_event *ev;
+	size_t n;
+};
+
+static bool touched(void *data, const char *path)
+{
+	const struct events *evs = data;
+	for (size_t i = 0; i < evs->n; i++)
+		if (event_touches(&evs->ev[i], path))
+			return true;
+	return false;
+}
+
+static int scan(struct resource *r, bool usb, const struct usb_watch *w, const struct config *cfg,
+		const char *node_name, int64_t now_us, const struct scan_event *ev, size_t n_ev)
 {
 	int failed = 0;
 	const struct cfg_device *dev = resource_device(r);
 	for (size_t g = 0; g < dev->n_groups; g++) {
 		const struct cfg_group *grp = &dev->groups[g];
-		if (usb != (grp->n_usb > 0))
+		if (!wanted(r, g, usb, ev, n_ev))
 			continue;
 		struct dev_instance *insts = NULL;
 		size_t n = 0;
@@ -65,7 +113,9 @@ int scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const
 			failed = e;
 			continue;
 		}
-		e = table_update_group(resource_table(r), g, insts, n, now_us);
+		struct events evs = {ev, n_ev};
+		e = table_update_group_touched(resource_table(r), g, insts, n, now_us,
+					       ev ? touched : NULL, &evs);
 		if (e < 0) {
 			log_error("table update failed resource=%s group=%zu err=\"%s\"",
 				  resource_full_name(r), g, strerror(-e));
@@ -75,12 +125,53 @@ int scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const
 	return failed;
 }
 
+int scan_resource(struct resource *r, bool usb, const struct usb_watch *w, const struct config *cfg,
+		  const char *node_name, int64_t now_us)
+{
+	return scan(r, usb, w, cfg, node_name, now_us, NULL, 0);
+}
+
+int scan_resource_events(struct resource *r, const struct config *cfg, const char *node_name,
+			 int64_t now_us, const struct scan_event *ev, size_t n)
+{
+	return scan(r, false, NULL, cfg, node_name, now_us, ev, n);
+}
+
+/* The glob a virtual group's device files are looked for with. */
+static int prefix_glob(const char *prefix, struct cfg_path *p, struct cfg_group *g)
+{
+	*p = (struct cfg_path){.limit = 1};
+	*g = (struct cfg_group){.paths = p, .n_paths = 1, .count = 1};
+	return asprintf(&p->path, "%s*", prefix) < 0 ? -ENOMEM : 0;
+}
+
+bool scan_group_matters(const struct resource *r, size_t gi, const struct scan_event *ev)
+{
+	const struct cfg_group *g = &resource_device(r)->groups[gi];
+	if (g->n_usb)
+		return false;
+	if (g->dev_name)
+		return devmatch_event_matters(CONFIG_SDM_DEV_DIR, g, ev->dir, ev->name);
+	if (g->virt && !g->virt->device_file_prefix)
+		return false;
+	if (g->virt) {
+		struct cfg_path p;
+		struct cfg_group pg;
+		if (prefix_glob(g->virt->device_file_prefix, &p, &pg) < 0)
+			return true;
+		bool m = paths_event_matters(&pg, ev->dir, ev->name);
+		free(p.path);
+		return m;
+	}
+	return paths_event_matters(g, ev->dir, ev->name);
+}
+
 /* The directory of a virtual group's device files, as a glob's would be. */
 static int watch_prefix_dir(const char *prefix, char ***dirs, size_t *n_dirs)
 {
-	struct cfg_path p = {.limit = 1};
-	struct cfg_group g = {.paths = &p, .n_paths = 1, .count = 1};
-	if (asprintf(&p.path, "%s*", prefix) < 0)
+	struct cfg_path p;
+	struct cfg_group g;
+	if (prefix_glob(prefix, &p, &g) < 0)
 		return -ENOMEM;
 	int e = paths_watch_dirs(&g, dirs, n_dirs);
 	free(p.path);

@@ -133,8 +133,22 @@ static bool same_nodes(const struct dev_instance *a, const struct dev_instance *
 	return true;
 }
 
+static bool any_touched(const struct dev_instance *inst, table_touched_fn touched, void *data)
+{
+	for (size_t i = 0; i < inst->n_nodes; i++)
+		if (touched(data, inst->nodes[i].host_path))
+			return true;
+	return false;
+}
+
 int table_update_group(struct table *t, size_t g, struct dev_instance *insts, size_t n,
 		       int64_t now_us)
+{
+	return table_update_group_touched(t, g, insts, n, now_us, NULL, NULL);
+}
+
+int table_update_group_touched(struct table *t, size_t g, struct dev_instance *insts, size_t n,
+			       int64_t now_us, table_touched_fn touched, void *data)
 {
 	if (!t) {
 		dev_instances_free(insts, n);
@@ -196,6 +210,7 @@ int table_update_group(struct table *t, size_t g, struct dev_instance *insts, si
 		} else {
 			assert(old && nw); /* c == 0: both sides present */
 			struct entry e = *old;
+			bool recheck = !touched || e.gone_since_us;
 			if (e.gone_since_us) {
 				log_info("device back resource=%s id=%s", t->name,
 					 first_id(&e.inst));
@@ -206,9 +221,10 @@ int table_update_group(struct table *t, size_t g, struct dev_instance *insts, si
 				dev_instance_clear(&e.inst);
 				e.inst = *nw;
 				memset(nw, 0, sizeof(*nw));
-				changed = true;
+				changed = recheck = true;
 			}
-			if (refresh_health(t, &e))
+			if ((recheck || any_touched(&e.inst, touched, data)) &&
+			    refresh_health(t, &e))
 				changed = true;
 			out[o++] = e;
 			i++;

@@ -65,6 +65,17 @@ void table_set_grace(struct table *t, unsigned grace_ms);
 int table_update_group(struct table *t, size_t g, struct dev_instance *insts, size_t n,
 		       int64_t now_us);
 
+/* Whether the file at path may have changed since the last update. */
+typedef bool (*table_touched_fn)(void *data, const char *path);
+
+/* table_update_group after events that named only some files: an
+ * instance that is still there, with the same nodes, has its health
+ * checked again only when touched(data, path) is true for one of its
+ * nodes' host paths (a node's health changes only with its file). A NULL
+ * touched checks every one. */
+int table_update_group_touched(struct table *t, size_t g, struct dev_instance *insts, size_t n,
+			       int64_t now_us, table_touched_fn touched, void *data);
+
 /* Drops gone instances whose grace ran out. Returns the number dropped. */
 int table_expire(struct table *t, int64_t now_us);
 /* The earliest time a gone instance expires, or 0 when none is gone. */

@@ -1,6 +1,7 @@
 #include "usb.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libudev.h>
 #include <libusb.h>
@@ -73,6 +74,10 @@ struct usb_watch {
 	bool hotplug_ok;
 	struct dirwatch *dw; /* /dev/bus/usb, the safety net (borrowed; may be NULL) */
 	bool changed;
+	/* when the event that made the first untold change arrived, or 0 */
+	int64_t changed_since_us;
+	char **verify; /* syspaths whose children are to be walked (on_verify) */
+	size_t n_verify;
 	unsigned settle_retries;
 	int64_t last_monitor_event_us;
 	bool removed;	       /* a device or a node went since the last notify */
@@ -142,11 +147,10 @@ static struct usb_dev *owner_of(const struct usb_watch *w, const char *syspath)
 	return best;
 }
 
-/* A hex attribute of 1-4 digits (idVendor, bDeviceClass ...); -1 when
+/* A hex value of 1-4 digits (idVendor, bDeviceClass ...); -1 when
  * missing or malformed. */
-static int32_t hex_attr(struct udev_device *ud, const char *name, const char *port)
+static int32_t parse_hex(const char *v, const char *name, const char *port)
 {
-	const char *v = udev_device_get_sysattr_value(ud, name);
 	if (!v)
 		return -1;
 	char *end;
@@ -160,6 +164,11 @@ static int32_t hex_attr(struct udev_device *ud, const char *name, const char *po
 		return -1;
 	}
 	return (int32_t)x;
+}
+
+static int32_t hex_attr(struct udev_device *ud, const char *name, const char *port)
+{
+	return parse_hex(udev_device_get_sysattr_value(ud, name), name, port);
 }
 
 static int dec_attr(struct udev_device *ud, const char *name)
@@ -245,6 +254,16 @@ static void drop_lost(struct usb_dev *d, const char *subsystem)
 	d->n_nodes = j;
 }
 
+/* Notes an interface class of d (each once). cls < 0: none. */
+static void add_if_class(struct usb_dev *d, int32_t cls)
+{
+	bool seen = false;
+	for (size_t i = 0; i < d->m.n_if; i++)
+		seen = seen || d->if_class[i] == cls;
+	if (cls >= 0 && !seen && d->m.n_if < sizeof(d->if_class))
+		d->if_class[d->m.n_if++] = (uint8_t)cls;
+}
+
 /* Whether the nearest usb_device above child c is d (and not a device
  * plugged into a hub that d is). */
 static bool belongs_to(struct udev_device *c, const struct usb_dev *d)
@@ -275,12 +294,7 @@ static void read_children(struct usb_watch *w, struct udev_device *ud, struct us
 		const char *type = udev_device_get_devtype(c);
 		const char *sub = udev_device_get_subsystem(c);
 		if (type && strcmp(type, "usb_interface") == 0 && belongs_to(c, d)) {
-			int32_t cls = hex_attr(c, "bInterfaceClass", d->port);
-			bool seen = false;
-			for (size_t i = 0; i < d->m.n_if; i++)
-				seen = seen || d->if_class[i] == cls;
-			if (cls >= 0 && !seen && d->m.n_if < sizeof(d->if_class))
-				d->if_class[d->m.n_if++] = (uint8_t)cls;
+			add_if_class(d, hex_attr(c, "bInterfaceClass", d->port));
 		} else if (type && strcmp(type, "usb_device") == 0) {
 			/* a device behind a hub: its own record, not our child */
 		} else if (udev_device_get_devnode(c) && belongs_to(c, d)) {
@@ -321,12 +335,41 @@ static bool same_record(const struct usb_dev *a, const struct usb_dev *b)
 		if (strcmp(a->nodes[i].path, b->nodes[i].path) ||
 		    a->nodes[i].gone != b->nodes[i].gone)
 			return false;
-	return memcmp(a->if_class, b->if_class, a->m.n_if) == 0;
+	/* the same classes, whichever order they were found in (events or a
+	 * walk of sysfs) */
+	for (size_t i = 0; i < a->m.n_if; i++)
+		if (!memchr(b->if_class, a->if_class[i], b->m.n_if))
+			return false;
+	return true;
+}
+
+/* Gives d the children old has (nodes, interface classes). */
+static int copy_children(struct usb_dev *d, const struct usb_dev *old)
+{
+	memcpy(d->if_class, old->if_class, old->m.n_if);
+	d->m.n_if = old->m.n_if;
+	if (!old->n_nodes)
+		return 0;
+	d->nodes = calloc(old->n_nodes, sizeof(*d->nodes));
+	if (!d->nodes)
+		return -ENOMEM;
+	for (size_t i = 0; i < old->n_nodes; i++) {
+		d->nodes[i] = old->nodes[i];
+		d->nodes[i].path = strdup(old->nodes[i].path);
+		d->nodes[i].subsystem = strdup(old->nodes[i].subsystem);
+		d->n_nodes++;
+		if (!d->nodes[i].path || !d->nodes[i].subsystem)
+			return -ENOMEM; /* dev_free frees the part copied */
+	}
+	return 0;
 }
 
 /* Reads everything about usb_device ud into a fresh record. bound_hint:
- * the event said so ("bind"), whatever the driver link says yet. */
-static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, bool bound_hint)
+ * the event said so ("bind"), whatever the driver link says yet.
+ * children: walk its children too (a scan finds them for every device at
+ * once instead: see scan). */
+static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, bool bound_hint,
+				bool children)
 {
 	struct usb_dev *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -368,7 +411,8 @@ static struct usb_dev *read_dev(struct usb_watch *w, struct udev_device *ud, boo
 	 * bound device's uevent carries; umockdev testbeds have only that). */
 	d->bound = bound_hint || udev_device_get_driver(ud) != NULL ||
 		   udev_device_get_property_value(ud, "DRIVER") != NULL;
-	read_children(w, ud, d);
+	if (children)
+		read_children(w, ud, d);
 	return d;
 }
 
@@ -465,7 +509,7 @@ static bool is_usb_device(struct udev_device *ud)
 }
 
 /* Re-reads the usb_device at syspath from sysfs (or forgets it when it is
- * gone). */
+ * gone), its children too. */
 static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
 {
 	struct udev_device *ud = udev_device_new_from_syspath(w->udev, syspath);
@@ -473,57 +517,273 @@ static void refresh(struct usb_watch *w, const char *syspath, bool bound_hint)
 		forget(w, syspath);
 		return;
 	}
-	struct usb_dev *d = read_dev(w, ud, bound_hint);
+	struct usb_dev *d = read_dev(w, ud, bound_hint, true);
 	udev_device_unref(ud);
 	if (d)
 		store(w, d);
 }
 
-/* Enumerates every usb_device now; forgets records whose device is gone. */
+static void note_since(struct usb_watch *w, int64_t t);
+static void notify(struct usb_watch *w);
+
+/* The walks of sysfs that bind events put off (see on_bind): done once the
+ * list the bind made is out (timers due now would run before the loop's
+ * idle callback, which publishes it). */
+#define VERIFY_DELAY_US 1000
+
+static void on_verify(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct usb_watch *w = data;
+	int64_t t = loop_now_us();
+	char **v = w->verify;
+	size_t n = w->n_verify;
+	w->verify = NULL;
+	w->n_verify = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct usb_dev *old = find_dev(w, v[i], NULL);
+		struct udev_device *ud =
+		    old ? udev_device_new_from_syspath(w->udev, v[i]) : NULL; /* !old: gone */
+		struct usb_dev *d = ud ? read_dev(w, ud, old->bound, true) : NULL;
+		if (ud)
+			udev_device_unref(ud);
+		if (d && !same_record(old, d))
+			log_warn("usb device port=%s: sysfs differs from what its uevents told "
+				 "(uevents lost?): updated",
+				 d->port);
+		if (d)
+			store(w, d);
+		else if (old && !ud)
+			forget(w, v[i]);
+		free(v[i]);
+	}
+	free(v);
+	note_since(w, t);
+	notify(w);
+}
+
+static int verify_later(struct usb_watch *w, const char *syspath)
+{
+	for (size_t i = 0; i < w->n_verify; i++)
+		if (strcmp(w->verify[i], syspath) == 0)
+			return 0;
+	char **v = realloc(w->verify, (w->n_verify + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->verify = v;
+	if (!(v[w->n_verify] = strdup(syspath)))
+		return -ENOMEM;
+	if (loop_timer_set(w->loop, loop_now_us() + VERIFY_DELAY_US, on_verify, w) < 0) {
+		free(v[w->n_verify]);
+		return -ENOMEM;
+	}
+	w->n_verify++;
+	return 0;
+}
+
+/* The "bind" of usb_device syspath: the device settles. The kernel binds
+ * it after every interface probed and made its nodes, each with its own
+ * uevents, so a device whose plug we followed has its children in its
+ * record already: only its own attributes are read again, and the walk of
+ * its children in sysfs, which costs more than everything else on the way
+ * to the kubelet, is done right after the list is out (on_verify; a child
+ * whose event was lost is added then). A device we know nothing of is read
+ * whole. */
+static void on_bind(struct usb_watch *w, const char *syspath)
+{
+	struct usb_dev *old = find_dev(w, syspath, NULL);
+	if (!old) {
+		refresh(w, syspath, true);
+		return;
+	}
+	struct udev_device *ud = udev_device_new_from_syspath(w->udev, syspath);
+	if (!ud) {
+		forget(w, syspath);
+		return;
+	}
+	struct usb_dev *d = read_dev(w, ud, true, false);
+	if (d && (copy_children(d, old) < 0 || verify_later(w, syspath) < 0)) {
+		dev_free(d); /* out of memory: the walk now, then */
+		d = read_dev(w, ud, true, true);
+	}
+	udev_device_unref(ud);
+	if (d)
+		store(w, d);
+}
+
+static int cmp_syspath(const void *a, const void *b)
+{
+	return strcmp((*(struct usb_dev *const *)a)->syspath,
+		      (*(struct usb_dev *const *)b)->syspath);
+}
+
+/* The record of v (n, sorted by syspath) at exactly syspath, or NULL. */
+static struct usb_dev *find_sorted(struct usb_dev **v, size_t n, const char *syspath)
+{
+	struct usb_dev key = {.syspath = (char *)syspath}, *k = &key;
+	struct usb_dev **hit = n ? bsearch(&k, v, n, sizeof(*v), cmp_syspath) : NULL;
+	return hit ? *hit : NULL;
+}
+
+/* The record of v (sorted) nearest above syspath: the usb_device that a
+ * child at syspath belongs to (and not a hub above it), or NULL. */
+static struct usb_dev *owner_sorted(struct usb_dev **v, size_t n, const char *syspath)
+{
+	char buf[4096];
+	int len = snprintf(buf, sizeof(buf), "%s", syspath);
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return NULL;
+	char *slash;
+	while ((slash = strrchr(buf, '/')) && slash > buf) {
+		*slash = '\0';
+		struct usb_dev *d = find_sorted(v, n, buf);
+		if (d)
+			return d;
+	}
+	return NULL;
+}
+
+/* The device nodes of every device below the usb_devices of v (sorted):
+ * /sys/dev/{char,block} links every node's device, so one pass over them
+ * finds them all, where a child enumeration per device would walk every
+ * sysfs directory below it (every bus twice, through its root hub). */
+static void scan_nodes(struct usb_watch *w, struct usb_dev **v, size_t n)
+{
+	static const char *const dirs[] = {"/sys/dev/char", "/sys/dev/block"};
+	for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
+		DIR *dp = opendir(dirs[k]);
+		if (!dp)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(dp))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char link[300], target[4096], sp[4096];
+			int m = snprintf(link, sizeof(link), "%s/%s", dirs[k], de->d_name);
+			if (m < 0 || (size_t)m >= sizeof(link))
+				continue;
+			ssize_t t = readlink(link, target, sizeof(target) - 1);
+			if (t <= 0)
+				continue;
+			target[t] = '\0';
+			/* "../../devices/..." relative to /sys/dev/<kind> */
+			const char *rel = target;
+			while (strncmp(rel, "../", 3) == 0)
+				rel += 3;
+			m = snprintf(sp, sizeof(sp), "/sys/%s", rel);
+			if (m < 0 || (size_t)m >= sizeof(sp) || find_sorted(v, n, sp))
+				continue; /* a usb_device's own node: its bus_node */
+			struct usb_dev *d = owner_sorted(v, n, sp);
+			if (!d)
+				continue;
+			struct udev_device *c = udev_device_new_from_syspath(w->udev, sp);
+			if (!c)
+				continue;
+			const char *node = udev_device_get_devnode(c);
+			if (node && add_node(d, node, udev_device_get_subsystem(c),
+					     udev_device_get_devnum(c)) < 0)
+				log_error("usb: out of memory reading the nodes of port=%s",
+					  d->port);
+			udev_device_unref(c);
+		}
+		closedir(dp);
+	}
+}
+
+/* Enumerates every usb_device now; forgets records whose device is gone.
+ * One enumeration of the usb subsystem gives the devices and their
+ * interfaces, one pass over /sys/dev their nodes; then every record is
+ * complete before it is stored (so a rescan finds what really changed). */
 static int scan(struct usb_watch *w)
 {
 	struct udev_enumerate *e = udev_enumerate_new(w->udev);
 	if (!e)
 		return -ENOMEM;
 	udev_enumerate_add_match_subsystem(e, "usb");
-	udev_enumerate_add_match_property(e, "DEVTYPE", "usb_device");
 	udev_enumerate_scan_devices(e);
+	struct usb_dev **fresh = NULL;
+	size_t n_fresh = 0, cap = 0;
+	struct iface {
+		char *syspath, *cls;
+	} *ifs = NULL;
+	size_t n_ifs = 0, cap_ifs = 0;
+	int r = 0;
 	struct udev_list_entry *it;
-	char **seen = NULL;
-	w->scanning = true; /* IDs once every device is in: in port order */
-	size_t n_seen = 0;
 	udev_list_entry_foreach(it, udev_enumerate_get_list_entry(e))
 	{
-		const char *sp = udev_list_entry_get_name(it);
-		char **s2 = realloc(seen, (n_seen + 1) * sizeof(*s2));
-		if (s2) {
-			seen = s2;
-			seen[n_seen] = strdup(sp);
-			if (seen[n_seen])
-				n_seen++;
-		}
-		struct udev_device *ud = udev_device_new_from_syspath(w->udev, sp);
+		struct udev_device *ud =
+		    udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(it));
 		if (!ud)
 			continue;
-		struct usb_dev *d = read_dev(w, ud, false);
+		const char *type = udev_device_get_devtype(ud);
+		if (type && strcmp(type, "usb_device") == 0) {
+			struct usb_dev *d = read_dev(w, ud, false, false);
+			if (d && n_fresh == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				struct usb_dev **a = realloc(fresh, c * sizeof(*a));
+				if (a) {
+					fresh = a;
+					cap = c;
+				} else {
+					dev_free(d);
+					d = NULL;
+				}
+			}
+			if (d)
+				fresh[n_fresh++] = d;
+			else
+				r = -ENOMEM;
+		} else if (type && strcmp(type, "usb_interface") == 0) {
+			const char *cls = udev_device_get_sysattr_value(ud, "bInterfaceClass");
+			if (n_ifs == cap_ifs) {
+				size_t c = cap_ifs ? 2 * cap_ifs : 64;
+				struct iface *a = realloc(ifs, c * sizeof(*a));
+				if (a) {
+					ifs = a;
+					cap_ifs = c;
+				}
+			}
+			char *sp = n_ifs < cap_ifs ? strdup(udev_device_get_syspath(ud)) : NULL;
+			char *c = sp && cls ? strdup(cls) : NULL;
+			if (sp && (!cls || c)) {
+				ifs[n_ifs].syspath = sp;
+				ifs[n_ifs].cls = c;
+				n_ifs++;
+			} else {
+				free(sp);
+				free(c);
+				r = -ENOMEM;
+			}
+		}
 		udev_device_unref(ud);
-		if (d)
-			store(w, d);
 	}
 	udev_enumerate_unref(e);
-	w->scanning = false;
+	if (n_fresh)
+		qsort(fresh, n_fresh, sizeof(*fresh), cmp_syspath);
+	/* interfaces in syspath order, as a device's own child walk finds them */
+	for (size_t i = 0; i < n_ifs; i++) {
+		struct usb_dev *d = owner_sorted(fresh, n_fresh, ifs[i].syspath);
+		if (d)
+			add_if_class(d, parse_hex(ifs[i].cls, "bInterfaceClass", d->port));
+		free(ifs[i].syspath);
+		free(ifs[i].cls);
+	}
+	free(ifs);
+	scan_nodes(w, fresh, n_fresh);
+	if (r < 0)
+		log_error("usb: out of memory enumerating devices: some are missing");
+	/* the records whose device is gone */
 	for (size_t i = 0; i < w->n_devs;) {
-		bool found = false;
-		for (size_t j = 0; j < n_seen && !found; j++)
-			found = strcmp(seen[j], w->devs[i]->syspath) == 0;
-		if (found)
+		if (find_sorted(fresh, n_fresh, w->devs[i]->syspath))
 			i++;
 		else
 			forget(w, w->devs[i]->syspath); /* moves the last one to i */
 	}
-	for (size_t j = 0; j < n_seen; j++)
-		free(seen[j]);
-	free(seen);
+	w->scanning = true; /* IDs once every device is in: in port order */
+	for (size_t i = 0; i < n_fresh; i++)
+		store(w, fresh[i]);
+	w->scanning = false;
+	free(fresh);
 	assign_ids(w);
 	return 0;
 }
@@ -547,8 +807,10 @@ static void tell(struct usb_watch *w)
 	free(w->hold_dev);
 	w->hold_dev = NULL;
 	if (w->changed) {
+		int64_t since = w->changed_since_us ? w->changed_since_us : loop_now_us();
 		w->changed = false;
-		w->cb(w->cb_data);
+		w->changed_since_us = 0;
+		w->cb(w->cb_data, since);
 	}
 }
 
@@ -556,6 +818,14 @@ static void on_hold(struct loop *loop, void *data)
 {
 	(void)loop;
 	tell(data);
+}
+
+/* The work that started at t (an event's arrival) changed something that
+ * is not told yet: the change is timed from the first such t. */
+static void note_since(struct usb_watch *w, int64_t t)
+{
+	if (w->changed && !w->changed_since_us)
+		w->changed_since_us = t;
 }
 
 static void notify(struct usb_watch *w)
@@ -603,8 +873,21 @@ static void on_uevent(struct usb_watch *w, struct udev_device *ud)
 				d->bound = false;
 				removal(w, sp);
 			}
-		} else /* add, bind, change */
-			refresh(w, sp, strcmp(action, "bind") == 0);
+		} else if (strcmp(action, "bind") == 0)
+			on_bind(w, sp);
+		else /* add, change */
+			refresh(w, sp, false);
+		return;
+	}
+	const char *type = udev_device_get_devtype(ud);
+	if (type && strcmp(type, "usb_interface") == 0) {
+		/* its class, for the bind of its device (on_bind) */
+		struct usb_dev *d = owner_of(w, sp);
+		if (d && strcmp(action, "remove") != 0 && strcmp(action, "unbind") != 0) {
+			size_t n = d->m.n_if;
+			add_if_class(d, hex_attr(ud, "bInterfaceClass", d->port));
+			w->changed |= d->m.n_if != n;
+		}
 		return;
 	}
 	const char *node = udev_device_get_devnode(ud);
@@ -641,9 +924,13 @@ static void on_monitor(struct loop *loop, int fd, uint32_t events, void *data)
 	/* A bounded batch: in a storm the loop gets back control (and the
 	 * kubelet an update) every MONITOR_BATCH events; the fd stays
 	 * readable, so the rest comes on the next iteration. */
-	for (int i = 0; i < MONITOR_BATCH && (ud = udev_monitor_receive_device(w->mon)); i++) {
+	for (int i = 0; i < MONITOR_BATCH; i++) {
+		int64_t t = loop_now_us(); /* the event's arrival, before reading it */
+		if (!(ud = udev_monitor_receive_device(w->mon)))
+			break;
 		on_uevent(w, ud);
 		udev_device_unref(ud);
+		note_since(w, t);
 	}
 	notify(w);
 }
@@ -681,7 +968,7 @@ static int LIBUSB_CALL on_hotplug(libusb_context *ctx, libusb_device *dev,
 		const char *sp = udev_device_get_syspath(ud);
 		struct usb_dev *known = find_dev(w, sp, NULL);
 		if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED && !known) {
-			struct usb_dev *d = read_dev(w, ud, false);
+			struct usb_dev *d = read_dev(w, ud, false, true);
 			if (d)
 				store(w, d);
 		}
@@ -703,7 +990,9 @@ static void on_libusb(struct loop *loop, int fd, uint32_t events, void *data)
 	(void)events;
 	struct usb_watch *w = data;
 	struct timeval zero = {0, 0};
+	int64_t t = loop_now_us();
 	libusb_handle_events_timeout_completed(w->usb, &zero, NULL);
+	note_since(w, t);
 	notify(w);
 }
 
@@ -806,7 +1095,9 @@ static void on_scan_timer(struct loop *loop, void *data)
 {
 	struct usb_watch *w = data;
 	int64_t asked = w->last_monitor_event_us;
+	int64_t t = loop_now_us();
 	scan(w);
+	note_since(w, t);
 	if (w->mode != USB_MODE_INOTIFY && w->changed &&
 	    loop_now_us() - asked > MONITOR_GRACE_US - 1000) {
 		log_warn("usb: a change appeared in /dev/bus/usb that no %s event reported: events "
@@ -895,6 +1186,7 @@ struct usb_watch *usb_watch_new(struct loop *loop, struct dirwatch *dw, struct u
 	int64_t t0 = loop_now_us();
 	scan(w);
 	w->changed = w->removed = false;
+	w->changed_since_us = 0;
 	free(w->hold_dev);
 	w->hold_dev = NULL;
 	log_info("usb enumeration devices=%zu ms=%.1f events=%s udev_db=%s", w->n_devs,
@@ -917,6 +1209,10 @@ void usb_watch_free(struct usb_watch *w)
 		return;
 	loop_timer_cancel(w->loop, on_scan_timer, w);
 	loop_timer_cancel(w->loop, on_hold, w);
+	loop_timer_cancel(w->loop, on_verify, w);
+	for (size_t i = 0; i < w->n_verify; i++)
+		free(w->verify[i]);
+	free(w->verify);
 	if (w->usb) {
 		libusb_set_pollfd_notifiers(w->usb, NULL, NULL, NULL);
 		const struct libusb_pollfd **fds = libusb_get_pollfds(w->usb);

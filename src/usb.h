@@ -32,8 +32,10 @@ enum usb_mode {
 
 /* Runs on the loop after a batch of events changed the set of devices.
  * A batch with a removal is told a few milliseconds late, once for the
- * whole burst (a hub unplugged): see HOLD_QUIET_US in usb.c. */
-typedef void (*usb_changed_cb)(void *data);
+ * whole burst (a hub unplugged): see HOLD_QUIET_US in usb.c. since_us
+ * (loop_now_us's clock): when the first event of the change reached this
+ * process, before anything was read or done about it. */
+typedef void (*usb_changed_cb)(void *data, int64_t since_us);
 
 /* Enumerates now, then follows events on loop. ids (borrowed, may be NULL)
  * names devices in logs. NULL with errno set on failure. */

@@ -65,7 +65,7 @@ def smaps(pid, field):
 
 
 class Run:
-    def __init__(self, n_files):
+    def __init__(self, n_files, log_level="warn"):
         self.tmp = tempfile.TemporaryDirectory()
         self.dev = os.path.join(self.tmp.name, "dev")
         self.pd = os.path.join(self.tmp.name, "pd") + "/"
@@ -76,7 +76,7 @@ class Run:
         self.kubelet = Kubelet(self.pd).start()
         dev = '{"name": "serial", "groups": [{"paths": [{"path": "%s/tty*"}]}]}' % self.dev
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([BIN, "--plugin-directory", self.pd, "--log-level", "warn",
+        self.proc = subprocess.Popen([BIN, "--plugin-directory", self.pd, "--log-level", log_level,
                                       "--domain", "example.com", "--listen", "127.0.0.1:0", "--device", dev],
                                      stdin=subprocess.DEVNULL)
         self.plugin = self.kubelet.wait_plugin("example.com/serial", timeout=30)
@@ -102,6 +102,48 @@ def bench_startup():
             out("anon_kib_%d_devices" % n, smaps(r.proc.pid, "Anonymous"))
         finally:
             r.close()
+
+
+def bench_event_cost(n_files=1000, n_events=300):
+    """The CPU the plugin spends on one inotify event in a watched directory
+    of n_files entries that all match the glob (tty*): (a) a name no glob
+    matches, (b) a matching name (a device node created, then removed).
+    CPU from /proc/<pid>/stat (utime+stime) over n_events events, each
+    alone (rescans are rate-limited to one per 2 ms); median of 3 rounds."""
+    r = Run(n_files, log_level="error")  # not a line per device gone
+    hz = os.sysconf("SC_CLK_TCK")
+    try:
+        time.sleep(0.5)
+
+        def per_event(make):
+            rounds = []
+            for k in range(3):
+                before = proc_stats(r.proc.pid)[0]
+                for i in range(n_events):
+                    make(k, i)
+                    time.sleep(0.005)
+                time.sleep(0.3)
+                rounds.append((proc_stats(r.proc.pid)[0] - before) * 1e6 / hz / n_events)
+            return statistics.median(rounds)
+
+        def unrelated(k, i):
+            path = os.path.join(r.dev, "other%d" % (i // 2))
+            if i % 2 == 0:
+                open(path, "w").close()
+            else:
+                os.unlink(path)
+
+        def matching(k, i):
+            path = os.path.join(r.dev, "ttyEXTRA%d" % (i // 2))
+            if i % 2 == 0:
+                mknod(path)
+            else:
+                os.unlink(path)
+
+        out("event_cpu_us_unmatched_name_%d_entries" % n_files, "%.0f" % per_event(unrelated))
+        out("event_cpu_us_matching_name_%d_entries" % n_files, "%.0f" % per_event(matching))
+    finally:
+        r.close()
 
 
 def bench_allocate(r):
@@ -269,6 +311,7 @@ def main():
     bench_startup()
     bench_storm()
     bench_devicematch()
+    bench_event_cost()
     r = Run(10)
     try:
         bench_allocate(r)

@@ -382,7 +382,7 @@ EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "manifests", "examples", "*.yaml"
 # What each example prints once it has its device.
 EXAMPLE_LOGS = {
     "fuse.yaml": r"got /dev/fuse \(device \S+\)",
-    "simulator.yaml": r"got virtual-\S+,virtual-\S+",
+    "simulator.yaml": r"got fake-gpu-\S+,fake-gpu-\S+",
     "serial-reader.yaml": r"got \S+: /dev/tty",
     "camera.yaml": r"video: /dev/video",
 }
@@ -408,6 +408,8 @@ def test_example(deployed, path):
             if env.get("USBDP_VIRTUAL_RESOURCE"):
                 provided[f"{env.get('DOMAIN', DOMAIN)}/{env['USBDP_VIRTUAL_RESOURCE']}"] = \
                     int(env.get("USBDP_VIRTUAL_COUNT", "1"))
+            elif env.get("RESOURCE_NAME"):  # the simple device plugin's variables
+                provided[env["RESOURCE_NAME"]] = int(env.get("NUMBER_DEVICES") or "2")
     cap, _ = k.resources(deployed.node)
     for p in pods:
         for c in p["spec"]["containers"]:

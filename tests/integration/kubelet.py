@@ -31,21 +31,22 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 GEN = os.path.join(ROOT, "build", "pygen")
 
 
-def _load_api():
-    """Compiles proto/deviceplugin.proto for Python once and imports it."""
-    proto = os.path.join(ROOT, "proto", "deviceplugin.proto")
-    out = os.path.join(GEN, "deviceplugin_pb2.py")
+def load_proto(name):
+    """Compiles proto/<name>.proto for Python (again when the .proto is
+    newer) and imports it."""
+    import importlib
+    proto = os.path.join(ROOT, "proto", name + ".proto")
+    out = os.path.join(GEN, name + "_pb2.py")
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(proto):
         os.makedirs(GEN, exist_ok=True)
         subprocess.run(["protoc", "--python_out=" + GEN, "-I" + os.path.dirname(proto), proto],
                        check=True)
     if GEN not in sys.path:
         sys.path.insert(0, GEN)
-    import deviceplugin_pb2  # noqa: E402
-    return deviceplugin_pb2
+    return importlib.import_module(name + "_pb2")
 
 
-api = _load_api()
+api = load_proto("deviceplugin")
 
 
 def wait_until(pred, timeout, what):

@@ -15,7 +15,6 @@ import os
 import re
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from concurrent import futures
@@ -23,23 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
-from kubelet import GEN, ROOT, SLOW
+from kubelet import SLOW, load_proto
 
 
-def _load_podresources():
-    proto = os.path.join(ROOT, "proto", "podresources.proto")
-    out = os.path.join(GEN, "podresources_pb2.py")
-    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(proto):
-        os.makedirs(GEN, exist_ok=True)
-        subprocess.run(["protoc", "--python_out=" + GEN, "-I" + os.path.dirname(proto), proto],
-                       check=True)
-    if GEN not in sys.path:
-        sys.path.insert(0, GEN)
-    import podresources_pb2  # noqa: E402
-    return podresources_pb2
-
-
-pr = _load_podresources()
+pr = load_proto("podresources")
 
 
 class PodResources:

@@ -105,6 +105,7 @@ then its "unbind" (if bound) and "remove" (its node already gone):
 World.sent lists every (action, syspath) sent, in order.
 """
 
+import contextlib
 import fcntl
 import glob
 import os
@@ -1325,6 +1326,26 @@ class World:
         tree = dev.build(self)
         self._insert(dev, tree, parent, events, settle)
         return dev
+
+    @contextlib.contextmanager
+    def losing(self, lost):
+        """with world.losing(lost): the uevents sent inside for which
+        lost(syspath, action) is true are not sent (what a listener whose
+        socket queue overflowed misses; sysfs and /dev change as usual).
+        They go to World.lost as (action, syspath)."""
+        send = self.uevent
+
+        def uevent(syspath, action):
+            if lost(syspath, action):
+                self.lost.append((action, syspath))
+            else:
+                send(syspath, action)
+        self.lost = getattr(self, "lost", [])
+        self.uevent = uevent  # this instance only, until the block ends
+        try:
+            yield self
+        finally:
+            del self.uevent
 
     def present_at_start(self, *devs):
         """Adds devices silently, bound, as if plugged before the plugin

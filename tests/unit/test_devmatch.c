@@ -612,6 +612,43 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return remove(path);
 }
 
+/* ---- which events matter ---- */
+
+TEST(event_new_name)
+{
+	static const char *const pats[] = {"^ttyUSB[0-9]*$", "^net/tun$", NULL};
+	struct matches ms;
+	matches_init(&ms, pats);
+	CHECK(devmatch_event_new_name("/dev", ms.m, ms.n, "/dev", "ttyUSB3", false));
+	CHECK(devmatch_event_new_name("/dev", ms.m, ms.n, "/dev/net", "tun", false));
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/dev", "ttyS0", false));
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/dev/net", "tap0", false));
+	/* a directory: what is below it is only known by walking it */
+	CHECK(devmatch_event_new_name("/dev", ms.m, ms.n, "/dev", "net", true));
+	/* hidden names, and what is below them, are never reported */
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/dev", ".udev", true));
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/dev/.x", "ttyUSB0", false));
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/devices", "ttyUSB0", false));
+	CHECK(!devmatch_event_new_name("/dev", ms.m, ms.n, "/tmp", "ttyUSB0", false));
+	CHECK(devmatch_event_new_name("/dev", ms.m, ms.n, "/dev", "", false));
+	matches_free(&ms);
+}
+
+TEST(event_matters_to_group)
+{
+	struct cfg_group g = {.dev_name = "net/tun", .count = 1};
+	CHECK(devmatch_event_matters("/dev", &g, "/dev/net", "tun"));
+	CHECK(devmatch_event_matters("/dev", &g, "/dev", "net")); /* its directory goes */
+	CHECK(!devmatch_event_matters("/dev", &g, "/dev/net", "tap0"));
+	CHECK(!devmatch_event_matters("/dev", &g, "/dev", "netx"));
+	CHECK(!devmatch_event_matters("/dev", &g, "/dev/net", "tunx"));
+	struct cfg_group snd = {.dev_name = "snd", .count = 1};
+	CHECK(devmatch_event_matters("/dev", &snd, "/dev/snd", "pcmC0D0p")); /* its nodes */
+	CHECK(devmatch_event_matters("/dev", &snd, "/dev/snd/by-path", "x"));
+	CHECK(!devmatch_event_matters("/dev", &snd, "/dev", "sndx"));
+	CHECK(devmatch_event_matters("/dev", &snd, "/dev", ""));
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/test_devmatch.XXXXXX");
@@ -640,6 +677,8 @@ int main(void)
 	RUN(expand_file);
 	RUN(expand_directory);
 	RUN(expand_missing_and_invalid);
+	RUN(event_new_name);
+	RUN(event_matters_to_group);
 
 	if (nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		fprintf(stderr, "test_devmatch: could not remove %s\n", root);

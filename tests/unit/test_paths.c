@@ -1003,6 +1003,71 @@ TEST(test_watch_root_and_arguments)
 	CHECK_INT(paths_watch_dirs(&g, &dirs, &n), -EINVAL);
 }
 
+/* ---- paths_event_matters: which events can change the expansion ---- */
+
+/* Whether an event for name in dir matters to a group of the given paths. */
+static bool matters(const char *const *paths, const char *dir, const char *name)
+{
+	struct cfg_path p[4] = {{0}};
+	size_t n = 0;
+	for (; paths[n] && n < 4; n++)
+		p[n] = (struct cfg_path){.path = (char *)paths[n], .limit = 1};
+	struct cfg_group g = {.paths = p, .n_paths = n, .count = 1};
+	return paths_event_matters(&g, dir, name);
+}
+
+TEST(test_event_matters_leaf_glob)
+{
+	const char *const tty[] = {"/dev/ttyUSB*", NULL};
+	CHECK(matters(tty, "/dev", "ttyUSB0"));
+	CHECK(!matters(tty, "/dev", "ttyS0"));
+	CHECK(!matters(tty, "/dev", "other"));
+	CHECK(!matters(tty, "/dev/", "null"));	  /* a trailing '/' in the dir */
+	CHECK(matters(tty, "/dev", ""));	  /* the directory itself */
+	CHECK(!matters(tty, "/tmp", "ttyUSB0"));  /* another directory */
+	CHECK(matters(tty, "/dev/ttyUSB0", "x")); /* below a match */
+	const char *const hidden[] = {"/dev/*", NULL};
+	CHECK(!matters(hidden, "/dev", ".#tmp1234")); /* udev's temporary names */
+	CHECK(matters(hidden, "/dev", "a"));
+	const char *const dot[] = {"/dev/.x*", NULL};
+	CHECK(matters(dot, "/dev", ".x1"));
+	CHECK(!matters(dot, "/dev", "x1"));
+}
+
+TEST(test_event_matters_intermediate_levels)
+{
+	const char *const usb[] = {"/dev/bus/usb/*/*", NULL};
+	CHECK(matters(usb, "/dev/bus/usb", "003"));	/* a new bus directory */
+	CHECK(matters(usb, "/dev/bus/usb/003", "005")); /* a node in it */
+	CHECK(!matters(usb, "/dev/bus/usb", ".hidden"));
+	CHECK(matters(usb, "/dev/bus", "usb")); /* the literal prefix comes */
+	CHECK(!matters(usb, "/dev/bus", "pci"));
+	CHECK(matters(usb, "/dev", "bus")); /* its deepest existing ancestor */
+	CHECK(!matters(usb, "/dev", "ttyS0"));
+	const char *const snd[] = {"/dev/snd/pcm[CD]*", "/dev/snd/control?", NULL};
+	CHECK(matters(snd, "/dev/snd", "pcmC0D0p"));
+	CHECK(matters(snd, "/dev/snd", "controlC"));
+	CHECK(!matters(snd, "/dev/snd", "timer"));
+	CHECK(!matters(snd, "/dev/snd", "control12"));
+	const char *const esc[] = {"/dev/a\\*b/*", NULL}; /* a literal '*' */
+	CHECK(matters(esc, "/dev", "a*b"));
+	CHECK(!matters(esc, "/dev", "axb"));
+}
+
+TEST(test_event_matters_relative_and_bad)
+{
+	const char *const rel[] = {"dev/tty*", NULL};
+	CHECK(matters(rel, "dev", "tty1"));
+	CHECK(!matters(rel, "dev", "null"));
+	CHECK(!matters(rel, "/dev", "tty1")); /* absolute is not relative */
+	const char *const bad[] = {"/dev/x[", NULL};
+	CHECK(matters(bad, "/dev", "anything")); /* malformed: a retry is due */
+	const char *const lit[] = {"/dev/snd", NULL};
+	CHECK(matters(lit, "/dev/snd", "pcmC0D0p")); /* a Device directory's nodes */
+	CHECK(matters(lit, "/dev", "snd"));
+	CHECK(!matters(lit, "/dev", "sndx"));
+}
+
 int main(void)
 {
 	RUN(test_limit_caps_pairs);
@@ -1024,6 +1089,9 @@ int main(void)
 	RUN(test_watch_missing_prefix);
 	RUN(test_watch_literal);
 	RUN(test_watch_usb_layout);
+	RUN(test_event_matters_leaf_glob);
+	RUN(test_event_matters_intermediate_levels);
+	RUN(test_event_matters_relative_and_bad);
 	RUN(test_watch_shared_and_appended);
 	RUN(test_watch_normalised);
 	RUN(test_watch_escaped_and_hidden);

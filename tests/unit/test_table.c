@@ -326,6 +326,40 @@ TEST(snapshot_keeps_to_the_list_bytes_limit)
 	table_free(t);
 }
 
+static const char *touched_path;
+
+static bool touched_is(void *data, const char *path)
+{
+	(void)data;
+	return touched_path && strstr(path, touched_path) != NULL;
+}
+
+TEST(health_checked_again_only_where_touched)
+{
+	struct table *t = table_new(names[0], 1000);
+	node("p", 1);
+	node("q", 1);
+	const char *pq[] = {"p", "q"};
+	CHECK_INT(table_update_group(t, 0, insts(2, pq, 1), 2, 1000000), 1);
+	/* p turns into a regular file; an event named only q: p's health is
+	 * not looked at (no stat), q's is */
+	node("p", 0);
+	touched_path = "/q";
+	CHECK_INT(table_update_group_touched(t, 0, insts(2, pq, 1), 2, 1000000, touched_is, NULL),
+		  0);
+	CHECK_STR(health(t, "p-0"), "healthy");
+	/* the event that names p */
+	touched_path = "/p";
+	CHECK_INT(table_update_group_touched(t, 0, insts(2, pq, 1), 2, 1000000, touched_is, NULL),
+		  1);
+	CHECK_STR(health(t, "p-0"), "sick");
+	/* no predicate: every one is checked */
+	node("p", 1);
+	CHECK_INT(table_update_group_touched(t, 0, insts(2, pq, 1), 2, 1000000, NULL, NULL), 1);
+	CHECK_STR(health(t, "p-0"), "healthy");
+	table_free(t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_NONE);
@@ -348,6 +382,7 @@ int main(void)
 	RUN(entry_bytes_as_protobuf_packs_them);
 	RUN(snapshot_keeps_to_the_device_limit);
 	RUN(snapshot_keeps_to_the_list_bytes_limit);
+	RUN(health_checked_again_only_where_touched);
 	rmdir(dir);
 	return CHECK_SUMMARY();
 }
