@@ -264,9 +264,10 @@ static void scan_paths(struct daemon *d, const struct scan_event *ev, size_t n)
 						     ev[i].mask & IN_ISDIR);
 		dirs = dirs || changes_dirs(&ev[i]);
 	}
+	size_t n_all = 0; /* configured and derived: one limit for both */
+	resources_list(d->rs, &n_all);
 	if (sync)
-		derived_sync(d->derived, current(d), resources_n_derived(d->rs), on_find,
-			     on_derived, d);
+		derived_sync(d->derived, current(d), n_all, on_find, on_derived, d);
 	scan_groups(d, false, ev, n);
 	if (dirs && update_watches(d)) { /* once more, for what came before the watch */
 		d->events_all = true;

@@ -10,6 +10,7 @@
 #include "devmatch.h"
 #include "log.h"
 #include "once.h"
+#include "sizelimits.h"
 
 struct derived {
 	struct devmatch *dm;	   /* NULL until a config has entries */
@@ -17,7 +18,7 @@ struct derived {
 	struct once *warned;
 	/* for on_match, during one derived_sync */
 	const struct config *cfg;
-	size_t n_derived;
+	size_t n_resources; /* configured and derived */
 	derived_find_cb find;
 	derived_add_cb add;
 	void *data;
@@ -113,13 +114,13 @@ static void on_match(void *data, const char *file, size_t mi)
 				 resource_full_name(have), CONFIG_SDM_DEV_DIR, other);
 		return;
 	}
-	if (dv->n_derived >= DERIVED_MAX) { /* an expression like ".*": a server per file */
+	if (dv->n_resources >= LIMIT_RESOURCES) { /* an expression like ".*" */
 		if (warn_once(dv, "max", ""))
 			log_error(
 			    "devicematch file skipped file=%s/%s devicematch=\"%s\": already %d "
-			    "resources for matching files (the most served); narrow the "
-			    "expressions",
-			    CONFIG_SDM_DEV_DIR, file, m->pattern, DERIVED_MAX);
+			    "resources, configured and for matching files (the most served); "
+			    "narrow the expressions",
+			    CONFIG_SDM_DEV_DIR, file, m->pattern, LIMIT_RESOURCES);
 		return;
 	}
 	struct cfg_device dev;
@@ -133,13 +134,13 @@ static void on_match(void *data, const char *file, size_t mi)
 			log_error("cannot add resource=%s err=\"%s\"", name, strerror(-e));
 		return;
 	}
-	dv->n_derived++;
+	dv->n_resources++;
 	log_info("resource added for a matching file resource=%s file=%s/%s devicematch=\"%s\" "
 		 "line=%u count=%u",
 		 resource_full_name(r), CONFIG_SDM_DEV_DIR, file, m->pattern, m->line, m->max);
 }
 
-void derived_sync(struct derived *dv, const struct config *cfg, size_t n_derived,
+void derived_sync(struct derived *dv, const struct config *cfg, size_t n_resources,
 		  derived_find_cb find, derived_add_cb add, void *data)
 {
 	if (!cfg->n_matches)
@@ -153,7 +154,7 @@ void derived_sync(struct derived *dv, const struct config *cfg, size_t n_derived
 		dv->seen = cfg;
 	}
 	dv->cfg = cfg;
-	dv->n_derived = n_derived;
+	dv->n_resources = n_resources;
 	dv->find = find;
 	dv->add = add;
 	dv->data = data;

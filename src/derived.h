@@ -12,10 +12,6 @@
 #include "config.h"
 #include "resource.h"
 
-/* Resources made for matching files: each is a gRPC server with its
- * socket, so a runaway expression must not make one per file of /dev. */
-#define DERIVED_MAX 256
-
 struct derived;
 
 struct derived *derived_new(void);     /* NULL on ENOMEM */
@@ -30,10 +26,11 @@ typedef struct resource *(*derived_add_cb)(void *data, const struct cfg_device *
 typedef struct resource *(*derived_find_cb)(void *data, const char *name);
 
 /* For every file cfg's devicematch entries match now and that has no
- * resource (find) yet: add(data, dev, file), while fewer than DERIVED_MAX
- * derived resources exist (n_derived now). Skipped files are logged once
- * each. */
-void derived_sync(struct derived *dv, const struct config *cfg, size_t n_derived,
+ * resource (find) yet: add(data, dev, file), while fewer than
+ * LIMIT_RESOURCES (sizelimits.h) resources exist in all, configured and
+ * derived (n_resources now): a runaway expression must not make a server
+ * per file of /dev. Skipped files are logged once each. */
+void derived_sync(struct derived *dv, const struct config *cfg, size_t n_resources,
 		  derived_find_cb find, derived_add_cb add, void *data);
 
 /* After a reload to cfg: the device the derived resource r should now have

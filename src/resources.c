@@ -48,14 +48,6 @@ struct resource *resources_find(const struct resources *rs, const char *name)
 	return NULL;
 }
 
-size_t resources_n_derived(const struct resources *rs)
-{
-	size_t n = 0;
-	for (size_t i = 0; rs && i < rs->n; i++)
-		n += resource_origin(rs->v[i]) != NULL;
-	return n;
-}
-
 struct resource *resources_add(struct resources *rs, const struct cfg_device *dev,
 			       const char *origin)
 {

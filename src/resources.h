@@ -25,8 +25,6 @@ void resources_free(struct resources *rs, bool keep_cdi);
  * NULL list (being stopped) is empty for these three. */
 struct resource *const *resources_list(const struct resources *rs, size_t *n);
 struct resource *resources_find(const struct resources *rs, const char *name);
-/* How many were made for devicematch files. */
-size_t resources_n_derived(const struct resources *rs);
 
 /* A new resource for dev (copied; origin as in resource_new), appended;
  * served and registered at once when the gRPC side is up. NULL with errno

@@ -10,8 +10,9 @@
 
 /* Configured resources: each is a unix socket, a gRPC server, a
  * registration and a set of metrics (some 40 KiB each); 10,000 of them took
- * 393 MiB against the DaemonSet's 64 MiB. The same figure as DERIVED_MAX,
- * the cap on smarter-device-manager's derived resources. */
+ * 393 MiB against the DaemonSet's 64 MiB. smarter-device-manager's
+ * derived resources count too: a devicematch file that would make one
+ * more is skipped (derived.h). */
 #define LIMIT_RESOURCES 256
 
 /* Devices (kubelet device IDs) one resource lists: the kubelet keeps every

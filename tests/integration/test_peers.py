@@ -46,14 +46,14 @@ def fakedev(devdir):
 def sdm(tmp_path, plugin_dir, start_raw, fakedev):
     """sdm(conf, extra=[]) runs the plugin on a smarter-device-manager
     config with the fake /dev mounted over /dev."""
-    def go(conf=SDM_CONF, extra=(), fmt=None):
+    def go(conf=SDM_CONF, extra=(), fmt=None, env=None):
         path = tmp_path / "conf.yaml"
         path.write_text(conf)
         args = ["--config", str(path), "--plugin-directory", plugin_dir,
                 "--listen", "127.0.0.1:0", "--log-level", "debug"] + list(extra)
         if fmt:
             args += ["--config-format", fmt]
-        return start_raw(args, dev_root=fakedev.path)
+        return start_raw(args, dev_root=fakedev.path, env=env)
     return go
 
 
@@ -396,3 +396,18 @@ def test_sdm_runaway_expression_is_capped(fakedev, plugin_dir, sdm):
     wait_until(lambda: len(socks()) == 256, 20, "256 sockets served")
     p.wait_log(r"serving resource=smarter-devices/f255 ")
     assert "serving resource=smarter-devices/f256 " not in p.log()
+
+
+def test_sdm_cap_counts_configured_resources_too(fakedev, plugin_dir, sdm):
+    """One limit on resources in all: with a configured (virtual) resource
+    beside them, 255 files get one each and the 256th is skipped."""
+    for i in range(260):
+        fakedev.add("f%03d" % i)
+    p = sdm("- devicematch: ^f[0-9]+$\n  nummaxdevices: 1\n",
+            env={"USBDP_VIRTUAL_RESOURCE": "fake", "USBDP_VIRTUAL_COUNT": "1"})
+    p.wait_log(r"devicematch file skipped file=/dev/f255 .*already 256 resources, configured "
+               r"and for matching files", timeout=20)
+    socks = lambda: [n for n in os.listdir(plugin_dir) if n.endswith(".sock")]
+    wait_until(lambda: len(socks()) == 256, 20, "256 sockets served")
+    p.wait_log(r"serving resource=smarter-devices/f254 ")
+    assert "serving resource=smarter-devices/f255 " not in p.log()
