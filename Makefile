@@ -162,7 +162,8 @@ unit: $(UNIT_BIN)
 	if [ -n "$$failed" ]; then echo "unit: FAILED:$$failed"; exit 1; fi
 
 # Debian's python3 (pyenv's may shadow it) has grpcio and protobuf.
-PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
+# A test that hangs prints every thread's stack after 10 minutes.
+PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=600
 
 # An independent libudev + libusb client that checks the fake USB world.
 build/usbprobe: tests/integration/usbprobe.c

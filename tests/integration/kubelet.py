@@ -16,7 +16,14 @@ import threading
 import time
 from concurrent import futures
 
-import grpc
+# The tests fork (subprocess with preexec_fn) while grpcio's threads run.
+# With fork support on, gRPC's pthread_atfork handler waits for those
+# threads, one of which may wait for the GIL the forking thread holds: on a
+# busy machine the suite hung in fork. The stand-in never uses gRPC in a
+# child, so the handlers are not wanted. Set before grpc is first imported.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
+import grpc  # noqa: E402
 
 # Every wait in the tests is scaled by one factor: a busy machine, valgrind
 # (UDP_WRAP) or the sanitizers make everything slower, and a wait is only an
