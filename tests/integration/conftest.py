@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -225,6 +227,28 @@ def run_plugin(plugin_dir, start_raw):
         return start_raw(args + list(extra), env=env, dev_root=dev_root)
 
     return start
+
+
+def http_get(port, path, timeout=5 * SLOW):
+    """(status, body) of GET path on the plugin's --listen port, whatever
+    the status."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric_value(port, line_start, timeout=5 * SLOW):
+    """The value of the /metrics line that starts with line_start (a name,
+    or a name with its labels as the plugin prints them), None if none."""
+    status, body = http_get(port, "/metrics", timeout)
+    assert status == 200, (status, body)
+    for line in body.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    return None
 
 
 def sha1_id(slot, *paths):

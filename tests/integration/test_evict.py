@@ -9,11 +9,10 @@ import os
 import re
 import threading
 import time
-import urllib.request
 
 import pytest
 
-from conftest import SLOW, sha1_id
+from conftest import SLOW, metric_value, sha1_id
 from kubeworld import ApiServer, PodResources
 
 RES = "example.com/serial"
@@ -41,11 +40,9 @@ def start(run_plugin, devdir, world, after="1s"):
 
 
 def metric(plugin, result):
-    port = plugin.http_port()
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
-    m = re.search(r'usbdp_evictions_total\{resource="%s",result="%s"\} (\d+)' %
-                  (re.escape(RES), result), text.decode())
-    return int(m.group(1)) if m else 0
+    v = metric_value(plugin.http_port(),
+                     'usbdp_evictions_total{resource="%s",result="%s"}' % (RES, result), timeout=5)
+    return int(v) if v is not None else 0
 
 
 def ids(devdir, *names):

@@ -7,12 +7,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import DevDir
+from conftest import DevDir, http_get, metric_value
 from kubelet import Kubelet, wait_until
 
 NOBODY = 65534
@@ -56,19 +54,11 @@ def no_inotify_for_nobody():
 
 
 def _health(port):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return http_get(port, "/healthz", timeout=5)
 
 
 def _metric(port, name):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
+    return metric_value(port, name, timeout=5)
 
 
 @pytest.fixture

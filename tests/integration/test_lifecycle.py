@@ -8,11 +8,10 @@ import os
 import shutil
 import signal
 import threading
-import urllib.request
 
 import grpc
 
-from conftest import WRAP
+from conftest import WRAP, http_get
 from kubelet import Kubelet, wait_until
 
 DOMAIN = "example.com"
@@ -147,11 +146,7 @@ def test_removal_during_calls_is_clean(devdir, tmp_path, kubelet, plugin_dir, st
 
 
 def _healthz(port):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return http_get(port, "/healthz", timeout=5)
 
 
 def test_healthz_tells_resources_that_cannot_be_served(devdir, tmp_path, kubelet, plugin_dir,

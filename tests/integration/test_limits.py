@@ -6,38 +6,17 @@ list the kubelet's 4 MiB gRPC limit refuses."""
 import json
 import os
 import signal
-import urllib.error
-import urllib.request
 
 import grpc
 import pytest
 
-from conftest import sha1_id
+from conftest import http_get, metric_value, sha1_id
 from kubelet import SLOW, api, wait_until
 
 DOMAIN = "example.com"
 MAX_RESOURCES = 256
 MAX_DEVICES = 10000
 MAX_LIST_BYTES = 4000000  # below the kubelet's 4 MiB (4,194,304)
-
-
-def _get(port, path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
-                                    timeout=5 * SLOW) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def _metric(port, line_start):
-    """The value of the /metrics line that starts with line_start."""
-    status, body = _get(port, "/metrics")
-    assert status == 200
-    for line in body.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def _write(path, devices):
@@ -133,9 +112,9 @@ def test_glob_over_the_device_limit_lists_the_first(devdir, kubelet, plugin_dir,
     assert set(devs) == {sha1_id(j, first) for j in range(MAX_DEVICES)}
     plugin.wait_log(r"resource over its limits resource=example.com/big listed=10000 "
                     r"withheld=90000 max_devices=10000 max_list_bytes=4000000")
-    assert _metric(port, 'usbdp_devices_withheld{resource="example.com/big"}') == 90000
+    assert metric_value(port, 'usbdp_devices_withheld{resource="example.com/big"}') == 90000
     # ready (once registered): the devices that fit are served
-    status, body = wait_until(lambda: (lambda r: r[0] == 200 and r)(_get(port, "/healthz")),
+    status, body = wait_until(lambda: (lambda r: r[0] == 200 and r)(http_get(port, "/healthz")),
                               5, "/healthz 200")
     assert "over limit: example.com/big: 90000 devices not listed\n" in body
     # a withheld device is not the kubelet's to hand out
@@ -150,8 +129,8 @@ def test_glob_over_the_device_limit_lists_the_first(devdir, kubelet, plugin_dir,
         devdir.remove(f)
     plugin.wait_log(r"resource back under its limits resource=example.com/big "
                     r"listed=10000", start=mark, timeout=10)
-    assert _metric(port, 'usbdp_devices_withheld{resource="example.com/big"}') == 0
-    assert _get(port, "/healthz") == (200, "ok\n")
+    assert metric_value(port, 'usbdp_devices_withheld{resource="example.com/big"}') == 0
+    assert http_get(port, "/healthz") == (200, "ok\n")
     assert set(s.latest()) == {sha1_id(j, first) for j in range(MAX_DEVICES)}
 
 

@@ -11,13 +11,11 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, SLOW, WRAP
+from conftest import BIN, ROOT, SLOW, WRAP, http_get
 from kubelet import Kubelet, wait_until
 
 MANIFESTS = os.path.join(ROOT, "manifests")
@@ -378,15 +376,6 @@ def test_camera_entry_is_a_usb_video_class_group():
     assert "camera" not in names, "the default config has a camera now: update camera.yaml"
 
 
-def get(port, path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
-                                    timeout=5 * SLOW) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def example_resources():
     out = {}
     for ex in EXAMPLES:
@@ -415,7 +404,7 @@ def test_daemonset_config_serves_what_the_examples_ask(tmp_path, plugin_dir, sta
     want = {"%s/%s" % (DOMAIN, d["name"]) for d in cfg["devices"]}
     for r in want:
         plugin.wait_log(r"serving resource=%s " % re.escape(r))
-    status, body = get(port, "/healthz")
+    status, body = http_get(port, "/healthz")
     assert status == 503 and "not registered" in body, (status, body)
     k = Kubelet(plugin_dir).start()
     try:
@@ -424,13 +413,13 @@ def test_daemonset_config_serves_what_the_examples_ask(tmp_path, plugin_dir, sta
         assert {r.resource_name for r in k.registrations} == want
         for ex, res in example_resources().items():
             assert set(res) <= want, "%s asks for %r; the plugin serves %r" % (ex, res, want)
-        wait_until(lambda: get(port, "/healthz")[0] == 200, 5, "/healthz 200")
+        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 5, "/healthz 200")
         live = container()["livenessProbe"]
         t = time.monotonic()
         k.restart()
         for r in want:
             k.wait_plugin(r, timeout=5, after=1)
-        wait_until(lambda: get(port, "/healthz")[0] == 200, 5, "/healthz 200 again")
+        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 5, "/healthz 200 again")
         # at most one liveness probe can land in the gap
         assert time.monotonic() - t < live["periodSeconds"] * SLOW
     finally:

@@ -6,26 +6,12 @@ the events said sends the kubelet nothing new."""
 
 import pytest
 
-from conftest import BIN
 from kubelet import wait_until
+from test_usb import start, world  # noqa: F401 (fixtures)
 import usbworld as uw
 
 pytestmark = pytest.mark.skipif(uw.available() is not None,
                                 reason=str(uw.available()) + ": no fake USB world")
-
-
-@pytest.fixture
-def world():
-    w = uw.World()
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def start(world, run_plugin):
-    def go(*devices):
-        return run_plugin(*devices, env=world.env(asan=uw.uses_asan(BIN)))
-    return go
 
 
 CH340 = {"vendor": "1a86", "product": "7523"}

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import BIN, SLOW
 from kubelet import api, wait_until
+from test_usb import world  # noqa: F401 (fixture)
 import usbworld as uw
 
 pytestmark = pytest.mark.skipif(uw.available() is not None,
@@ -22,13 +23,6 @@ FT232R = {"vendor": "0403", "product": "6001"}
 CH340 = {"vendor": "1a86", "product": "7523"}
 # what the kubelet, env var values and CDI device names all take as they are
 VALID_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,125}[A-Za-z0-9])?$")
-
-
-@pytest.fixture
-def world():
-    w = uw.World()
-    yield w
-    w.close()
 
 
 @pytest.fixture
