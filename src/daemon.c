@@ -190,12 +190,17 @@ static void on_rescan(struct loop *loop, void *data)
 	d->events_due = true; /* done, then published, by on_idle */
 }
 
+static void free_events(struct scan_event *ev, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(ev[i].dir);
+		free(ev[i].name);
+	}
+}
+
 static void drop_events(struct daemon *d)
 {
-	for (size_t i = 0; i < d->n_events; i++) {
-		free(d->events[i].dir);
-		free(d->events[i].name);
-	}
+	free_events(d->events, d->n_events);
 	d->n_events = 0;
 	d->events_all = false;
 	d->events_due = false;
@@ -264,10 +269,11 @@ static void scan_paths(struct daemon *d, const struct scan_event *ev, size_t n)
 						     ev[i].mask & IN_ISDIR);
 		dirs = dirs || changes_dirs(&ev[i]);
 	}
-	size_t n_all = 0; /* configured and derived: one limit for both */
-	resources_list(d->rs, &n_all);
-	if (sync)
+	if (sync) {
+		size_t n_all = 0; /* configured and derived: one limit for both */
+		resources_list(d->rs, &n_all);
 		derived_sync(d->derived, current(d), n_all, on_find, on_derived, d);
+	}
 	scan_groups(d, false, ev, n);
 	if (dirs && update_watches(d)) { /* once more, for what came before the watch */
 		d->events_all = true;
@@ -471,10 +477,7 @@ static void on_idle(struct loop *loop, void *data)
 		d->events_due = false;
 		d->last_rescan_us = loop_now_us();
 		scan_paths(d, ev, n);
-		for (size_t i = 0; i < n; i++) {
-			free(ev[i].dir);
-			free(ev[i].name);
-		}
+		free_events(ev, n);
 	} else {
 		d->events_due = false;
 	}
